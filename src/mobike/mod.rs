@@ -1,0 +1,177 @@
+//! The sans-IO MOBIKE core (RFC 4555).
+//!
+//! Owns: every MOBIKE decision of one `ike_mobike` task (which notifies to
+//! send, what a received notify means, which paths a (re)transmission goes
+//! to, when addresses are updated) and the little per-IKE_SA memory charon
+//! has no place for ([`SaMemory`]).
+//!
+//! Never: touches strongSwan, reads a clock, does I/O, or trusts a length a
+//! peer sent. Facts come in ([`SaView`], [`Message`]); decisions go out as
+//! [`Action`]s plus a [`Status`]. The caller applies them in order.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod cookie;
+pub mod natd;
+pub mod notify;
+pub mod task;
+
+#[cfg(test)]
+mod sim;
+
+use std::net::SocketAddr;
+
+pub use addr::{Families, Route};
+pub use natd::SaMemory;
+pub use notify::{Notify, NotifyType};
+pub use task::MobikeTask;
+
+/// Most addresses of either peer kept or announced (strongSwan's built-in
+/// announces at most 8; the peer's list is bounded here, RFC 4555 leaves it
+/// open and a peer controls it).
+pub const MAX_PEER_ADDRESSES: usize = 16;
+/// Most ADDITIONAL_*_ADDRESS notifies we put in one message.
+pub const MAX_ANNOUNCED_ADDRESSES: usize = 8;
+/// COOKIE2 length we send (RFC 4555 3.5 allows 8..=64).
+pub const COOKIE2_LEN: usize = 16;
+
+/// The IKEv2 exchange a message belongs to, as far as MOBIKE cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    IkeAuth,
+    Informational,
+    Other,
+}
+
+/// What the task tells the task manager after `build`/`process`
+/// (charon's `status_t` NEED_MORE / SUCCESS / FAILED).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    NeedMore,
+    Success,
+    /// Close the IKE_SA (e.g. COOKIE2 mismatch, RFC 4555 3.5).
+    Failed,
+}
+
+/// IKE_SA extensions the core may enable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extension {
+    Mobike,
+    NatTraversal,
+}
+
+/// IKE_SA conditions the core may set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// We are behind a NAT.
+    NatHere,
+    /// The peer is behind a NAT.
+    NatThere,
+    /// UDP encapsulation forced although no NAT was seen.
+    NatFake,
+}
+
+/// Which SAs `update_hosts` must move even if the addresses look unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateForce {
+    /// IKE_SA addresses and all CHILD_SAs (UPDATE_HOSTS_FORCE_ALL).
+    All,
+    /// Only the CHILD_SAs (UPDATE_HOSTS_FORCE_CHILDREN), e.g. after NAT state changed.
+    Children,
+}
+
+/// One decision for the caller to apply, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Add a notify payload (type, data) to the message being built.
+    AddNotify { ty: NotifyType, data: Vec<u8> },
+    /// Send the message being built from this source address instead.
+    SetSource(SocketAddr),
+    /// Nothing to send: turn the request into no exchange at all
+    /// (charon: `set_exchange_type(EXCHANGE_TYPE_UNDEFINED)`).
+    CancelExchange,
+    EnableExtension(Extension),
+    SetCondition { cond: Condition, value: bool },
+    /// Forget the peer address set (full-list replace follows).
+    ClearPeerAddresses,
+    /// Add one address to the peer address set.
+    AddPeerAddress(SocketAddr),
+    /// Move the IKE_SA (and CHILD_SAs, see `force`) to these hosts; `None`
+    /// keeps that side.
+    UpdateHosts { me: Option<SocketAddr>, other: Option<SocketAddr>, force: UpdateForce },
+    /// Send a copy of the packet being transmitted on this path.
+    Send { src: SocketAddr, dst: SocketAddr },
+    /// A line for the daemon's log, IKE group; level 1 or 2.
+    Log { level: u8, text: String },
+}
+
+/// What charon knows about the IKE_SA at the moment of a call. The caller
+/// reads it fresh for every call; the core keeps none of it.
+#[derive(Clone, Debug)]
+pub struct SaView<'a> {
+    /// Charon's unique id of the IKE_SA (keys [`SaMemory`]).
+    pub unique_id: u32,
+    /// IKE SPIs as they appear on the wire (network byte order).
+    pub spi_i: [u8; 8],
+    pub spi_r: [u8; 8],
+    /// Current path: our address and the peer's, with ports.
+    pub my_host: SocketAddr,
+    pub other_host: SocketAddr,
+    /// Ports from the IKE config (`ike_cfg` my/other port).
+    pub my_cfg_port: u16,
+    pub other_cfg_port: u16,
+    /// The IKE socket's ports: plain (usually 500) and NAT-T (usually 4500).
+    pub socket_port: u16,
+    pub socket_natt_port: u16,
+    /// Address families the IKE socket can send from.
+    pub families: Families,
+    /// We initiated the IKE_SA (charon COND_ORIGINAL_INITIATOR).
+    pub original_initiator: bool,
+    /// IKE_AUTH completed (charon COND_AUTHENTICATED).
+    pub authenticated: bool,
+    /// The connection allows MOBIKE (`mobike = yes`; true when unknown).
+    pub mobike_configured: bool,
+    /// The peer negotiated MOBIKE (charon EXT_MOBIKE).
+    pub mobike_supported: bool,
+    /// We are behind a NAT (charon COND_NAT_HERE).
+    pub nat_here: bool,
+    /// UDP encapsulation is forced by config or required by the kernel.
+    pub force_encap: bool,
+    /// A queued MOBIKE task will check or update paths after this one.
+    pub newer_update_queued: bool,
+    /// The peer address set as charon holds it (may include ports).
+    pub peer_addresses: &'a [SocketAddr],
+    /// Our usable local addresses (charon kernel interface, regular ones).
+    pub local_addresses: &'a [std::net::IpAddr],
+    /// For each peer address: the source address the kernel would use
+    /// (`get_source_addr(peer, NULL)`), `None` if unroutable.
+    pub routes: &'a [Route],
+    /// The kernel's source address towards `other_host` with `my_host`
+    /// as hint; `None` if the peer is unreachable.
+    pub route_current: Option<std::net::IpAddr>,
+}
+
+/// A received message (for `process`) or the message being built (for
+/// `build`).
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    pub exchange: Exchange,
+    /// The message's source and destination, as charon has them.
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    /// SPIs from the message header (network byte order).
+    pub spi_i: [u8; 8],
+    pub spi_r: [u8; 8],
+    /// Notify payloads, raw, in message order (received messages only).
+    pub notifies: &'a [RawNotify<'a>],
+    /// For `build`: the kernel's source address towards `dst` with `src` as
+    /// hint (`None` if unroutable).
+    pub route_src: Option<std::net::IpAddr>,
+}
+
+/// A notify payload as found in a message: type and data, unparsed.
+#[derive(Clone, Copy, Debug)]
+pub struct RawNotify<'a> {
+    pub ty: u16,
+    pub data: &'a [u8],
+}

@@ -1,0 +1,1 @@
+//! Deterministic two-peer simulation of MOBIKE tasks (tests only).
