@@ -1,1 +1,9 @@
-pub mod abi {}
+//! The boundary: the C ABI over the core ([`abi`]), the process-wide state
+//! behind it ([`registry`]) and charon's two entry points ([`entry`]).
+//!
+//! The only module with `unsafe` code. Nothing here decides anything about
+//! MOBIKE: it converts, checks pointers and catches panics.
+
+pub mod abi;
+pub mod entry;
+pub mod registry;

@@ -1,0 +1,60 @@
+/*
+ * Bus listener of the mobike-rs plugin.
+ */
+
+#include "mobike_rs_listener.h"
+
+#include <daemon.h>
+
+typedef struct private_mobike_rs_listener_t private_mobike_rs_listener_t;
+
+/**
+ * Private data of a mobike_rs_listener_t.
+ */
+struct private_mobike_rs_listener_t {
+
+	/**
+	 * Public interface.
+	 */
+	mobike_rs_listener_t public;
+
+	/**
+	 * The Rust core's functions.
+	 */
+	const mobike_api *api;
+};
+
+METHOD(listener_t, ike_state_change, bool,
+	private_mobike_rs_listener_t *this, ike_sa_t *ike_sa, ike_sa_state_t state)
+{
+	if (state == IKE_DESTROYING)
+	{
+		this->api->sa_forget(ike_sa->get_unique_id(ike_sa));
+	}
+	return TRUE;
+}
+
+METHOD(mobike_rs_listener_t, destroy, void,
+	private_mobike_rs_listener_t *this)
+{
+	free(this);
+}
+
+/*
+ * Described in header
+ */
+mobike_rs_listener_t *mobike_rs_listener_create(const mobike_api *api)
+{
+	private_mobike_rs_listener_t *this;
+
+	INIT(this,
+		.public = {
+			.listener = {
+				.ike_state_change = _ike_state_change,
+			},
+			.destroy = _destroy,
+		},
+		.api = api,
+	);
+	return &this->public;
+}

@@ -1,0 +1,164 @@
+/*
+ * The mobike-rs plugin: MOBIKE (RFC 4555) from a Rust core.
+ */
+
+#include "mobike_rs_plugin.h"
+#include "mobike_rs_listener.h"
+#include "mobike_rs_shim.h"
+
+#include <daemon.h>
+
+typedef struct private_mobike_rs_plugin_t private_mobike_rs_plugin_t;
+
+/**
+ * Private data of the mobike-rs plugin.
+ */
+struct private_mobike_rs_plugin_t {
+
+	/**
+	 * Public interface.
+	 */
+	mobike_rs_plugin_t public;
+
+	/**
+	 * Listener telling the core about IKE_SAs going away.
+	 */
+	mobike_rs_listener_t *listener;
+};
+
+/**
+ * The core's function table while the plugin is loaded, NULL otherwise.
+ * Set and cleared by the plugin loader's thread; read by task creation.
+ */
+static const mobike_api *loaded_api = NULL;
+
+/**
+ * Whether each one-time message was logged already.
+ */
+static bool logged_not_loaded = FALSE, logged_bad_mode = FALSE;
+
+/*
+ * Described in header
+ */
+void mobike_rs_shim_log(int level, const char *text, size_t len)
+{
+	if (level <= 1)
+	{
+		DBG1(DBG_IKE, "mobike-rs: %.*s", (int)len, text);
+	}
+	else
+	{
+		DBG2(DBG_IKE, "mobike-rs: %.*s", (int)len, text);
+	}
+}
+
+/*
+ * Described in header
+ */
+bool mobike_rs_shim_use_rust(const mobike_api *api)
+{
+	char *mode;
+
+	if (!loaded_api)
+	{
+		if (!logged_not_loaded)
+		{
+			logged_not_loaded = TRUE;
+			DBG1(DBG_IKE, "mobike-rs: library preloaded but plugin not loaded "
+				 "(charon.plugins.mobike-rs.load), using the built-in MOBIKE");
+		}
+		return FALSE;
+	}
+	mode = lib->settings->get_str(lib->settings,
+								  "%s.plugins.mobike-rs.mode", "rust", lib->ns);
+	if (streq(mode, "builtin"))
+	{
+		return FALSE;
+	}
+	if (!streq(mode, "rust"))
+	{
+		if (!logged_bad_mode)
+		{
+			logged_bad_mode = TRUE;
+			DBG1(DBG_IKE, "mobike-rs: unknown mode '%s' (expected 'rust' or "
+				 "'builtin'), using the built-in MOBIKE", mode);
+		}
+		return FALSE;
+	}
+	return !api->fallback_active();
+}
+
+/**
+ * Register or unregister the listener with the plugin's feature.
+ */
+static bool plugin_cb(private_mobike_rs_plugin_t *this,
+					  plugin_feature_t *feature, bool reg, void *cb_data)
+{
+	if (reg)
+	{
+		charon->bus->add_listener(charon->bus, &this->listener->listener);
+	}
+	else
+	{
+		charon->bus->remove_listener(charon->bus, &this->listener->listener);
+	}
+	return TRUE;
+}
+
+METHOD(plugin_t, get_name, char*,
+	private_mobike_rs_plugin_t *this)
+{
+	return "mobike-rs";
+}
+
+METHOD(plugin_t, get_features, int,
+	private_mobike_rs_plugin_t *this, plugin_feature_t *features[])
+{
+	static plugin_feature_t f[] = {
+		PLUGIN_CALLBACK((plugin_feature_callback_t)plugin_cb, NULL),
+			PLUGIN_PROVIDE(CUSTOM, "mobike-rs"),
+	};
+	*features = f;
+	return countof(f);
+}
+
+METHOD(plugin_t, destroy, void,
+	private_mobike_rs_plugin_t *this)
+{
+	loaded_api = NULL;
+	this->listener->destroy(this->listener);
+	free(this);
+}
+
+/*
+ * Described in header
+ */
+plugin_t *mobike_rs_shim_plugin_create(const mobike_api *api)
+{
+	private_mobike_rs_plugin_t *this;
+	char *mode;
+
+	if (!api || api->version != MOBIKE_API_VERSION)
+	{
+		DBG1(DBG_CFG, "mobike-rs: the Rust core's API version %u does not "
+			 "match the shim's %u, plugin disabled", api ? api->version : 0,
+			 MOBIKE_API_VERSION);
+		return NULL;
+	}
+	INIT(this,
+		.public = {
+			.plugin = {
+				.get_name = _get_name,
+				.get_features = _get_features,
+				.destroy = _destroy,
+			},
+		},
+		.listener = mobike_rs_listener_create(api),
+	);
+	loaded_api = api;
+	mode = lib->settings->get_str(lib->settings,
+								  "%s.plugins.mobike-rs.mode", "rust", lib->ns);
+	DBG1(DBG_CFG, "mobike-rs: plugin loaded, MOBIKE tasks run in mode '%s'",
+		 mode);
+	return &this->public.plugin;
+}

@@ -1,0 +1,66 @@
+/*
+ * mobike-rs C shim: the only code that touches charon's objects.
+ *
+ * It translates charon's IKE_SA, messages and packets into the plain data of
+ * include/mobike_rs.h, calls the Rust core through the mobike_api table and
+ * applies the actions the core returns. No MOBIKE decision is made here.
+ */
+
+/**
+ * @defgroup mobike_rs_shim mobike_rs_shim
+ * @{ @ingroup mobike_rs
+ */
+
+#ifndef MOBIKE_RS_SHIM_H_
+#define MOBIKE_RS_SHIM_H_
+
+#include <daemon.h>
+#include <sa/ikev2/tasks/ike_mobike.h>
+#include <plugins/plugin.h>
+
+#include "mobike_rs.h"
+
+/**
+ * Entry behind the exported ike_mobike_create() (defined in Rust): a task
+ * driven by the Rust core, or the built-in one in builtin mode.
+ *
+ * @param ike_sa		IKE_SA the task works for
+ * @param initiator		TRUE if the task initiates the exchange
+ * @param api			the Rust core's function table
+ * @return				task, never NULL
+ */
+ike_mobike_t *mobike_rs_shim_ike_mobike_create(ike_sa_t *ike_sa, bool initiator,
+											   const mobike_api *api);
+
+/**
+ * charon's built-in ike_mobike_create(), found with dlsym(RTLD_NEXT).
+ */
+ike_mobike_t *mobike_rs_shim_builtin_create(ike_sa_t *ike_sa, bool initiator);
+
+/**
+ * Entry behind the exported mobike_rs_plugin_create() (defined in Rust).
+ */
+plugin_t *mobike_rs_shim_plugin_create(const mobike_api *api);
+
+/**
+ * Whether new tasks go to the Rust core: the plugin is loaded, mode = rust,
+ * and no panic switched the core off.
+ */
+bool mobike_rs_shim_use_rust(const mobike_api *api);
+
+/**
+ * Log a line at the given level in the IKE group, prefixed "mobike-rs: ".
+ */
+void mobike_rs_shim_log(int level, const char *text, size_t len);
+
+/**
+ * Convert a host into the ABI's address (family 0 for NULL).
+ */
+void mobike_rs_addr_from_host(host_t *host, mobike_addr *out);
+
+/**
+ * Convert the ABI's address into a new host, NULL for family 0.
+ */
+host_t *mobike_rs_host_from_addr(const mobike_addr *addr);
+
+#endif /** MOBIKE_RS_SHIM_H_ @}*/

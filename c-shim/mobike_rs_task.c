@@ -1,0 +1,722 @@
+/*
+ * The ike_mobike_t task charon runs, driven by the Rust core.
+ *
+ * Each method gathers the facts the core needs (the IKE_SA, the message,
+ * the kernel's routes), calls the core and applies the actions it returns,
+ * in order. No MOBIKE decision is made here.
+ */
+
+#include "mobike_rs_shim.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+#include <encoding/payloads/notify_payload.h>
+
+/** Most peer or local addresses passed to the core per call */
+#define MAX_VIEW_ADDRS 32
+
+typedef struct private_mobike_rs_task_t private_mobike_rs_task_t;
+
+/**
+ * Private data of a Rust-driven MOBIKE task.
+ *
+ * The members up to "check" mirror the built-in private_ike_mobike_t: the
+ * built-in task reads "check" and "update" of any queued TASK_IKE_MOBIKE
+ * (is_newer_update_queued), which may be one of ours after a switch between
+ * modes, so they must be where it expects them.
+ */
+struct private_mobike_rs_task_t {
+
+	/**
+	 * Public ike_mobike_t interface.
+	 */
+	ike_mobike_t public;
+
+	/**
+	 * Assigned IKE_SA.
+	 */
+	ike_sa_t *ike_sa;
+
+	/**
+	 * Are we the initiator?
+	 */
+	bool initiator;
+
+	/**
+	 * Unused, layout of the built-in task.
+	 */
+	chunk_t builtin_cookie2;
+
+	/**
+	 * Unused, layout of the built-in task.
+	 */
+	void *builtin_natd;
+
+	/**
+	 * Mirror of the core's "will check or update", for the built-in task.
+	 */
+	bool update;
+
+	/**
+	 * Same as update.
+	 */
+	bool check;
+
+	/**
+	 * The Rust core's task.
+	 */
+	mobike_task *core;
+
+	/**
+	 * The Rust core's functions.
+	 */
+	const mobike_api *api;
+
+	/**
+	 * The core failed (panic); the task does nothing MOBIKE-specific anymore.
+	 */
+	bool failed;
+};
+
+/**
+ * Storage behind a mobike_sa_view.
+ */
+typedef struct {
+	mobike_sa_view view;
+	mobike_addr peers[MAX_VIEW_ADDRS];
+	mobike_addr locals[MAX_VIEW_ADDRS];
+	mobike_route routes[MAX_VIEW_ADDRS];
+} view_storage_t;
+
+/*
+ * Described in header
+ */
+void mobike_rs_addr_from_host(host_t *host, mobike_addr *out)
+{
+	chunk_t addr;
+
+	memset(out, 0, sizeof(*out));
+	if (!host)
+	{
+		return;
+	}
+	addr = host->get_address(host);
+	switch (host->get_family(host))
+	{
+		case AF_INET:
+			if (addr.len != 4)
+			{
+				return;
+			}
+			out->family = 4;
+			break;
+		case AF_INET6:
+			if (addr.len != 16)
+			{
+				return;
+			}
+			out->family = 6;
+			break;
+		default:
+			return;
+	}
+	memcpy(out->ip, addr.ptr, addr.len);
+	out->port = host->get_port(host);
+}
+
+/*
+ * Described in header
+ */
+host_t *mobike_rs_host_from_addr(const mobike_addr *addr)
+{
+	switch (addr->family)
+	{
+		case 4:
+			return host_create_from_chunk(AF_INET,
+						chunk_create((u_char*)addr->ip, 4), addr->port);
+		case 6:
+			return host_create_from_chunk(AF_INET6,
+						chunk_create((u_char*)addr->ip, 16), addr->port);
+		default:
+			return NULL;
+	}
+}
+
+/**
+ * Copy an IKE SPI as its bytes (charon keeps SPIs in network order).
+ */
+static void copy_spi(uint8_t out[8], uint64_t spi)
+{
+	memcpy(out, &spi, 8);
+}
+
+/**
+ * Keep the mirror for the built-in task in step with the core.
+ */
+static void sync_mirror(private_mobike_rs_task_t *this)
+{
+	this->check = this->update = !this->failed &&
+				this->api->task_will_check_or_update(this->core);
+}
+
+/**
+ * Whether a queued MOBIKE task (ours or built-in) will check or update.
+ */
+static bool newer_update_queued(private_mobike_rs_task_t *this)
+{
+	enumerator_t *enumerator;
+	private_mobike_rs_task_t *queued;
+	task_t *task;
+	bool found = FALSE;
+
+	enumerator = this->ike_sa->create_task_enumerator(this->ike_sa,
+													  TASK_QUEUE_QUEUED);
+	while (enumerator->enumerate(enumerator, &task))
+	{
+		if (task->get_type(task) == TASK_IKE_MOBIKE)
+		{
+			/* both layouts agree on these members, see above */
+			queued = (private_mobike_rs_task_t*)task;
+			found = queued->check || queued->update;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+/**
+ * Whether UDP encapsulation is forced by config or required by the kernel.
+ */
+static bool force_encap(ike_cfg_t *ike_cfg)
+{
+	return (ike_cfg && ike_cfg->force_encap(ike_cfg)) ||
+		(charon->kernel->get_features(charon->kernel) &
+			KERNEL_REQUIRE_UDP_ENCAPSULATION);
+}
+
+/**
+ * The kernel's source address towards dst (with src as hint).
+ */
+static void route_to(host_t *dst, host_t *hint, mobike_addr *out)
+{
+	host_t *src;
+
+	src = charon->kernel->get_source_addr(charon->kernel, dst, hint);
+	mobike_rs_addr_from_host(src, out);
+	DESTROY_IF(src);
+}
+
+/**
+ * Gather what charon knows about the IKE_SA. Local addresses and routes
+ * cost kernel lookups, so they are read only when the call needs them.
+ */
+static void fill_view(private_mobike_rs_task_t *this, view_storage_t *s,
+					  bool with_locals, bool with_routes)
+{
+	mobike_sa_view *v = &s->view;
+	ike_sa_t *ike_sa = this->ike_sa;
+	ike_sa_id_t *id = ike_sa->get_id(ike_sa);
+	ike_cfg_t *ike_cfg = ike_sa->get_ike_cfg(ike_sa);
+	peer_cfg_t *peer_cfg = ike_sa->get_peer_cfg(ike_sa);
+	enumerator_t *enumerator;
+	host_t *host;
+	size_t dropped = 0;
+
+	memset(v, 0, sizeof(*v));
+	v->unique_id = ike_sa->get_unique_id(ike_sa);
+	copy_spi(v->spi_i, id->get_initiator_spi(id));
+	copy_spi(v->spi_r, id->get_responder_spi(id));
+	mobike_rs_addr_from_host(ike_sa->get_my_host(ike_sa), &v->my_host);
+	mobike_rs_addr_from_host(ike_sa->get_other_host(ike_sa), &v->other_host);
+	if (ike_cfg)
+	{
+		v->my_cfg_port = ike_cfg->get_my_port(ike_cfg);
+		v->other_cfg_port = ike_cfg->get_other_port(ike_cfg);
+	}
+	v->socket_port = charon->socket->get_port(charon->socket, FALSE);
+	v->socket_natt_port = charon->socket->get_port(charon->socket, TRUE);
+	switch (charon->socket->supported_families(charon->socket))
+	{
+		case SOCKET_FAMILY_IPV4:
+			v->families = MOBIKE_FAMILY_V4;
+			break;
+		case SOCKET_FAMILY_IPV6:
+			v->families = MOBIKE_FAMILY_V6;
+			break;
+		default:
+			v->families = MOBIKE_FAMILY_V4 | MOBIKE_FAMILY_V6;
+			break;
+	}
+	v->flags =
+		(ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR) ?
+			MOBIKE_SA_ORIGINAL_INITIATOR : 0) |
+		(ike_sa->has_condition(ike_sa, COND_AUTHENTICATED) ?
+			MOBIKE_SA_AUTHENTICATED : 0) |
+		(!peer_cfg || peer_cfg->use_mobike(peer_cfg) ?
+			MOBIKE_SA_MOBIKE_CONFIGURED : 0) |
+		(ike_sa->supports_extension(ike_sa, EXT_MOBIKE) ?
+			MOBIKE_SA_MOBIKE_SUPPORTED : 0) |
+		(ike_sa->has_condition(ike_sa, COND_NAT_HERE) ?
+			MOBIKE_SA_NAT_HERE : 0) |
+		(force_encap(ike_cfg) ? MOBIKE_SA_FORCE_ENCAP : 0) |
+		(newer_update_queued(this) ? MOBIKE_SA_NEWER_UPDATE_QUEUED : 0);
+
+	enumerator = ike_sa->create_peer_address_enumerator(ike_sa);
+	while (enumerator->enumerate(enumerator, &host))
+	{
+		if (v->peer_addrs_len >= MAX_VIEW_ADDRS)
+		{
+			dropped++;
+			continue;
+		}
+		mobike_rs_addr_from_host(host, &s->peers[v->peer_addrs_len]);
+		if (with_routes)
+		{
+			s->routes[v->routes_len].dst = s->peers[v->peer_addrs_len];
+			route_to(host, NULL, &s->routes[v->routes_len].src);
+			v->routes_len++;
+		}
+		v->peer_addrs_len++;
+	}
+	enumerator->destroy(enumerator);
+	v->peer_addrs = s->peers;
+	v->routes = s->routes;
+	if (dropped)
+	{
+		DBG1(DBG_IKE, "mobike-rs: only the first %d of %d peer addresses "
+			 "considered", MAX_VIEW_ADDRS, (int)(MAX_VIEW_ADDRS + dropped));
+	}
+
+	if (with_locals)
+	{
+		enumerator = charon->kernel->create_address_enumerator(charon->kernel,
+															ADDR_TYPE_REGULAR);
+		while (v->local_addrs_len < MAX_VIEW_ADDRS &&
+			   enumerator->enumerate(enumerator, &host))
+		{
+			mobike_rs_addr_from_host(host, &s->locals[v->local_addrs_len++]);
+		}
+		enumerator->destroy(enumerator);
+		v->local_addrs = s->locals;
+	}
+	if (with_routes)
+	{
+		route_to(ike_sa->get_other_host(ike_sa), ike_sa->get_my_host(ike_sa),
+				 &v->route_current);
+	}
+}
+
+/**
+ * Translate a message; the notifies array is allocated and must be freed.
+ */
+static void fill_message(message_t *message, mobike_message *m, bool received)
+{
+	enumerator_t *enumerator;
+	payload_t *payload;
+	notify_payload_t *notify;
+	chunk_t data;
+	ike_sa_id_t *id;
+	mobike_notify *notifies = NULL;
+	size_t count = 0, len = 0;
+
+	memset(m, 0, sizeof(*m));
+	switch (message->get_exchange_type(message))
+	{
+		case IKE_AUTH:
+			m->exchange = MOBIKE_EXCHANGE_IKE_AUTH;
+			break;
+		case INFORMATIONAL:
+			m->exchange = MOBIKE_EXCHANGE_INFORMATIONAL;
+			break;
+		default:
+			m->exchange = MOBIKE_EXCHANGE_OTHER;
+			break;
+	}
+	mobike_rs_addr_from_host(message->get_source(message), &m->src);
+	mobike_rs_addr_from_host(message->get_destination(message), &m->dst);
+	id = message->get_ike_sa_id(message);
+	if (id)
+	{
+		copy_spi(m->spi_i, id->get_initiator_spi(id));
+		copy_spi(m->spi_r, id->get_responder_spi(id));
+	}
+	if (!received)
+	{
+		return;
+	}
+	/* the message's size bounds the number of notifies */
+	enumerator = message->create_payload_enumerator(message);
+	while (enumerator->enumerate(enumerator, &payload))
+	{
+		if (payload->get_type(payload) == PLV2_NOTIFY)
+		{
+			count++;
+		}
+	}
+	enumerator->destroy(enumerator);
+	if (!count)
+	{
+		return;
+	}
+	notifies = calloc(count, sizeof(*notifies));
+	enumerator = message->create_payload_enumerator(message);
+	while (len < count && enumerator->enumerate(enumerator, &payload))
+	{
+		if (payload->get_type(payload) == PLV2_NOTIFY)
+		{
+			notify = (notify_payload_t*)payload;
+			data = notify->get_notification_data(notify);
+			notifies[len].notify_type = notify->get_notify_type(notify);
+			notifies[len].data = data.ptr;
+			notifies[len].len = data.ptr ? data.len : 0;
+			len++;
+		}
+	}
+	enumerator->destroy(enumerator);
+	m->notifies = notifies;
+	m->notifies_len = len;
+}
+
+/**
+ * Apply the actions of the last core call, in order.
+ */
+static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
+						  packet_t *packet)
+{
+	mobike_action a;
+	host_t *me, *other;
+	packet_t *copy;
+
+	while (this->api->task_next_action(this->core, &a))
+	{
+		switch (a.kind)
+		{
+			case MOBIKE_ACTION_ADD_NOTIFY:
+				if (message)
+				{
+					message->add_notify(message, FALSE, a.value,
+									chunk_create((u_char*)a.data, a.len));
+				}
+				break;
+			case MOBIKE_ACTION_SET_SOURCE:
+				me = mobike_rs_host_from_addr(&a.a);
+				if (message && me)
+				{
+					message->set_source(message, me);
+				}
+				else
+				{
+					DESTROY_IF(me);
+				}
+				break;
+			case MOBIKE_ACTION_CANCEL_EXCHANGE:
+				if (message)
+				{
+					message->set_exchange_type(message, EXCHANGE_TYPE_UNDEFINED);
+				}
+				break;
+			case MOBIKE_ACTION_ENABLE_EXTENSION:
+				this->ike_sa->enable_extension(this->ike_sa,
+					a.value == MOBIKE_EXTENSION_NATT ? EXT_NATT : EXT_MOBIKE);
+				break;
+			case MOBIKE_ACTION_SET_CONDITION:
+				switch (a.value)
+				{
+					case MOBIKE_CONDITION_NAT_HERE:
+						this->ike_sa->set_condition(this->ike_sa, COND_NAT_HERE,
+													a.flag);
+						break;
+					case MOBIKE_CONDITION_NAT_THERE:
+						this->ike_sa->set_condition(this->ike_sa, COND_NAT_THERE,
+													a.flag);
+						break;
+					case MOBIKE_CONDITION_NAT_FAKE:
+						this->ike_sa->set_condition(this->ike_sa, COND_NAT_FAKE,
+													a.flag);
+						break;
+				}
+				break;
+			case MOBIKE_ACTION_CLEAR_PEER_ADDRESSES:
+				this->ike_sa->clear_peer_addresses(this->ike_sa);
+				break;
+			case MOBIKE_ACTION_ADD_PEER_ADDRESS:
+				other = mobike_rs_host_from_addr(&a.a);
+				if (other)
+				{
+					this->ike_sa->add_peer_address(this->ike_sa, other);
+				}
+				break;
+			case MOBIKE_ACTION_UPDATE_HOSTS:
+				me = mobike_rs_host_from_addr(&a.a);
+				other = mobike_rs_host_from_addr(&a.b);
+				this->ike_sa->update_hosts(this->ike_sa, me, other,
+					a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
+						UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL);
+				DESTROY_IF(me);
+				DESTROY_IF(other);
+				break;
+			case MOBIKE_ACTION_SEND:
+				me = mobike_rs_host_from_addr(&a.a);
+				other = mobike_rs_host_from_addr(&a.b);
+				if (packet && me && other)
+				{
+					copy = packet->clone(packet);
+					copy->set_source(copy, me);
+					copy->set_destination(copy, other);
+					charon->sender->send(charon->sender, copy);
+				}
+				else
+				{
+					DESTROY_IF(me);
+					DESTROY_IF(other);
+				}
+				break;
+			case MOBIKE_ACTION_LOG:
+				mobike_rs_shim_log(a.value, (const char*)a.data, a.len);
+				break;
+		}
+	}
+}
+
+/**
+ * Log a failed core call; a panic disables this task's MOBIKE work.
+ */
+static bool core_ok(private_mobike_rs_task_t *this, mobike_result result,
+					const char *what)
+{
+	if (result == MOBIKE_OK)
+	{
+		return TRUE;
+	}
+	DBG1(DBG_IKE, "mobike-rs: Rust core failed in %s: %s; this MOBIKE task "
+		 "is abandoned", what, this->api->result_text(result));
+	if (result == MOBIKE_PANIC || result == MOBIKE_POISONED)
+	{
+		if (!this->failed)
+		{
+			DBG1(DBG_IKE, "mobike-rs: new MOBIKE tasks use the built-in "
+				 "implementation until charon restarts");
+		}
+		this->failed = TRUE;
+	}
+	return FALSE;
+}
+
+/**
+ * Translate the core's status into charon's.
+ */
+static status_t to_status(mobike_status status)
+{
+	switch (status)
+	{
+		case MOBIKE_STATUS_NEED_MORE:
+			return NEED_MORE;
+		case MOBIKE_STATUS_FAILED:
+			return FAILED;
+		case MOBIKE_STATUS_SUCCESS:
+		default:
+			return SUCCESS;
+	}
+}
+
+METHOD(task_t, build, status_t,
+	private_mobike_rs_task_t *this, message_t *message)
+{
+	view_storage_t s;
+	mobike_message m;
+	mobike_status status = MOBIKE_STATUS_SUCCESS;
+	mobike_result result;
+
+	if (this->failed)
+	{
+		return SUCCESS;
+	}
+	fill_view(this, &s, TRUE, FALSE);
+	fill_message(message, &m, FALSE);
+	if (m.exchange == MOBIKE_EXCHANGE_INFORMATIONAL)
+	{	/* the core checks whether the current source address still works */
+		route_to(message->get_destination(message),
+				 message->get_source(message), &m.route_src);
+	}
+	result = this->api->task_build(this->core, &s.view, &m, &status);
+	if (!core_ok(this, result, "build"))
+	{
+		status = MOBIKE_STATUS_SUCCESS;
+	}
+	apply_actions(this, message, NULL);
+	sync_mirror(this);
+	return to_status(status);
+}
+
+METHOD(task_t, process, status_t,
+	private_mobike_rs_task_t *this, message_t *message)
+{
+	view_storage_t s;
+	mobike_message m;
+	mobike_status status = MOBIKE_STATUS_SUCCESS;
+	mobike_result result;
+
+	if (this->failed)
+	{
+		return SUCCESS;
+	}
+	fill_view(this, &s, FALSE, FALSE);
+	fill_message(message, &m, TRUE);
+	result = this->api->task_process(this->core, &s.view, &m, &status);
+	free((void*)m.notifies);
+	if (!core_ok(this, result, "process"))
+	{
+		status = MOBIKE_STATUS_SUCCESS;
+	}
+	apply_actions(this, message, NULL);
+	sync_mirror(this);
+	return to_status(status);
+}
+
+METHOD(ike_mobike_t, transmit, bool,
+	private_mobike_rs_task_t *this, packet_t *packet)
+{
+	view_storage_t s;
+	mobike_result result;
+	bool found = FALSE;
+	host_t *me, *other;
+	packet_t *copy;
+
+	if (!this->failed)
+	{
+		fill_view(this, &s, FALSE, TRUE);
+		result = this->api->task_transmit(this->core, &s.view, &found);
+		if (core_ok(this, result, "transmit"))
+		{
+			apply_actions(this, NULL, packet);
+			sync_mirror(this);
+			return found;
+		}
+	}
+	/* without the core, send where the IKE_SA is, as without MOBIKE */
+	me = this->ike_sa->get_my_host(this->ike_sa);
+	other = this->ike_sa->get_other_host(this->ike_sa);
+	copy = packet->clone(packet);
+	copy->set_source(copy, me->clone(me));
+	copy->set_destination(copy, other->clone(other));
+	charon->sender->send(charon->sender, copy);
+	return TRUE;
+}
+
+METHOD(ike_mobike_t, addresses, void,
+	private_mobike_rs_task_t *this)
+{
+	core_ok(this, this->api->task_addresses(this->core), "addresses");
+	sync_mirror(this);
+}
+
+METHOD(ike_mobike_t, roam, void,
+	private_mobike_rs_task_t *this, bool address)
+{
+	core_ok(this, this->api->task_roam(this->core, address), "roam");
+	sync_mirror(this);
+}
+
+METHOD(ike_mobike_t, dpd, void,
+	private_mobike_rs_task_t *this)
+{
+	core_ok(this, this->api->task_dpd(this->core,
+				this->ike_sa->has_condition(this->ike_sa, COND_NAT_HERE)), "dpd");
+	sync_mirror(this);
+}
+
+METHOD(ike_mobike_t, is_probing, bool,
+	private_mobike_rs_task_t *this)
+{
+	return !this->failed && this->api->task_is_probing(this->core);
+}
+
+METHOD(ike_mobike_t, enable_probing, void,
+	private_mobike_rs_task_t *this)
+{
+	core_ok(this, this->api->task_enable_probing(this->core), "enable_probing");
+	sync_mirror(this);
+}
+
+METHOD(task_t, get_type, task_type_t,
+	private_mobike_rs_task_t *this)
+{
+	return TASK_IKE_MOBIKE;
+}
+
+METHOD(task_t, migrate, void,
+	private_mobike_rs_task_t *this, ike_sa_t *ike_sa)
+{
+	this->ike_sa = ike_sa;
+	core_ok(this, this->api->task_migrate(this->core), "migrate");
+	sync_mirror(this);
+}
+
+METHOD(task_t, destroy, void,
+	private_mobike_rs_task_t *this)
+{
+	this->api->task_free(this->core);
+	free(this);
+}
+
+/*
+ * Described in header
+ */
+ike_mobike_t *mobike_rs_shim_builtin_create(ike_sa_t *ike_sa, bool initiator)
+{
+	static ike_mobike_t *(*builtin)(ike_sa_t*, bool) = NULL;
+
+	if (!builtin)
+	{
+		builtin = dlsym(RTLD_NEXT, "ike_mobike_create");
+	}
+	return builtin(ike_sa, initiator);
+}
+
+/*
+ * Described in header
+ */
+ike_mobike_t *mobike_rs_shim_ike_mobike_create(ike_sa_t *ike_sa, bool initiator,
+											   const mobike_api *api)
+{
+	private_mobike_rs_task_t *this;
+	mobike_task *core;
+
+	if (!mobike_rs_shim_use_rust(api))
+	{
+		return mobike_rs_shim_builtin_create(ike_sa, initiator);
+	}
+	core = api->task_new(initiator);
+	if (!core)
+	{
+		DBG1(DBG_IKE, "mobike-rs: Rust core could not create a task, using "
+			 "the built-in MOBIKE");
+		return mobike_rs_shim_builtin_create(ike_sa, initiator);
+	}
+	INIT(this,
+		.public = {
+			.task = {
+				.build = _build,
+				.process = _process,
+				.get_type = _get_type,
+				.migrate = _migrate,
+				.destroy = _destroy,
+			},
+			.addresses = _addresses,
+			.roam = _roam,
+			.dpd = _dpd,
+			.transmit = _transmit,
+			.is_probing = _is_probing,
+			.enable_probing = _enable_probing,
+		},
+		.ike_sa = ike_sa,
+		.initiator = initiator,
+		.core = core,
+		.api = api,
+	);
+	DBG2(DBG_IKE, "mobike-rs: Rust core runs the MOBIKE task (%s)",
+		 initiator ? "initiator" : "responder");
+	return &this->public;
+}

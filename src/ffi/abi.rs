@@ -1,0 +1,704 @@
+//! The C ABI over the core: plain `#[repr(C)]` data, one opaque handle per
+//! task, and one table of functions ([`mobike_api`]) handed to the shim.
+//!
+//! Why a table and not exported functions: a cdylib exports every
+//! `#[no_mangle]` function and the library must export exactly charon's two
+//! entry points, so the shim reaches the core through this table instead.
+//!
+//! Rules: every function checks its pointers, catches panics (a panic poisons
+//! the task and switches new tasks to the built-in MOBIKE), and writes
+//! outputs only on success. Values coming from C that Rust would treat as an
+//! enum arrive as `u32` and are validated.
+#![allow(non_camel_case_types)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::raw::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::mobike::{
+    self, Action, Condition, Exchange, Extension, Families, MobikeTask, RawNotify, Route, Status,
+    UpdateForce,
+};
+
+use super::registry;
+
+/// Version of this table's layout; the shim refuses a table it does not know.
+pub const MOBIKE_API_VERSION: u32 = 1;
+
+/// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
+/// first four bytes of `ip`. The port is in host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct mobike_addr {
+    pub family: u8,
+    pub _reserved: u8,
+    pub port: u16,
+    pub ip: [u8; 16],
+}
+
+/// A notify payload of a received message: type and borrowed data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mobike_notify {
+    pub notify_type: u16,
+    pub data: *const u8,
+    pub len: usize,
+}
+
+/// The kernel's source address (`src`, family 0 if none) towards `dst`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct mobike_route {
+    pub dst: mobike_addr,
+    pub src: mobike_addr,
+}
+
+/// `mobike_sa_view.flags` bits.
+pub const MOBIKE_SA_ORIGINAL_INITIATOR: u32 = 1 << 0;
+pub const MOBIKE_SA_AUTHENTICATED: u32 = 1 << 1;
+pub const MOBIKE_SA_MOBIKE_CONFIGURED: u32 = 1 << 2;
+pub const MOBIKE_SA_MOBIKE_SUPPORTED: u32 = 1 << 3;
+pub const MOBIKE_SA_NAT_HERE: u32 = 1 << 4;
+pub const MOBIKE_SA_FORCE_ENCAP: u32 = 1 << 5;
+pub const MOBIKE_SA_NEWER_UPDATE_QUEUED: u32 = 1 << 6;
+/// `mobike_sa_view.families` bits: the IKE socket can send IPv4 / IPv6.
+pub const MOBIKE_FAMILY_V4: u32 = 1 << 0;
+pub const MOBIKE_FAMILY_V6: u32 = 1 << 1;
+
+/// What charon knows about the IKE_SA (see `mobike::SaView`). Arrays are
+/// borrowed for the duration of the call; a NULL array needs length 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mobike_sa_view {
+    pub unique_id: u32,
+    pub flags: u32,
+    pub spi_i: [u8; 8],
+    pub spi_r: [u8; 8],
+    pub my_host: mobike_addr,
+    pub other_host: mobike_addr,
+    pub my_cfg_port: u16,
+    pub other_cfg_port: u16,
+    pub socket_port: u16,
+    pub socket_natt_port: u16,
+    pub families: u32,
+    pub peer_addrs: *const mobike_addr,
+    pub peer_addrs_len: usize,
+    pub local_addrs: *const mobike_addr,
+    pub local_addrs_len: usize,
+    pub routes: *const mobike_route,
+    pub routes_len: usize,
+    pub route_current: mobike_addr,
+}
+
+/// `mobike_message.exchange` values.
+pub const MOBIKE_EXCHANGE_OTHER: u32 = 0;
+pub const MOBIKE_EXCHANGE_IKE_AUTH: u32 = 1;
+pub const MOBIKE_EXCHANGE_INFORMATIONAL: u32 = 2;
+
+/// A message being built or received (see `mobike::Message`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mobike_message {
+    pub exchange: u32,
+    pub src: mobike_addr,
+    pub dst: mobike_addr,
+    pub spi_i: [u8; 8],
+    pub spi_r: [u8; 8],
+    pub notifies: *const mobike_notify,
+    pub notifies_len: usize,
+    pub route_src: mobike_addr,
+}
+
+/// Result of every call. Never renumbered.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum mobike_result {
+    MOBIKE_OK = 0,
+    MOBIKE_NULL_PARAMETER = 1,
+    MOBIKE_INVALID_PARAMETER = 2,
+    /// The core panicked; the task is poisoned and new tasks use the
+    /// built-in MOBIKE.
+    MOBIKE_PANIC = 3,
+    /// The task panicked earlier and refuses further work.
+    MOBIKE_POISONED = 4,
+}
+
+/// charon `status_t` equivalent returned by build/process.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum mobike_status {
+    MOBIKE_STATUS_NEED_MORE = 0,
+    MOBIKE_STATUS_SUCCESS = 1,
+    MOBIKE_STATUS_FAILED = 2,
+}
+
+/// What a `mobike_action` asks the shim to do. Never renumbered.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum mobike_action_kind {
+    /// Add notify `value` with `data`/`len` to the message.
+    MOBIKE_ACTION_ADD_NOTIFY = 1,
+    /// Send the message from address `a`.
+    MOBIKE_ACTION_SET_SOURCE = 2,
+    /// Turn the request into no exchange.
+    MOBIKE_ACTION_CANCEL_EXCHANGE = 3,
+    /// Enable IKE_SA extension `value` (`mobike_extension`).
+    MOBIKE_ACTION_ENABLE_EXTENSION = 4,
+    /// Set IKE_SA condition `value` (`mobike_condition`) to `flag`.
+    MOBIKE_ACTION_SET_CONDITION = 5,
+    MOBIKE_ACTION_CLEAR_PEER_ADDRESSES = 6,
+    /// Add `a` to the peer address set.
+    MOBIKE_ACTION_ADD_PEER_ADDRESS = 7,
+    /// `update_hosts(a or NULL, b or NULL, value = mobike_update_force)`.
+    MOBIKE_ACTION_UPDATE_HOSTS = 8,
+    /// Send a copy of the packet from `a` to `b`.
+    MOBIKE_ACTION_SEND = 9,
+    /// Log `data`/`len` (UTF-8, not NUL-terminated) at level `value`.
+    MOBIKE_ACTION_LOG = 10,
+}
+
+/// `value` of MOBIKE_ACTION_ENABLE_EXTENSION.
+pub const MOBIKE_EXTENSION_MOBIKE: u32 = 1;
+pub const MOBIKE_EXTENSION_NATT: u32 = 2;
+/// `value` of MOBIKE_ACTION_SET_CONDITION.
+pub const MOBIKE_CONDITION_NAT_HERE: u32 = 1;
+pub const MOBIKE_CONDITION_NAT_THERE: u32 = 2;
+pub const MOBIKE_CONDITION_NAT_FAKE: u32 = 3;
+/// `value` of MOBIKE_ACTION_UPDATE_HOSTS.
+pub const MOBIKE_UPDATE_FORCE_ALL: u32 = 1;
+pub const MOBIKE_UPDATE_FORCE_CHILDREN: u32 = 2;
+
+/// One action. `data` is borrowed from the task and valid until the next
+/// call that takes the task mutably (other than `task_next_action`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mobike_action {
+    pub kind: mobike_action_kind,
+    pub value: u32,
+    pub flag: bool,
+    pub a: mobike_addr,
+    pub b: mobike_addr,
+    pub data: *const u8,
+    pub len: usize,
+}
+
+/// Opaque handle of one MOBIKE task. Created by `task_new`, freed by
+/// `task_free` (exactly once).
+pub struct mobike_task {
+    core: MobikeTask,
+    actions: Vec<Action>,
+    next: usize,
+    poisoned: bool,
+}
+
+/// The core's functions, as the shim sees them.
+#[repr(C)]
+pub struct mobike_api {
+    pub version: u32,
+    /// A new task, or NULL on failure.
+    pub task_new: unsafe extern "C" fn(initiator: bool) -> *mut mobike_task,
+    /// Frees a task; NULL is accepted. Must not be called twice.
+    pub task_free: unsafe extern "C" fn(task: *mut mobike_task),
+    pub task_addresses: unsafe extern "C" fn(task: *mut mobike_task) -> mobike_result,
+    pub task_roam: unsafe extern "C" fn(task: *mut mobike_task, address: bool) -> mobike_result,
+    pub task_dpd: unsafe extern "C" fn(task: *mut mobike_task, nat_here: bool) -> mobike_result,
+    pub task_enable_probing: unsafe extern "C" fn(task: *mut mobike_task) -> mobike_result,
+    pub task_migrate: unsafe extern "C" fn(task: *mut mobike_task) -> mobike_result,
+    /// False for NULL or poisoned tasks.
+    pub task_is_probing: unsafe extern "C" fn(task: *const mobike_task) -> bool,
+    /// Whether a queued task will check paths or update addresses.
+    pub task_will_check_or_update: unsafe extern "C" fn(task: *const mobike_task) -> bool,
+    pub task_build: unsafe extern "C" fn(
+        task: *mut mobike_task,
+        sa: *const mobike_sa_view,
+        msg: *const mobike_message,
+        out_status: *mut mobike_status,
+    ) -> mobike_result,
+    pub task_process: unsafe extern "C" fn(
+        task: *mut mobike_task,
+        sa: *const mobike_sa_view,
+        msg: *const mobike_message,
+        out_status: *mut mobike_status,
+    ) -> mobike_result,
+    /// Decides where this (re)transmission goes (MOBIKE_ACTION_SEND).
+    pub task_transmit: unsafe extern "C" fn(
+        task: *mut mobike_task,
+        sa: *const mobike_sa_view,
+        out_found: *mut bool,
+    ) -> mobike_result,
+    /// The next action of the last call, false when there is none.
+    pub task_next_action:
+        unsafe extern "C" fn(task: *mut mobike_task, out: *mut mobike_action) -> bool,
+    /// Forgets what the core keeps for an IKE_SA (call when it is destroyed).
+    pub sa_forget: unsafe extern "C" fn(unique_id: u32),
+    /// True once a panic switched new tasks to the built-in MOBIKE.
+    pub fallback_active: unsafe extern "C" fn() -> bool,
+    /// Static NUL-terminated text for a result.
+    pub result_text: unsafe extern "C" fn(result: mobike_result) -> *const c_char,
+}
+
+/// The table handed to the shim.
+pub static MOBIKE_API: mobike_api = mobike_api {
+    version: MOBIKE_API_VERSION,
+    task_new,
+    task_free,
+    task_addresses,
+    task_roam,
+    task_dpd,
+    task_enable_probing,
+    task_migrate,
+    task_is_probing,
+    task_will_check_or_update,
+    task_build,
+    task_process,
+    task_transmit,
+    task_next_action,
+    sa_forget,
+    fallback_active,
+    result_text,
+};
+
+/// Set once any panic was caught: new tasks go to the built-in MOBIKE.
+static FALLBACK: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` on the task behind `task` with the ABI's rules: NULL check,
+/// refusal of poisoned tasks, and a panic poisoning the task.
+fn with_task<F>(task: *mut mobike_task, f: F) -> mobike_result
+where
+    F: FnOnce(&mut mobike_task) -> mobike_result,
+{
+    // SAFETY: the shim passes a pointer from `task_new` not yet freed, and
+    // never uses one task from two threads at once (charon's IKE_SA is
+    // checked out while its tasks run).
+    let Some(t) = (unsafe { task.as_mut() }) else {
+        return mobike_result::MOBIKE_NULL_PARAMETER;
+    };
+    if t.poisoned {
+        return mobike_result::MOBIKE_POISONED;
+    }
+    match catch_unwind(AssertUnwindSafe(|| f(&mut *t))) {
+        Ok(r) => r,
+        Err(_) => {
+            t.poisoned = true;
+            t.actions.clear();
+            t.next = 0;
+            FALLBACK.store(true, Ordering::SeqCst);
+            mobike_result::MOBIKE_PANIC
+        }
+    }
+}
+
+/// Like [`with_task`] for functions that only start a new set of actions.
+fn simple(task: *mut mobike_task, f: impl FnOnce(&mut MobikeTask)) -> mobike_result {
+    with_task(task, |t| {
+        f(&mut t.core);
+        mobike_result::MOBIKE_OK
+    })
+}
+
+unsafe extern "C" fn task_new(initiator: bool) -> *mut mobike_task {
+    catch_unwind(|| {
+        Box::into_raw(Box::new(mobike_task {
+            core: MobikeTask::new(initiator),
+            actions: Vec::new(),
+            next: 0,
+            poisoned: false,
+        }))
+    })
+    .unwrap_or_else(|_| {
+        FALLBACK.store(true, Ordering::SeqCst);
+        std::ptr::null_mut()
+    })
+}
+
+unsafe extern "C" fn task_free(task: *mut mobike_task) {
+    if task.is_null() {
+        return;
+    }
+    // SAFETY: created by `task_new` with Box::into_raw, freed once.
+    let boxed = unsafe { Box::from_raw(task) };
+    // Dropping plain data cannot panic in practice; never let it unwind.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
+}
+
+unsafe extern "C" fn task_addresses(task: *mut mobike_task) -> mobike_result {
+    simple(task, |t| t.addresses())
+}
+
+unsafe extern "C" fn task_roam(task: *mut mobike_task, address: bool) -> mobike_result {
+    simple(task, |t| t.roam(address))
+}
+
+unsafe extern "C" fn task_dpd(task: *mut mobike_task, nat_here: bool) -> mobike_result {
+    simple(task, |t| t.dpd(nat_here))
+}
+
+unsafe extern "C" fn task_enable_probing(task: *mut mobike_task) -> mobike_result {
+    simple(task, |t| t.enable_probing())
+}
+
+unsafe extern "C" fn task_migrate(task: *mut mobike_task) -> mobike_result {
+    simple(task, |t| t.migrate())
+}
+
+/// Reads a flag of a task without changing it; false for NULL, poisoned or
+/// panicking tasks.
+fn query(task: *const mobike_task, f: impl FnOnce(&MobikeTask) -> bool) -> bool {
+    // SAFETY: as in `with_task`; only read.
+    let Some(t) = (unsafe { task.as_ref() }) else {
+        return false;
+    };
+    !t.poisoned && catch_unwind(AssertUnwindSafe(|| f(&t.core))).unwrap_or(false)
+}
+
+unsafe extern "C" fn task_is_probing(task: *const mobike_task) -> bool {
+    query(task, |t| t.is_probing())
+}
+
+unsafe extern "C" fn task_will_check_or_update(task: *const mobike_task) -> bool {
+    query(task, |t| t.will_check_or_update())
+}
+
+/// Which of build and process a call is.
+#[derive(Clone, Copy)]
+enum Step {
+    Build,
+    Process,
+}
+
+fn step(
+    task: *mut mobike_task,
+    sa: *const mobike_sa_view,
+    msg: *const mobike_message,
+    out_status: *mut mobike_status,
+    which: Step,
+) -> mobike_result {
+    if sa.is_null() || msg.is_null() || out_status.is_null() {
+        return mobike_result::MOBIKE_NULL_PARAMETER;
+    }
+    with_task(task, |t| {
+        // SAFETY: non-NULL, valid for the call per the ABI contract.
+        let (sa, msg) = unsafe { (&*sa, &*msg) };
+        let storage = match ViewStorage::new(sa) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let notifies = match unsafe { notifies_of(msg) } {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        let (Some(view), Some(message)) = (storage.view(sa), message_of(msg, &notifies)) else {
+            return mobike_result::MOBIKE_INVALID_PARAMETER;
+        };
+        t.actions.clear();
+        t.next = 0;
+        let status = registry::with_memory(view.unique_id, |mem| match which {
+            Step::Build => {
+                let env = registry::env();
+                t.core.build(&view, &message, mem, &env, &mut t.actions)
+            }
+            Step::Process => t.core.process(&view, &message, mem, &mut t.actions),
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe {
+            *out_status = match status {
+                Status::NeedMore => mobike_status::MOBIKE_STATUS_NEED_MORE,
+                Status::Success => mobike_status::MOBIKE_STATUS_SUCCESS,
+                Status::Failed => mobike_status::MOBIKE_STATUS_FAILED,
+            }
+        };
+        mobike_result::MOBIKE_OK
+    })
+}
+
+unsafe extern "C" fn task_build(
+    task: *mut mobike_task,
+    sa: *const mobike_sa_view,
+    msg: *const mobike_message,
+    out_status: *mut mobike_status,
+) -> mobike_result {
+    step(task, sa, msg, out_status, Step::Build)
+}
+
+unsafe extern "C" fn task_process(
+    task: *mut mobike_task,
+    sa: *const mobike_sa_view,
+    msg: *const mobike_message,
+    out_status: *mut mobike_status,
+) -> mobike_result {
+    step(task, sa, msg, out_status, Step::Process)
+}
+
+unsafe extern "C" fn task_transmit(
+    task: *mut mobike_task,
+    sa: *const mobike_sa_view,
+    out_found: *mut bool,
+) -> mobike_result {
+    if sa.is_null() || out_found.is_null() {
+        return mobike_result::MOBIKE_NULL_PARAMETER;
+    }
+    with_task(task, |t| {
+        // SAFETY: non-NULL, valid for the call per the ABI contract.
+        let sa = unsafe { &*sa };
+        let storage = match ViewStorage::new(sa) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let Some(view) = storage.view(sa) else {
+            return mobike_result::MOBIKE_INVALID_PARAMETER;
+        };
+        t.actions.clear();
+        t.next = 0;
+        let found = t.core.transmit(&view, &mut t.actions);
+        // SAFETY: checked non-NULL above.
+        unsafe { *out_found = found };
+        mobike_result::MOBIKE_OK
+    })
+}
+
+unsafe extern "C" fn task_next_action(task: *mut mobike_task, out: *mut mobike_action) -> bool {
+    if out.is_null() {
+        return false;
+    }
+    // SAFETY: as in `with_task`.
+    let Some(t) = (unsafe { task.as_mut() }) else {
+        return false;
+    };
+    let Some(action) = t.actions.get(t.next) else {
+        return false;
+    };
+    t.next += 1;
+    // SAFETY: checked non-NULL; the data pointers borrow `t.actions`,
+    // which stays untouched until the next mutating call.
+    unsafe { *out = action_to_c(action) };
+    true
+}
+
+unsafe extern "C" fn sa_forget(unique_id: u32) {
+    let _ = catch_unwind(|| registry::forget(unique_id));
+}
+
+unsafe extern "C" fn fallback_active() -> bool {
+    FALLBACK.load(Ordering::SeqCst)
+}
+
+unsafe extern "C" fn result_text(result: mobike_result) -> *const c_char {
+    let text: &'static [u8] = match result {
+        mobike_result::MOBIKE_OK => b"ok\0",
+        mobike_result::MOBIKE_NULL_PARAMETER => b"NULL parameter\0",
+        mobike_result::MOBIKE_INVALID_PARAMETER => b"invalid parameter\0",
+        mobike_result::MOBIKE_PANIC => b"panic in the Rust core\0",
+        mobike_result::MOBIKE_POISONED => b"task disabled after an earlier panic\0",
+    };
+    text.as_ptr().cast()
+}
+
+/// Converts a C address; `None` for family 0, `Err` for an unknown family.
+pub(crate) fn ip_of(a: &mobike_addr) -> Result<Option<IpAddr>, mobike_result> {
+    match a.family {
+        0 => Ok(None),
+        4 => Ok(Some(IpAddr::V4(Ipv4Addr::new(a.ip[0], a.ip[1], a.ip[2], a.ip[3])))),
+        6 => Ok(Some(IpAddr::V6(Ipv6Addr::from(a.ip)))),
+        _ => Err(mobike_result::MOBIKE_INVALID_PARAMETER),
+    }
+}
+
+pub(crate) fn sock_of(a: &mobike_addr) -> Result<Option<SocketAddr>, mobike_result> {
+    Ok(ip_of(a)?.map(|ip| SocketAddr::new(ip, a.port)))
+}
+
+/// The C form of an address.
+pub fn addr_to_c(a: Option<SocketAddr>) -> mobike_addr {
+    let mut out = mobike_addr::default();
+    if let Some(a) = a {
+        out.port = a.port();
+        match a.ip() {
+            IpAddr::V4(v4) => {
+                out.family = 4;
+                out.ip[..4].copy_from_slice(&v4.octets());
+            }
+            IpAddr::V6(v6) => {
+                out.family = 6;
+                out.ip = v6.octets();
+            }
+        }
+    }
+    out
+}
+
+/// Borrows a C array as a slice.
+///
+/// # Safety
+/// `ptr` must point to `len` valid elements for the call, or `len` be 0.
+unsafe fn slice_of<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], mobike_result> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(mobike_result::MOBIKE_NULL_PARAMETER);
+    }
+    // SAFETY: per this function's contract.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Owned copies of a view's arrays in the core's types.
+struct ViewStorage {
+    peers: Vec<SocketAddr>,
+    locals: Vec<IpAddr>,
+    routes: Vec<Route>,
+}
+
+impl ViewStorage {
+    fn new(sa: &mobike_sa_view) -> Result<Self, mobike_result> {
+        // SAFETY: arrays are valid for the call per the ABI contract.
+        let (peers, locals, routes) = unsafe {
+            (
+                slice_of(sa.peer_addrs, sa.peer_addrs_len)?,
+                slice_of(sa.local_addrs, sa.local_addrs_len)?,
+                slice_of(sa.routes, sa.routes_len)?,
+            )
+        };
+        Ok(ViewStorage {
+            peers: peers.iter().filter_map(|a| sock_of(a).ok().flatten()).collect(),
+            locals: locals.iter().filter_map(|a| ip_of(a).ok().flatten()).collect(),
+            routes: routes
+                .iter()
+                .filter_map(|r| {
+                    let dst = ip_of(&r.dst).ok().flatten()?;
+                    Some(Route { dst, src: ip_of(&r.src).ok().flatten() })
+                })
+                .collect(),
+        })
+    }
+
+    fn view<'a>(&'a self, sa: &mobike_sa_view) -> Option<mobike::SaView<'a>> {
+        let flag = |bit: u32| sa.flags & bit != 0;
+        Some(mobike::SaView {
+            unique_id: sa.unique_id,
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            my_host: sock_of(&sa.my_host).ok()??,
+            other_host: sock_of(&sa.other_host).ok()??,
+            my_cfg_port: sa.my_cfg_port,
+            other_cfg_port: sa.other_cfg_port,
+            socket_port: sa.socket_port,
+            socket_natt_port: sa.socket_natt_port,
+            families: Families {
+                v4: sa.families & MOBIKE_FAMILY_V4 != 0,
+                v6: sa.families & MOBIKE_FAMILY_V6 != 0,
+            },
+            original_initiator: flag(MOBIKE_SA_ORIGINAL_INITIATOR),
+            authenticated: flag(MOBIKE_SA_AUTHENTICATED),
+            mobike_configured: flag(MOBIKE_SA_MOBIKE_CONFIGURED),
+            mobike_supported: flag(MOBIKE_SA_MOBIKE_SUPPORTED),
+            nat_here: flag(MOBIKE_SA_NAT_HERE),
+            force_encap: flag(MOBIKE_SA_FORCE_ENCAP),
+            newer_update_queued: flag(MOBIKE_SA_NEWER_UPDATE_QUEUED),
+            peer_addresses: &self.peers,
+            local_addresses: &self.locals,
+            routes: &self.routes,
+            route_current: ip_of(&sa.route_current).ok().flatten(),
+        })
+    }
+}
+
+/// Borrows a message's notifies in the core's form.
+///
+/// # Safety
+/// `msg`'s arrays must be valid for the call.
+unsafe fn notifies_of(msg: &mobike_message) -> Result<Vec<RawNotify<'_>>, mobike_result> {
+    // SAFETY: per this function's contract.
+    let raw = unsafe { slice_of(msg.notifies, msg.notifies_len)? };
+    raw.iter()
+        .map(|n| {
+            // SAFETY: each notify's data is valid for the call.
+            let data = unsafe { slice_of(n.data, n.len)? };
+            Ok(RawNotify { ty: n.notify_type, data })
+        })
+        .collect()
+}
+
+fn message_of<'a>(msg: &mobike_message, notifies: &'a [RawNotify<'a>]) -> Option<mobike::Message<'a>> {
+    Some(mobike::Message {
+        exchange: match msg.exchange {
+            MOBIKE_EXCHANGE_IKE_AUTH => Exchange::IkeAuth,
+            MOBIKE_EXCHANGE_INFORMATIONAL => Exchange::Informational,
+            _ => Exchange::Other,
+        },
+        src: sock_of(&msg.src).ok()??,
+        dst: sock_of(&msg.dst).ok()??,
+        spi_i: msg.spi_i,
+        spi_r: msg.spi_r,
+        notifies,
+        route_src: ip_of(&msg.route_src).ok().flatten(),
+    })
+}
+
+fn action_to_c(action: &Action) -> mobike_action {
+    use mobike_action_kind::*;
+    let mut out = mobike_action {
+        kind: MOBIKE_ACTION_LOG,
+        value: 0,
+        flag: false,
+        a: mobike_addr::default(),
+        b: mobike_addr::default(),
+        data: std::ptr::null(),
+        len: 0,
+    };
+    match action {
+        Action::AddNotify { ty, data } => {
+            out.kind = MOBIKE_ACTION_ADD_NOTIFY;
+            out.value = *ty as u16 as u32;
+            out.data = data.as_ptr();
+            out.len = data.len();
+        }
+        Action::SetSource(a) => {
+            out.kind = MOBIKE_ACTION_SET_SOURCE;
+            out.a = addr_to_c(Some(*a));
+        }
+        Action::CancelExchange => out.kind = MOBIKE_ACTION_CANCEL_EXCHANGE,
+        Action::EnableExtension(e) => {
+            out.kind = MOBIKE_ACTION_ENABLE_EXTENSION;
+            out.value = match e {
+                Extension::Mobike => MOBIKE_EXTENSION_MOBIKE,
+                Extension::NatTraversal => MOBIKE_EXTENSION_NATT,
+            };
+        }
+        Action::SetCondition { cond, value } => {
+            out.kind = MOBIKE_ACTION_SET_CONDITION;
+            out.value = match cond {
+                Condition::NatHere => MOBIKE_CONDITION_NAT_HERE,
+                Condition::NatThere => MOBIKE_CONDITION_NAT_THERE,
+                Condition::NatFake => MOBIKE_CONDITION_NAT_FAKE,
+            };
+            out.flag = *value;
+        }
+        Action::ClearPeerAddresses => out.kind = MOBIKE_ACTION_CLEAR_PEER_ADDRESSES,
+        Action::AddPeerAddress(a) => {
+            out.kind = MOBIKE_ACTION_ADD_PEER_ADDRESS;
+            out.a = addr_to_c(Some(*a));
+        }
+        Action::UpdateHosts { me, other, force } => {
+            out.kind = MOBIKE_ACTION_UPDATE_HOSTS;
+            out.a = addr_to_c(*me);
+            out.b = addr_to_c(*other);
+            out.value = match force {
+                UpdateForce::All => MOBIKE_UPDATE_FORCE_ALL,
+                UpdateForce::Children => MOBIKE_UPDATE_FORCE_CHILDREN,
+            };
+        }
+        Action::Send { src, dst } => {
+            out.kind = MOBIKE_ACTION_SEND;
+            out.a = addr_to_c(Some(*src));
+            out.b = addr_to_c(Some(*dst));
+        }
+        Action::Log { level, text } => {
+            out.kind = MOBIKE_ACTION_LOG;
+            out.value = u32::from(*level);
+            out.data = text.as_ptr();
+            out.len = text.len();
+        }
+    }
+    out
+}

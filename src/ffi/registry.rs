@@ -1,0 +1,71 @@
+//! Process-wide state behind the ABI: the per-IKE_SA memory the core keeps
+//! between tasks, and the core's environment (random source, the made-up
+//! NAT-D source address).
+//!
+//! Bounded: at most [`MAX_SAS`] IKE_SAs are remembered; beyond that a task
+//! works with fresh memory (as if the IKE_SA were new) rather than grow.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Mutex, OnceLock};
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::mobike::task::Env;
+use crate::mobike::SaMemory;
+
+/// Most IKE_SAs whose memory is kept (a gateway with many road warriors).
+pub const MAX_SAS: usize = 1 << 17;
+
+fn memories() -> &'static Mutex<HashMap<u32, SaMemory>> {
+    static M: OnceLock<Mutex<HashMap<u32, SaMemory>>> = OnceLock::new();
+    M.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Runs `f` with the memory of IKE_SA `unique_id`.
+pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
+    let mut map = memories().lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX_SAS && !map.contains_key(&unique_id) {
+        drop(map);
+        return f(&mut SaMemory::default());
+    }
+    let mem = map.entry(unique_id).or_default();
+    let mut copy = mem.clone();
+    // Run the core without the lock held; a panic inside leaves the stored
+    // memory as it was.
+    drop(map);
+    let r = f(&mut copy);
+    let mut map = memories().lock().unwrap_or_else(|p| p.into_inner());
+    if map.contains_key(&unique_id) {
+        map.insert(unique_id, copy);
+    }
+    r
+}
+
+/// Forgets IKE_SA `unique_id`.
+pub fn forget(unique_id: u32) {
+    memories().lock().unwrap_or_else(|p| p.into_inner()).remove(&unique_id);
+}
+
+/// Number of IKE_SAs remembered.
+pub fn remembered() -> usize {
+    memories().lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
+fn rng() -> &'static SystemRandom {
+    static RNG: OnceLock<SystemRandom> = OnceLock::new();
+    RNG.get_or_init(SystemRandom::new)
+}
+
+/// The core's environment.
+pub fn env() -> Env<'static> {
+    static FAKE: OnceLock<Ipv4Addr> = OnceLock::new();
+    let fake = *FAKE.get_or_init(|| {
+        let mut b = [0u8; 4];
+        // A failing system RNG also fails COOKIE2 generation, which the core
+        // reports; an all-zero made-up address is still a valid NAT-D input.
+        let _ = rng().fill(&mut b);
+        Ipv4Addr::from(b)
+    });
+    Env { rng: rng(), fake_natd_source: fake }
+}
