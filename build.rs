@@ -57,6 +57,7 @@ fn main() {
     build.compile("mobike_rs_shim");
 
     println!("cargo:rustc-cfg=mobike_shim");
+    println!("cargo:rustc-env=MOBIKE_RS_SHIM=1");
     println!("cargo:rustc-link-search=native={libdir}");
     println!("cargo:rustc-link-lib=dylib=charon");
     println!("cargo:rustc-link-lib=dylib=strongswan");

@@ -702,3 +702,80 @@ fn action_to_c(action: &Action) -> mobike_action {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_task() -> *mut mobike_task {
+        // SAFETY: plain constructor.
+        let t = unsafe { (MOBIKE_API.task_new)(true) };
+        assert!(!t.is_null());
+        t
+    }
+
+    #[test]
+    fn a_panic_poisons_the_task_and_switches_to_builtin() {
+        let t = new_task();
+        let r = with_task(t, |_| panic!("injected"));
+        assert_eq!(r, mobike_result::MOBIKE_PANIC);
+        // SAFETY: table functions with a valid task.
+        unsafe {
+            assert!((MOBIKE_API.fallback_active)());
+            assert_eq!((MOBIKE_API.task_enable_probing)(t), mobike_result::MOBIKE_POISONED);
+            assert!(!(MOBIKE_API.task_is_probing)(t));
+            let mut a = std::mem::MaybeUninit::<mobike_action>::uninit();
+            assert!(!(MOBIKE_API.task_next_action)(t, a.as_mut_ptr()));
+            (MOBIKE_API.task_free)(t);
+        }
+    }
+
+    #[test]
+    fn null_parameters_are_refused() {
+        let t = new_task();
+        let mut status = mobike_status::MOBIKE_STATUS_SUCCESS;
+        let mut found = true;
+        // SAFETY: NULL is what is being tested; the functions must check it.
+        unsafe {
+            assert_eq!((MOBIKE_API.task_roam)(std::ptr::null_mut(), true), mobike_result::MOBIKE_NULL_PARAMETER);
+            assert_eq!(
+                (MOBIKE_API.task_build)(t, std::ptr::null(), std::ptr::null(), &mut status),
+                mobike_result::MOBIKE_NULL_PARAMETER
+            );
+            assert_eq!(
+                (MOBIKE_API.task_transmit)(t, std::ptr::null(), &mut found),
+                mobike_result::MOBIKE_NULL_PARAMETER
+            );
+            assert!(found, "outputs are written only on success");
+            assert!(!(MOBIKE_API.task_next_action)(std::ptr::null_mut(), std::ptr::null_mut()));
+            (MOBIKE_API.task_free)(std::ptr::null_mut());
+            (MOBIKE_API.task_free)(t);
+        }
+    }
+
+    #[test]
+    fn addresses_convert_both_ways() {
+        for s in ["198.18.1.2:4500", "[2001:db8::1]:500"] {
+            let a: SocketAddr = s.parse().unwrap();
+            assert_eq!(sock_of(&addr_to_c(Some(a))), Ok(Some(a)));
+        }
+        assert_eq!(sock_of(&addr_to_c(None)), Ok(None));
+        let bad = mobike_addr { family: 5, ..Default::default() };
+        assert_eq!(sock_of(&bad), Err(mobike_result::MOBIKE_INVALID_PARAMETER));
+    }
+
+    #[test]
+    fn result_texts_are_nul_terminated() {
+        for r in [
+            mobike_result::MOBIKE_OK,
+            mobike_result::MOBIKE_NULL_PARAMETER,
+            mobike_result::MOBIKE_INVALID_PARAMETER,
+            mobike_result::MOBIKE_PANIC,
+            mobike_result::MOBIKE_POISONED,
+        ] {
+            // SAFETY: static NUL-terminated strings.
+            let text = unsafe { std::ffi::CStr::from_ptr((MOBIKE_API.result_text)(r)) };
+            assert!(!text.to_bytes().is_empty());
+        }
+    }
+}
