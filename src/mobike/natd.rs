@@ -4,6 +4,14 @@
 //! mappings during DPD.
 //!
 //! Owns: [`SaMemory`], the little per-IKE_SA state charon has no place for.
+//! Never: trusts a hash for anything but comparison.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ring::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY};
+
+use super::notify::{Notify, NotifyType};
+use super::{Action, Condition, Extension, Message};
 
 /// Per-IKE_SA state kept between tasks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -12,4 +20,150 @@ pub struct SaMemory {
     /// response (what the peer saw as our address), to notice a changed
     /// NAT mapping.
     pub last_natd_dst_hash: Option<[u8; 20]>,
+}
+
+impl SaMemory {
+    /// Records `hash`; true if a different one was recorded before
+    /// (the semantics of charon's `ike_sa->has_mapping_changed`).
+    pub fn mapping_changed(&mut self, hash: [u8; 20]) -> bool {
+        match self.last_natd_dst_hash.replace(hash) {
+            None => false,
+            Some(old) => old != hash,
+        }
+    }
+}
+
+/// SHA-1(SPIi | SPIr | IP | port) (RFC 7296 2.23).
+pub fn hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> [u8; 20] {
+    let mut ctx = Context::new(&SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(spi_i);
+    ctx.update(spi_r);
+    match addr.ip() {
+        IpAddr::V4(a) => ctx.update(&a.octets()),
+        IpAddr::V6(a) => ctx.update(&a.octets()),
+    }
+    ctx.update(&addr.port().to_be_bytes());
+    let mut out = [0u8; 20];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Adds NAT-D notifies for `msg` (our address is `msg.src`). With forced
+/// UDP encapsulation, or an unknown source address, the source hash is of
+/// a made-up address so the peer always sees a NAT (as charon does,
+/// RFC 3948 cannot be forced otherwise).
+pub fn build(msg: &Message<'_>, force_encap: bool, fake_source: Ipv4Addr, out: &mut Vec<Action>) {
+    let src = if force_encap || msg.src.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(fake_source), 0)
+    } else {
+        msg.src
+    };
+    for n in [
+        Notify::NatDetectionSourceIp(hash(&msg.spi_i, &msg.spi_r, src)),
+        Notify::NatDetectionDestinationIp(hash(&msg.spi_i, &msg.spi_r, msg.dst)),
+    ] {
+        let (ty, data) = super::notify::encode(&n);
+        out.push(Action::AddNotify { ty, data });
+    }
+}
+
+/// What the NAT-D notifies of a received message showed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Both kinds of NAT-D notify were present.
+    pub seen: bool,
+    /// Our address (message destination) reached the peer unchanged.
+    pub dst_matched: bool,
+    /// The peer's address (message source) is the one it sent from.
+    pub src_matched: bool,
+    /// A NAT mapping of ours changed since the last check.
+    pub mapping_changed: bool,
+}
+
+/// Checks the NAT-D notifies of a received message.
+///
+/// `hashes` are the decoded NAT-D notifies in message order. `check_mapping`
+/// asks to compare an unmatched destination hash with the one remembered in
+/// `mem` (the initiator of an INFORMATIONAL exchange, RFC 4555 3.8).
+pub fn process(
+    msg: &Message<'_>,
+    hashes: &[(NotifyType, [u8; 20])],
+    check_mapping: bool,
+    mem: &mut super::SaMemory,
+) -> Outcome {
+    let dst_hash = hash(&msg.spi_i, &msg.spi_r, msg.dst);
+    let src_hash = hash(&msg.spi_i, &msg.spi_r, msg.src);
+    let mut o = Outcome::default();
+    let (mut src_seen, mut dst_seen) = (false, false);
+    for (ty, h) in hashes {
+        match ty {
+            NotifyType::NatDetectionDestinationIp => {
+                dst_seen = true;
+                o.dst_matched |= *h == dst_hash;
+                if check_mapping && !o.dst_matched {
+                    o.mapping_changed = mem.mapping_changed(*h);
+                }
+            }
+            NotifyType::NatDetectionSourceIp => {
+                src_seen = true;
+                o.src_matched |= *h == src_hash;
+            }
+            _ => {}
+        }
+    }
+    o.seen = src_seen && dst_seen;
+    o
+}
+
+/// The IKE_SA changes that follow from an [`Outcome`] (charon's ike_natd).
+pub fn apply(o: &Outcome, force_encap: bool, out: &mut Vec<Action>) {
+    if !o.seen {
+        return;
+    }
+    out.push(Action::EnableExtension(Extension::NatTraversal));
+    out.push(Action::SetCondition { cond: Condition::NatHere, value: !o.dst_matched });
+    out.push(Action::SetCondition { cond: Condition::NatThere, value: !o.src_matched });
+    if o.dst_matched && o.src_matched && force_encap {
+        out.push(Action::SetCondition { cond: Condition::NatFake, value: true });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(h: [u8; 20]) -> String {
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Vectors computed independently of this code, with Python:
+    /// hashlib.sha1(bytes.fromhex(spii) + bytes.fromhex(spir)
+    ///   + socket.inet_pton(family, ip) + struct.pack('!H', port)).hexdigest()
+    #[test]
+    fn natd_hash_vectors() {
+        let i = [1, 2, 3, 4, 5, 6, 7, 8];
+        let r = [0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18];
+        assert_eq!(
+            hex(hash(&i, &r, "198.18.1.2:4500".parse().unwrap())),
+            "07da1f90c5ca94cf3c40daf4b7327a0bbe90810c"
+        );
+        assert_eq!(
+            hex(hash(&i, &r, "198.18.1.1:500".parse().unwrap())),
+            "48f195ccc93d318d98ca48220702c94e35494392"
+        );
+        let i6 = [0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07, 0x18];
+        assert_eq!(
+            hex(hash(&i6, &[0; 8], "[2001:db8::1]:4500".parse().unwrap())),
+            "1f051d7db0ab27fae4fb471ef957ded558fd504e"
+        );
+    }
+
+    #[test]
+    fn mapping_memory_semantics() {
+        let mut m = SaMemory::default();
+        assert!(!m.mapping_changed([1; 20]), "first hash only recorded");
+        assert!(!m.mapping_changed([1; 20]));
+        assert!(m.mapping_changed([2; 20]));
+        assert!(!m.mapping_changed([2; 20]));
+    }
 }

@@ -64,7 +64,7 @@ impl NotifyType {
     }
 }
 
-/// Shortest and longest COOKIE2 (RFC 4555 4.8: 8 to 64 octets).
+/// Shortest and longest COOKIE2 (RFC 4555 4.2.5: 8 to 64 octets).
 pub const COOKIE2_MIN: usize = 8;
 pub const COOKIE2_MAX: usize = 64;
 /// NAT-D data is a SHA-1 digest (RFC 7296 2.23).
@@ -111,13 +111,13 @@ pub fn decode(raw: &RawNotify<'_>) -> Result<Option<Notify>, Malformed> {
     let hash = || <[u8; 20]>::try_from(d).map_err(|_| bad);
     use NotifyType::*;
     match ty {
-        // RFC 4555 4.2-4.4, 4.6, 4.9-4.10: these carry no data.
+        // RFC 4555 4.1.1, 4.1.2, 4.2.1, 4.2.3, 4.2.4: these carry no data.
         MobikeSupported => empty(Notify::MobikeSupported),
         NoAdditionalAddresses => empty(Notify::NoAdditionalAddresses),
         UpdateSaAddresses => empty(Notify::UpdateSaAddresses),
         UnacceptableAddresses => empty(Notify::UnacceptableAddresses),
         UnexpectedNatDetected => empty(Notify::UnexpectedNatDetected),
-        // RFC 4555 4.3: exactly one address of the stated family.
+        // RFC 4555 4.2.2: exactly one address of the stated family.
         AdditionalIp4Address => <[u8; 4]>::try_from(d)
             .map(|a| Some(Notify::AdditionalAddress(IpAddr::V4(Ipv4Addr::from(a)))))
             .map_err(|_| bad),
@@ -128,7 +128,7 @@ pub fn decode(raw: &RawNotify<'_>) -> Result<Option<Notify>, Malformed> {
         Cookie2 => Err(bad),
         NatDetectionSourceIp => Ok(Some(Notify::NatDetectionSourceIp(hash()?))),
         NatDetectionDestinationIp => Ok(Some(Notify::NatDetectionDestinationIp(hash()?))),
-        // RFC 4555 4.7: IP addresses of the sender and the receiver, then
+        // RFC 4555 4.2.6: IP addresses of the sender and the receiver, then
         // their ports; 12 octets for IPv4, 36 for IPv6.
         NoNatsAllowed => match d.len() {
             12 => {
@@ -219,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn no_nats_allowed_field_order_follows_rfc_4555_4_7() {
+    fn no_nats_allowed_field_order_follows_rfc_4555_4_2_6() {
         let d = [198, 18, 1, 2, 198, 18, 1, 1, 0x11, 0x94, 0x01, 0xf4];
         assert_eq!(
             raw(NotifyType::NoNatsAllowed, &d),
