@@ -1,0 +1,217 @@
+# shellcheck shell=bash
+# The netns lab: a road warrior (rw) with two interfaces, a router (rt) that
+# holds the bridge of the gateway's segment and can NAT, and a gateway (gw)
+# whose protected LAN is 198.18.100.0/24. Addresses from 198.18.0.0/15 only.
+#
+#   rw:rw-a 198.18.1.2 ──┐ br1 (in rt, 198.18.1.254)  ┌── gw:gw-a 198.18.1.1
+#                        └────────────────────────────┘     lo 198.18.100.1 (LAN)
+#   rw:rw-b 198.18.2.2 ──── rt:rt-b 198.18.2.1 (routes, MASQUERADEs with NAT=1)
+#
+# rw reaches gw directly over rw-a (preferred); with rw-a down its default
+# route goes through rt. Each charon runs in its own netns and mount
+# namespace (private /run), with its own strongswan.conf, log and vici
+# socket under $LAB_DIR. Everything is removed by lab_down, also on failure.
+
+LAB_LIB=${MOBIKE_RS_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/libmobike_rs.so}
+LAB_PSK=mobike-rs-lab-psk-0123456789
+LAB_WAIT=${LAB_WAIT:-15}   # seconds any single wait may take
+
+lab_log() { printf '  %s\n' "$*" >&2; }
+
+# lab_up NAME [nat]: namespaces, links, addresses, routes.
+lab_up() {
+	LAB_NAME=$1
+	LAB_NS="mrs$$-$LAB_NAME"
+	LAB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mobike-rs-lab.XXXXXX")
+	local rw="$LAB_NS-rw" gw="$LAB_NS-gw" rt="$LAB_NS-rt"
+	ip netns add "$rw" && ip netns add "$gw" && ip netns add "$rt" || return 1
+	for n in "$rw" "$gw" "$rt"; do ip -n "$n" link set lo up; done
+	ip -n "$rt" link add br1 type bridge
+	ip link add rw-a netns "$rw" type veth peer name p-rwa netns "$rt"
+	ip link add gw-a netns "$gw" type veth peer name p-gwa netns "$rt"
+	ip link add rw-b netns "$rw" type veth peer name rt-b netns "$rt"
+	ip -n "$rt" link set p-rwa master br1
+	ip -n "$rt" link set p-gwa master br1
+	ip -n "$rt" addr add 198.18.1.254/24 dev br1
+	ip -n "$rt" addr add 198.18.2.1/24 dev rt-b
+	for l in br1 p-rwa p-gwa rt-b; do ip -n "$rt" link set "$l" up; done
+	ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$rw" addr add 198.18.1.2/24 dev rw-a
+	ip -n "$rw" addr add 198.18.2.2/24 dev rw-b
+	ip -n "$rw" link set rw-a up
+	ip -n "$rw" link set rw-b up
+	ip -n "$rw" route add default via 198.18.2.1 dev rw-b metric 100
+	ip -n "$gw" addr add 198.18.1.1/24 dev gw-a
+	ip -n "$gw" link set gw-a up
+	ip -n "$gw" addr add 198.18.100.1/32 dev lo
+	ip -n "$gw" route add 198.18.2.0/24 via 198.18.1.254
+	if [ "${2:-}" = nat ]; then
+		ip netns exec "$rt" iptables -t nat -A POSTROUTING -s 198.18.2.0/24 -o br1 -j MASQUERADE
+	fi
+}
+
+# lab_down: stop charons, remove namespaces and files.
+lab_down() {
+	[ -n "${LAB_NS:-}" ] || return 0
+	local n pids
+	for n in rw gw rt; do
+		pids=$(ip netns pids "$LAB_NS-$n" 2>/dev/null)
+		[ -n "$pids" ] && kill $pids 2>/dev/null
+	done
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		pids=$(for n in rw gw rt; do ip netns pids "$LAB_NS-$n" 2>/dev/null; done)
+		[ -z "$pids" ] && break
+		sleep 0.2
+	done
+	[ -n "$pids" ] && kill -9 $pids 2>/dev/null
+	for n in rw gw rt; do ip netns del "$LAB_NS-$n" 2>/dev/null; done
+	if [ -n "${MOBIKE_RS_KEEP_LOGS:-}" ]; then
+		lab_log "logs kept in $LAB_DIR"
+	else
+		rm -rf "$LAB_DIR"
+	fi
+	LAB_NS=
+}
+
+# charon_start NODE FLAVOUR [extra strongswan.conf lines...]
+# FLAVOUR: stock | rust | builtin (library preloaded, mode = builtin)
+charon_start() {
+	local node=$1 flavour=$2
+	shift 2
+	local d="$LAB_DIR/$node" preload="" plugins=""
+	mkdir -p "$d"
+	case "$flavour" in
+		rust | builtin)
+			preload="LD_PRELOAD=$LAB_LIB"
+			plugins=" mobike-rs"
+			;;
+	esac
+	cat >"$d/strongswan.conf" <<EOF
+charon {
+	load_modular = no
+	# kernel-libipsec before kernel-netlink: the kernel has no ESP.
+	load = random nonce openssl kdf aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey socket-default kernel-libipsec kernel-netlink vici$plugins
+	filelog {
+		lab {
+			path = $d/charon.log
+			default = 1
+			ike = 2
+			enc = 1
+			asn = 1
+			flush_line = yes
+			time_format = %s
+		}
+	}
+	plugins {
+		vici { socket = unix://$d/charon.vici }
+		mobike-rs { mode = $([ "$flavour" = builtin ] && echo builtin || echo rust) }
+	}
+	$(printf '%s\n' "$@")
+}
+EOF
+	ip netns exec "$LAB_NS-$node" unshare -m --propagation private sh -c \
+		"mount -t tmpfs tmpfs /run && STRONGSWAN_CONF=$d/strongswan.conf ${LD_DEBUG_DIR:+LD_DEBUG=bindings LD_DEBUG_OUTPUT=$LD_DEBUG_DIR/ld} $preload exec /usr/lib/ipsec/charon" \
+		>"$d/stdout" 2>&1 &
+	local i
+	for i in $(seq 1 $((LAB_WAIT * 10))); do
+		[ -S "$d/charon.vici" ] && return 0
+		sleep 0.1
+	done
+	lab_log "charon on $node did not start"
+	return 1
+}
+
+# swan NODE ARGS...: swanctl against NODE's charon.
+swan() {
+	local node=$1
+	shift
+	STRONGSWAN_CONF="$LAB_DIR/$node/strongswan.conf" swanctl "$@" --uri "unix://$LAB_DIR/$node/charon.vici"
+}
+
+# tunnel_up: load configs, initiate from rw, wait for the CHILD_SA.
+tunnel_up() {
+	local extra_rw=${1:-}
+	cat >"$LAB_DIR/rw/swanctl.conf" <<EOF
+connections {
+	gw {
+		remote_addrs = 198.18.1.1
+		vips = 0.0.0.0
+		mobike = yes
+		$extra_rw
+		local { auth = psk
+			id = rw.lab.test }
+		remote { auth = psk
+			id = gw.lab.test }
+		children { net { remote_ts = 198.18.100.0/24 } }
+	}
+}
+secrets { ike-lab { secret = $LAB_PSK } }
+EOF
+	cat >"$LAB_DIR/gw/swanctl.conf" <<EOF
+connections {
+	rw {
+		pools = rwpool
+		mobike = yes
+		local { auth = psk
+			id = gw.lab.test }
+		remote { auth = psk
+			id = rw.lab.test }
+		children { net { local_ts = 198.18.100.0/24 } }
+	}
+}
+pools { rwpool { addrs = 198.18.200.0/24 } }
+secrets { ike-lab { secret = $LAB_PSK } }
+EOF
+	swan gw --load-all --file "$LAB_DIR/gw/swanctl.conf" >/dev/null 2>&1 || return 1
+	swan rw --load-all --file "$LAB_DIR/rw/swanctl.conf" >/dev/null 2>&1 || return 1
+	swan rw --initiate --child net --timeout "$LAB_WAIT" >"$LAB_DIR/initiate.out" 2>&1
+}
+
+# sa_field NODE WHAT: from `swanctl --list-sas`: spis | local | remote | state
+sa_field() {
+	local out
+	out=$(swan "$1" --list-sas 2>/dev/null)
+	case "$2" in
+		spis) printf '%s\n' "$out" | sed -n 's/^[^ ].*IKEv2, \([0-9a-f]*_i\*\{0,1\}\) \([0-9a-f]*_r\*\{0,1\}\).*/\1 \2/p' | tr -d '*' | head -n1 ;;
+		local) printf '%s\n' "$out" | sed -n "s/^  local  '[^']*' @ \([^ ]*\).*/\1/p" | head -n1 ;;
+		remote) printf '%s\n' "$out" | sed -n "s/^  remote '[^']*' @ \([^ ]*\).*/\1/p" | head -n1 ;;
+		state) printf '%s\n' "$out" | sed -n 's/^[^ ].*, \([A-Z_]*\), IKEv2.*/\1/p' | head -n1 ;;
+		count) printf '%s\n' "$out" | grep -c 'IKEv2' ;;
+	esac
+}
+
+# sa_raw NODE: `swanctl --list-sas --raw` (conditions such as nat-local).
+sa_raw() { swan "$1" --list-sas --raw 2>/dev/null; }
+
+# ping_ok [TRIES]: a ping from rw through the tunnel gets an answer,
+# trying at most TRIES times (one second each).
+ping_ok() {
+	local i
+	for i in $(seq 1 "${1:-$LAB_WAIT}"); do
+		ip netns exec "$LAB_NS-rw" ping -c 1 -W 1 198.18.100.1 >/dev/null 2>&1 && return 0
+	done
+	return 1
+}
+
+# wait_for COND...: evaluate COND every 0.1 s for at most LAB_WAIT seconds.
+wait_for() {
+	local i
+	for i in $(seq 1 $((LAB_WAIT * 10))); do
+		eval "$*" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# in_log NODE PATTERN: charon's log on NODE has a line matching PATTERN.
+in_log() { grep -qE "$2" "$LAB_DIR/$1/charon.log" 2>/dev/null; }
+
+# show_logs: tail of both logs, for a failure.
+show_logs() {
+	local n
+	for n in rw gw; do
+		[ -f "$LAB_DIR/$n/charon.log" ] || continue
+		echo "  --- $n charon.log (last 25 lines)" >&2
+		tail -n 25 "$LAB_DIR/$n/charon.log" | sed 's/^/  | /' >&2
+	done
+}
