@@ -17,7 +17,8 @@ fn library_exports_exactly_the_entry_points() {
         .status()
         .expect("cargo runs");
     assert!(status.success(), "cargo build --release failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
     let lib = target.join("release/libmobike_rs.so");
     let out = Command::new("nm")
         .args(["-D", "--defined-only"])

@@ -498,7 +498,9 @@ unsafe extern "C" fn result_text(result: mobike_result) -> *const c_char {
 pub(crate) fn ip_of(a: &mobike_addr) -> Result<Option<IpAddr>, mobike_result> {
     match a.family {
         0 => Ok(None),
-        4 => Ok(Some(IpAddr::V4(Ipv4Addr::new(a.ip[0], a.ip[1], a.ip[2], a.ip[3])))),
+        4 => Ok(Some(IpAddr::V4(Ipv4Addr::new(
+            a.ip[0], a.ip[1], a.ip[2], a.ip[3],
+        )))),
         6 => Ok(Some(IpAddr::V6(Ipv6Addr::from(a.ip)))),
         _ => Err(mobike_result::MOBIKE_INVALID_PARAMETER),
     }
@@ -560,13 +562,22 @@ impl ViewStorage {
             )
         };
         Ok(ViewStorage {
-            peers: peers.iter().filter_map(|a| sock_of(a).ok().flatten()).collect(),
-            locals: locals.iter().filter_map(|a| ip_of(a).ok().flatten()).collect(),
+            peers: peers
+                .iter()
+                .filter_map(|a| sock_of(a).ok().flatten())
+                .collect(),
+            locals: locals
+                .iter()
+                .filter_map(|a| ip_of(a).ok().flatten())
+                .collect(),
             routes: routes
                 .iter()
                 .filter_map(|r| {
                     let dst = ip_of(&r.dst).ok().flatten()?;
-                    Some(Route { dst, src: ip_of(&r.src).ok().flatten() })
+                    Some(Route {
+                        dst,
+                        src: ip_of(&r.src).ok().flatten(),
+                    })
                 })
                 .collect(),
         })
@@ -614,12 +625,18 @@ unsafe fn notifies_of(msg: &mobike_message) -> Result<Vec<RawNotify<'_>>, mobike
         .map(|n| {
             // SAFETY: each notify's data is valid for the call.
             let data = unsafe { slice_of(n.data, n.len)? };
-            Ok(RawNotify { ty: n.notify_type, data })
+            Ok(RawNotify {
+                ty: n.notify_type,
+                data,
+            })
         })
         .collect()
 }
 
-fn message_of<'a>(msg: &mobike_message, notifies: &'a [RawNotify<'a>]) -> Option<mobike::Message<'a>> {
+fn message_of<'a>(
+    msg: &mobike_message,
+    notifies: &'a [RawNotify<'a>],
+) -> Option<mobike::Message<'a>> {
     Some(mobike::Message {
         exchange: match msg.exchange {
             MOBIKE_EXCHANGE_IKE_AUTH => Exchange::IkeAuth,
@@ -722,7 +739,10 @@ mod tests {
         // SAFETY: table functions with a valid task.
         unsafe {
             assert!((MOBIKE_API.fallback_active)());
-            assert_eq!((MOBIKE_API.task_enable_probing)(t), mobike_result::MOBIKE_POISONED);
+            assert_eq!(
+                (MOBIKE_API.task_enable_probing)(t),
+                mobike_result::MOBIKE_POISONED
+            );
             assert!(!(MOBIKE_API.task_is_probing)(t));
             let mut a = std::mem::MaybeUninit::<mobike_action>::uninit();
             assert!(!(MOBIKE_API.task_next_action)(t, a.as_mut_ptr()));
@@ -737,7 +757,10 @@ mod tests {
         let mut found = true;
         // SAFETY: NULL is what is being tested; the functions must check it.
         unsafe {
-            assert_eq!((MOBIKE_API.task_roam)(std::ptr::null_mut(), true), mobike_result::MOBIKE_NULL_PARAMETER);
+            assert_eq!(
+                (MOBIKE_API.task_roam)(std::ptr::null_mut(), true),
+                mobike_result::MOBIKE_NULL_PARAMETER
+            );
             assert_eq!(
                 (MOBIKE_API.task_build)(t, std::ptr::null(), std::ptr::null(), &mut status),
                 mobike_result::MOBIKE_NULL_PARAMETER
@@ -747,7 +770,10 @@ mod tests {
                 mobike_result::MOBIKE_NULL_PARAMETER
             );
             assert!(found, "outputs are written only on success");
-            assert!(!(MOBIKE_API.task_next_action)(std::ptr::null_mut(), std::ptr::null_mut()));
+            assert!(!(MOBIKE_API.task_next_action)(
+                std::ptr::null_mut(),
+                std::ptr::null_mut()
+            ));
             (MOBIKE_API.task_free)(std::ptr::null_mut());
             (MOBIKE_API.task_free)(t);
         }
@@ -760,7 +786,10 @@ mod tests {
             assert_eq!(sock_of(&addr_to_c(Some(a))), Ok(Some(a)));
         }
         assert_eq!(sock_of(&addr_to_c(None)), Ok(None));
-        let bad = mobike_addr { family: 5, ..Default::default() };
+        let bad = mobike_addr {
+            family: 5,
+            ..Default::default()
+        };
         assert_eq!(sock_of(&bad), Err(mobike_result::MOBIKE_INVALID_PARAMETER));
     }
 

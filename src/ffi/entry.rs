@@ -29,7 +29,10 @@ mod exported {
     /// # Safety
     /// Called by charon's task manager with a valid IKE_SA.
     #[no_mangle]
-    pub unsafe extern "C" fn ike_mobike_create(ike_sa: *mut c_void, initiator: bool) -> *mut c_void {
+    pub unsafe extern "C" fn ike_mobike_create(
+        ike_sa: *mut c_void,
+        initiator: bool,
+    ) -> *mut c_void {
         // SAFETY: the shim takes charon's arguments as they are.
         catch_unwind(|| unsafe { mobike_rs_shim_ike_mobike_create(ike_sa, initiator, &MOBIKE_API) })
             // SAFETY: as above; the built-in constructor never fails.

@@ -44,7 +44,10 @@ pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
 
 /// Forgets IKE_SA `unique_id`.
 pub fn forget(unique_id: u32) {
-    memories().lock().unwrap_or_else(|p| p.into_inner()).remove(&unique_id);
+    memories()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&unique_id);
 }
 
 /// Number of IKE_SAs remembered.
@@ -67,5 +70,8 @@ pub fn env() -> Env<'static> {
         let _ = rng().fill(&mut b);
         Ipv4Addr::from(b)
     });
-    Env { rng: rng(), fake_natd_source: fake }
+    Env {
+        rng: rng(),
+        fake_natd_source: fake,
+    }
 }

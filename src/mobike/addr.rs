@@ -83,7 +83,10 @@ mod tests {
     fn family_filter() {
         let v4: IpAddr = "198.18.1.1".parse().unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        let only4 = Families { v4: true, v6: false };
+        let only4 = Families {
+            v4: true,
+            v6: false,
+        };
         assert!(only4.allows(v4) && !only4.allows(v6));
         let both = Families { v4: true, v6: true };
         assert!(both.allows(v4) && both.allows(v6));

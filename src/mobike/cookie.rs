@@ -20,7 +20,10 @@ pub fn matches(sent: &[u8], echoed: &[u8]) -> bool {
     if sent.len() != echoed.len() {
         return false;
     }
-    let diff = sent.iter().zip(echoed).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = sent
+        .iter()
+        .zip(echoed)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     // black_box keeps the optimiser from turning the fold into an early exit.
     std::hint::black_box(diff) == 0
 }
@@ -40,8 +43,14 @@ mod tests {
 
     #[test]
     fn comparison() {
-        assert!(matches(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 6, 7, 8]));
-        assert!(!matches(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 6, 7, 9]));
+        assert!(matches(
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            &[1, 2, 3, 4, 5, 6, 7, 8]
+        ));
+        assert!(!matches(
+            &[1, 2, 3, 4, 5, 6, 7, 8],
+            &[1, 2, 3, 4, 5, 6, 7, 9]
+        ));
         assert!(!matches(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 6, 7]));
         assert!(!matches(&[1; 16], &[]));
     }

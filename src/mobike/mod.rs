@@ -16,9 +16,6 @@ pub mod natd;
 pub mod notify;
 pub mod task;
 
-#[cfg(test)]
-mod sim;
-
 use std::net::SocketAddr;
 
 pub use addr::{Families, Route};
@@ -84,25 +81,41 @@ pub enum UpdateForce {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Add a notify payload (type, data) to the message being built.
-    AddNotify { ty: NotifyType, data: Vec<u8> },
+    AddNotify {
+        ty: NotifyType,
+        data: Vec<u8>,
+    },
     /// Send the message being built from this source address instead.
     SetSource(SocketAddr),
     /// Nothing to send: turn the request into no exchange at all
     /// (charon: `set_exchange_type(EXCHANGE_TYPE_UNDEFINED)`).
     CancelExchange,
     EnableExtension(Extension),
-    SetCondition { cond: Condition, value: bool },
+    SetCondition {
+        cond: Condition,
+        value: bool,
+    },
     /// Forget the peer address set (full-list replace follows).
     ClearPeerAddresses,
     /// Add one address to the peer address set.
     AddPeerAddress(SocketAddr),
     /// Move the IKE_SA (and CHILD_SAs, see `force`) to these hosts; `None`
     /// keeps that side.
-    UpdateHosts { me: Option<SocketAddr>, other: Option<SocketAddr>, force: UpdateForce },
+    UpdateHosts {
+        me: Option<SocketAddr>,
+        other: Option<SocketAddr>,
+        force: UpdateForce,
+    },
     /// Send a copy of the packet being transmitted on this path.
-    Send { src: SocketAddr, dst: SocketAddr },
+    Send {
+        src: SocketAddr,
+        dst: SocketAddr,
+    },
     /// A line for the daemon's log, IKE group; level 1 or 2.
-    Log { level: u8, text: String },
+    Log {
+        level: u8,
+        text: String,
+    },
 }
 
 /// What charon knows about the IKE_SA at the moment of a call. The caller

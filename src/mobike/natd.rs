@@ -121,10 +121,19 @@ pub fn apply(o: &Outcome, force_encap: bool, out: &mut Vec<Action>) {
         return;
     }
     out.push(Action::EnableExtension(Extension::NatTraversal));
-    out.push(Action::SetCondition { cond: Condition::NatHere, value: !o.dst_matched });
-    out.push(Action::SetCondition { cond: Condition::NatThere, value: !o.src_matched });
+    out.push(Action::SetCondition {
+        cond: Condition::NatHere,
+        value: !o.dst_matched,
+    });
+    out.push(Action::SetCondition {
+        cond: Condition::NatThere,
+        value: !o.src_matched,
+    });
     if o.dst_matched && o.src_matched && force_encap {
-        out.push(Action::SetCondition { cond: Condition::NatFake, value: true });
+        out.push(Action::SetCondition {
+            cond: Condition::NatFake,
+            value: true,
+        });
     }
 }
 

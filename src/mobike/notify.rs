@@ -83,7 +83,10 @@ pub enum Notify {
     UnacceptableAddresses,
     UnexpectedNatDetected,
     /// NO_NATS_ALLOWED: the addresses and ports the sender used.
-    NoNatsAllowed { src: SocketAddr, dst: SocketAddr },
+    NoNatsAllowed {
+        src: SocketAddr,
+        dst: SocketAddr,
+    },
 }
 
 /// Why a MOBIKE notify was rejected.
@@ -95,7 +98,12 @@ pub struct Malformed {
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ignoring malformed {} notify (length {})", self.ty.name(), self.len)
+        write!(
+            f,
+            "ignoring malformed {} notify (length {})",
+            self.ty.name(),
+            self.len
+        )
     }
 }
 
@@ -124,7 +132,9 @@ pub fn decode(raw: &RawNotify<'_>) -> Result<Option<Notify>, Malformed> {
         AdditionalIp6Address => <[u8; 16]>::try_from(d)
             .map(|a| Some(Notify::AdditionalAddress(IpAddr::V6(Ipv6Addr::from(a)))))
             .map_err(|_| bad),
-        Cookie2 if (COOKIE2_MIN..=COOKIE2_MAX).contains(&d.len()) => Ok(Some(Notify::Cookie2(d.to_vec()))),
+        Cookie2 if (COOKIE2_MIN..=COOKIE2_MAX).contains(&d.len()) => {
+            Ok(Some(Notify::Cookie2(d.to_vec())))
+        }
         Cookie2 => Err(bad),
         NatDetectionSourceIp => Ok(Some(Notify::NatDetectionSourceIp(hash()?))),
         NatDetectionDestinationIp => Ok(Some(Notify::NatDetectionDestinationIp(hash()?))),
@@ -192,7 +202,10 @@ mod tests {
     use super::*;
 
     fn raw(ty: NotifyType, data: &[u8]) -> Result<Option<Notify>, Malformed> {
-        decode(&RawNotify { ty: ty as u16, data })
+        decode(&RawNotify {
+            ty: ty as u16,
+            data,
+        })
     }
 
     #[test]
@@ -209,8 +222,14 @@ mod tests {
             Notify::NatDetectionDestinationIp([2; 20]),
             Notify::UnacceptableAddresses,
             Notify::UnexpectedNatDetected,
-            Notify::NoNatsAllowed { src: "198.18.1.2:4500".parse().unwrap(), dst: "198.18.1.1:500".parse().unwrap() },
-            Notify::NoNatsAllowed { src: "[2001:db8::2]:4500".parse().unwrap(), dst: "[2001:db8::1]:4500".parse().unwrap() },
+            Notify::NoNatsAllowed {
+                src: "198.18.1.2:4500".parse().unwrap(),
+                dst: "198.18.1.1:500".parse().unwrap(),
+            },
+            Notify::NoNatsAllowed {
+                src: "[2001:db8::2]:4500".parse().unwrap(),
+                dst: "[2001:db8::1]:4500".parse().unwrap(),
+            },
         ];
         for n in all {
             let (ty, data) = encode(&n);
@@ -249,14 +268,25 @@ mod tests {
         for (ty, lens) in cases {
             for &len in *lens {
                 let data = vec![0u8; len];
-                assert_eq!(raw(*ty, &data), Err(Malformed { ty: *ty, len }), "{} length {len}", ty.name());
+                assert_eq!(
+                    raw(*ty, &data),
+                    Err(Malformed { ty: *ty, len }),
+                    "{} length {len}",
+                    ty.name()
+                );
             }
         }
     }
 
     #[test]
     fn other_notifies_are_not_ours() {
-        assert_eq!(decode(&RawNotify { ty: 16384, data: &[1, 2] }), Ok(None));
+        assert_eq!(
+            decode(&RawNotify {
+                ty: 16384,
+                data: &[1, 2]
+            }),
+            Ok(None)
+        );
         assert_eq!(decode(&RawNotify { ty: 24, data: &[] }), Ok(None));
     }
 }

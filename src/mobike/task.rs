@@ -159,10 +159,20 @@ impl MobikeTask {
             // there only, to the hosts as they are now (a peer's MOBIKE
             // exchange may have moved them since the message was built).
             if sa.route_current == Some(sa.my_host.ip()) {
-                out.push(Action::Send { src: sa.my_host, dst: sa.other_host });
+                out.push(Action::Send {
+                    src: sa.my_host,
+                    dst: sa.other_host,
+                });
                 return true;
             }
-            out.push(log(1, format!("path {} - {} lost its route, checking all paths", show(sa.my_host), show(sa.other_host))));
+            out.push(log(
+                1,
+                format!(
+                    "path {} - {} lost its route, checking all paths",
+                    show(sa.my_host),
+                    show(sa.other_host)
+                ),
+            ));
             self.check = true;
         }
         // RFC 4555 3.5: the same message goes to every path we can route;
@@ -173,23 +183,50 @@ impl MobikeTask {
             if !sa.families.allows(peer.ip()) {
                 continue;
             }
-            let Some(src) = sa.routes.iter().find(|r| r.dst == peer.ip()).and_then(|r| r.src) else {
+            let Some(src) = sa
+                .routes
+                .iter()
+                .find(|r| r.dst == peer.ip())
+                .and_then(|r| r.src)
+            else {
                 continue;
             };
-            let me = port_for(src, sa.my_host, sa.my_cfg_port, (sa.socket_port, sa.socket_natt_port));
-            let other = port_for(peer.ip(), sa.other_host, sa.other_cfg_port, (IKEV2_UDP_PORT, IKEV2_NATT_PORT));
+            let me = port_for(
+                src,
+                sa.my_host,
+                sa.my_cfg_port,
+                (sa.socket_port, sa.socket_natt_port),
+            );
+            let other = port_for(
+                peer.ip(),
+                sa.other_host,
+                sa.other_cfg_port,
+                (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
+            );
             if tried.contains(&(me, other)) {
                 continue;
             }
             tried.push((me, other));
-            out.push(log(1, format!("checking path {} - {}", show(me), show(other))));
-            out.push(Action::Send { src: me, dst: other });
+            out.push(log(
+                1,
+                format!("checking path {} - {}", show(me), show(other)),
+            ));
+            out.push(Action::Send {
+                src: me,
+                dst: other,
+            });
             found = true;
         }
         found
     }
 
-    fn build_request(&mut self, sa: &SaView<'_>, msg: &Message<'_>, env: &Env<'_>, out: &mut Vec<Action>) -> Status {
+    fn build_request(
+        &mut self,
+        sa: &SaView<'_>,
+        msg: &Message<'_>,
+        env: &Env<'_>,
+        out: &mut Vec<Action>,
+    ) -> Status {
         match msg.exchange {
             Exchange::IkeAuth => {
                 // RFC 4555 3.2: MOBIKE_SUPPORTED (and our addresses) in the
@@ -204,7 +241,10 @@ impl MobikeTask {
             Exchange::Informational => {
                 // Queued before we knew whether the peer supports MOBIKE.
                 if !sa.mobike_supported {
-                    out.push(log(2, "peer does not support MOBIKE, no MOBIKE exchange".into()));
+                    out.push(log(
+                        2,
+                        "peer does not support MOBIKE, no MOBIKE exchange".into(),
+                    ));
                     out.push(Action::CancelExchange);
                     return Status::Success;
                 }
@@ -214,7 +254,10 @@ impl MobikeTask {
                 if let Some(new) = msg.route_src.filter(|ip| *ip != msg.src.ip()) {
                     let old = msg.src;
                     msg.src = SocketAddr::new(new, old.port());
-                    out.push(log(1, format!("sending from {} instead of {}", show(msg.src), show(old))));
+                    out.push(log(
+                        1,
+                        format!("sending from {} instead of {}", show(msg.src), show(old)),
+                    ));
                     out.push(Action::SetSource(msg.src));
                 }
                 if self.update {
@@ -227,7 +270,14 @@ impl MobikeTask {
                     };
                     add(out, &Notify::Cookie2(c.clone()));
                     self.cookie2 = Some(c);
-                    out.push(log(1, format!("sending UPDATE_SA_ADDRESSES for path {} - {}", show(msg.src), show(msg.dst))));
+                    out.push(log(
+                        1,
+                        format!(
+                            "sending UPDATE_SA_ADDRESSES for path {} - {}",
+                            show(msg.src),
+                            show(msg.dst)
+                        ),
+                    ));
                 }
                 if self.address && !self.check {
                     build_address_list(sa, out);
@@ -241,7 +291,13 @@ impl MobikeTask {
         }
     }
 
-    fn build_response(&mut self, sa: &SaView<'_>, msg: &Message<'_>, env: &Env<'_>, out: &mut Vec<Action>) -> Status {
+    fn build_response(
+        &mut self,
+        sa: &SaView<'_>,
+        msg: &Message<'_>,
+        env: &Env<'_>,
+        out: &mut Vec<Action>,
+    ) -> Status {
         match msg.exchange {
             // In the last IKE_AUTH response only.
             Exchange::IkeAuth if sa.authenticated => {
@@ -264,7 +320,13 @@ impl MobikeTask {
         }
     }
 
-    fn process_request(&mut self, sa: &SaView<'_>, msg: &Message<'_>, mem: &mut SaMemory, out: &mut Vec<Action>) -> Status {
+    fn process_request(
+        &mut self,
+        sa: &SaView<'_>,
+        msg: &Message<'_>,
+        mem: &mut SaMemory,
+        out: &mut Vec<Action>,
+    ) -> Status {
         match msg.exchange {
             Exchange::IkeAuth => {
                 if !self.ike_auth_done {
@@ -286,14 +348,24 @@ impl MobikeTask {
                     // new path.
                     me_new = Some(msg.dst);
                     other_new = Some(msg.src);
-                } else if self.addresses_updated && sa.original_initiator && msg.src != sa.other_host {
+                } else if self.addresses_updated
+                    && sa.original_initiator
+                    && msg.src != sa.other_host
+                {
                     // As original initiator we follow a responder that used
                     // another address of its list to reach us.
                     other_new = Some(msg.src);
                     me_new = Some(msg.dst);
                 }
                 if me_new.is_some() || other_new.is_some() {
-                    update_hosts(sa, me_new, other_new, UpdateForce::All, "peer's UPDATE_SA_ADDRESSES", out);
+                    update_hosts(
+                        sa,
+                        me_new,
+                        other_new,
+                        UpdateForce::All,
+                        "peer's UPDATE_SA_ADDRESSES",
+                        out,
+                    );
                 }
                 Status::NeedMore
             }
@@ -301,7 +373,13 @@ impl MobikeTask {
         }
     }
 
-    fn process_response(&mut self, sa: &SaView<'_>, msg: &Message<'_>, mem: &mut SaMemory, out: &mut Vec<Action>) -> Status {
+    fn process_response(
+        &mut self,
+        sa: &SaView<'_>,
+        msg: &Message<'_>,
+        mem: &mut SaMemory,
+        out: &mut Vec<Action>,
+    ) -> Status {
         match msg.exchange {
             // In the last IKE_AUTH response only.
             Exchange::IkeAuth if sa.authenticated => {
@@ -312,7 +390,10 @@ impl MobikeTask {
                 // A queued check or update supersedes what this answer says
                 // (RFC 4555 3.5: act on the newest information).
                 if sa.newer_update_queued {
-                    out.push(log(2, "a newer MOBIKE task is queued, ignoring this answer".into()));
+                    out.push(log(
+                        2,
+                        "a newer MOBIKE task is queued, ignoring this answer".into(),
+                    ));
                     return Status::Success;
                 }
                 let sent = self.cookie2.take();
@@ -335,18 +416,35 @@ impl MobikeTask {
                     natd::apply(&o, sa.force_encap, out);
                     if self.update {
                         // NAT state may have changed with the new path.
-                        update_hosts(sa, None, None, UpdateForce::Children, "NAT state after update", out);
+                        update_hosts(
+                            sa,
+                            None,
+                            None,
+                            UpdateForce::Children,
+                            "NAT state after update",
+                            out,
+                        );
                     } else if o.mapping_changed {
                         force = true;
                         self.check = true;
-                        out.push(log(1, "detected changes in NAT mappings, initiating MOBIKE update".into()));
+                        out.push(log(
+                            1,
+                            "detected changes in NAT mappings, initiating MOBIKE update".into(),
+                        ));
                     }
                 }
                 if self.check {
                     let me_new = (msg.dst != sa.my_host).then_some(msg.dst);
                     let other_new = (msg.src != sa.other_host).then_some(msg.src);
                     if me_new.is_some() || other_new.is_some() || force {
-                        update_hosts(sa, me_new, other_new, UpdateForce::All, "path check answered", out);
+                        update_hosts(
+                            sa,
+                            me_new,
+                            other_new,
+                            UpdateForce::All,
+                            "path check answered",
+                            out,
+                        );
                         if sa.original_initiator {
                             // RFC 4555 3.5: the answering path wins; a new
                             // exchange on it moves the peer's SAs too.
@@ -371,7 +469,12 @@ impl MobikeTask {
     /// Reads the MOBIKE notifies of a received message into the task and
     /// the peer address set (RFC 4555 3.4, 3.6: a list replaces the whole
     /// set; the address the message came from stays in it).
-    fn read_notifies(&mut self, sa: &SaView<'_>, msg: &Message<'_>, out: &mut Vec<Action>) -> Received {
+    fn read_notifies(
+        &mut self,
+        sa: &SaView<'_>,
+        msg: &Message<'_>,
+        out: &mut Vec<Action>,
+    ) -> Received {
         let mut r = Received::default();
         let mut set: Option<Vec<SocketAddr>> = None;
         let mut dropped = 0usize;
@@ -387,7 +490,10 @@ impl MobikeTask {
             match n {
                 Notify::MobikeSupported => {
                     if !self.initiator && !sa.mobike_configured {
-                        out.push(log(1, "peer supports MOBIKE, but disabled in config".into()));
+                        out.push(log(
+                            1,
+                            "peer supports MOBIKE, but disabled in config".into(),
+                        ));
                     } else {
                         out.push(log(1, "peer supports MOBIKE".into()));
                         out.push(Action::EnableExtension(Extension::Mobike));
@@ -418,8 +524,13 @@ impl MobikeTask {
                     self.natd = true;
                     r.natd.push((NotifyType::NatDetectionDestinationIp, h));
                 }
-                Notify::UnacceptableAddresses | Notify::UnexpectedNatDetected | Notify::NoNatsAllowed { .. } => {
-                    out.push(log(2, format!("received {}, not acted on", notify::encode(&n).0.name())));
+                Notify::UnacceptableAddresses
+                | Notify::UnexpectedNatDetected
+                | Notify::NoNatsAllowed { .. } => {
+                    out.push(log(
+                        2,
+                        format!("received {}, not acted on", notify::encode(&n).0.name()),
+                    ));
                 }
             }
         }
@@ -430,7 +541,10 @@ impl MobikeTask {
                     format!("dropping {dropped} peer addresses beyond the limit of {MAX_PEER_ADDRESSES}"),
                 ));
             }
-            out.push(log(1, format!("peer address set replaced: {} addresses", set.len())));
+            out.push(log(
+                1,
+                format!("peer address set replaced: {} addresses", set.len()),
+            ));
             out.push(Action::ClearPeerAddresses);
             out.extend(set.into_iter().map(Action::AddPeerAddress));
             self.addresses_updated = true;
@@ -478,7 +592,11 @@ fn update_hosts(
 /// the IKE_SA's own, at most [`MAX_ANNOUNCED_ADDRESSES`].
 fn build_address_list(sa: &SaView<'_>, out: &mut Vec<Action>) {
     let mut added = 0;
-    for ip in sa.local_addresses.iter().filter(|ip| **ip != sa.my_host.ip()) {
+    for ip in sa
+        .local_addresses
+        .iter()
+        .filter(|ip| **ip != sa.my_host.ip())
+    {
         if added >= MAX_ANNOUNCED_ADDRESSES {
             break;
         }
@@ -489,4 +607,616 @@ fn build_address_list(sa: &SaView<'_>, out: &mut Vec<Action>) {
         add(out, &Notify::NoAdditionalAddresses);
     }
     out.push(log(2, format!("announcing {added} additional addresses")));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mobike::{Condition, Families, RawNotify, Route};
+    #[allow(deprecated)]
+    use ring::test::rand::FixedByteRandom;
+    use std::net::IpAddr;
+
+    // ring seals SecureRandom; its fixed-byte test source is the only
+    // deterministic one it offers.
+    #[allow(deprecated)]
+    const RNG: FixedByteRandom = FixedByteRandom { byte: 0x5a };
+
+    fn env() -> Env<'static> {
+        Env {
+            rng: &RNG,
+            fake_natd_source: Ipv4Addr::new(198, 18, 99, 99),
+        }
+    }
+
+    fn sa<'a>(peers: &'a [SocketAddr], locals: &'a [IpAddr], routes: &'a [Route]) -> SaView<'a> {
+        SaView {
+            unique_id: 1,
+            spi_i: [1; 8],
+            spi_r: [2; 8],
+            my_host: "198.18.1.2:4500".parse().unwrap(),
+            other_host: "198.18.1.1:4500".parse().unwrap(),
+            my_cfg_port: 500,
+            other_cfg_port: 500,
+            socket_port: 500,
+            socket_natt_port: 4500,
+            families: Families { v4: true, v6: true },
+            original_initiator: true,
+            authenticated: true,
+            mobike_configured: true,
+            mobike_supported: true,
+            nat_here: false,
+            force_encap: false,
+            newer_update_queued: false,
+            peer_addresses: peers,
+            local_addresses: locals,
+            routes,
+            route_current: Some("198.18.1.2".parse().unwrap()),
+        }
+    }
+
+    fn msg<'a>(ex: Exchange, src: &str, dst: &str, notifies: &'a [RawNotify<'a>]) -> Message<'a> {
+        Message {
+            exchange: ex,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            spi_i: [1; 8],
+            spi_r: [2; 8],
+            notifies,
+            route_src: None,
+        }
+    }
+
+    fn notifies(out: &[Action]) -> Vec<NotifyType> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::AddNotify { ty, .. } => Some(*ty),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn data_of(out: &[Action], want: NotifyType) -> Vec<u8> {
+        out.iter()
+            .find_map(|a| match a {
+                Action::AddNotify { ty, data } if *ty == want => Some(data.clone()),
+                _ => None,
+            })
+            .expect("notify present")
+    }
+
+    fn raw(ty: NotifyType, data: &[u8]) -> RawNotify<'_> {
+        RawNotify {
+            ty: ty as u16,
+            data,
+        }
+    }
+
+    #[test]
+    fn initiator_ike_auth_announces_support_and_addresses_once() {
+        let locals: Vec<IpAddr> =
+            vec!["198.18.1.2".parse().unwrap(), "198.18.2.2".parse().unwrap()];
+        let s = sa(&[], &locals, &[]);
+        let mut t = MobikeTask::new(true);
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        assert_eq!(
+            t.build(&s, &m, &mut SaMemory::default(), &env(), &mut out),
+            Status::NeedMore
+        );
+        assert_eq!(
+            notifies(&out),
+            [
+                NotifyType::MobikeSupported,
+                NotifyType::AdditionalIp4Address
+            ]
+        );
+        assert_eq!(
+            data_of(&out, NotifyType::AdditionalIp4Address),
+            [198, 18, 2, 2],
+            "own IKE address not announced"
+        );
+        out.clear();
+        t.build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert!(
+            notifies(&out).is_empty(),
+            "second IKE_AUTH round carries nothing"
+        );
+    }
+
+    #[test]
+    fn without_other_addresses_no_additional_addresses_is_sent() {
+        let locals: Vec<IpAddr> = vec!["198.18.1.2".parse().unwrap()];
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(
+            &sa(&[], &locals, &[]),
+            &m,
+            &mut SaMemory::default(),
+            &env(),
+            &mut out,
+        );
+        assert_eq!(
+            notifies(&out),
+            [
+                NotifyType::MobikeSupported,
+                NotifyType::NoAdditionalAddresses
+            ]
+        );
+    }
+
+    #[test]
+    fn responder_honours_the_connections_mobike_setting() {
+        let n = [raw(NotifyType::MobikeSupported, &[])];
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &n);
+        let mut s = sa(&[], &[], &[]);
+        s.mobike_configured = false;
+        let mut out = Vec::new();
+        MobikeTask::new(false).process(&s, &m, &mut SaMemory::default(), &mut out);
+        assert!(!out.contains(&Action::EnableExtension(Extension::Mobike)));
+        s.mobike_configured = true;
+        out.clear();
+        MobikeTask::new(false).process(&s, &m, &mut SaMemory::default(), &mut out);
+        assert!(out.contains(&Action::EnableExtension(Extension::Mobike)));
+        // the response carries MOBIKE_SUPPORTED only once MOBIKE is on
+        out.clear();
+        let resp = msg(Exchange::IkeAuth, "198.18.1.1:4500", "198.18.1.2:4500", &[]);
+        s.mobike_supported = false;
+        assert_eq!(
+            MobikeTask::new(false).build(&s, &resp, &mut SaMemory::default(), &env(), &mut out),
+            Status::Success
+        );
+        assert!(notifies(&out).is_empty());
+    }
+
+    #[test]
+    fn address_list_replaces_the_peer_set_and_keeps_the_source() {
+        let n = [
+            raw(NotifyType::AdditionalIp4Address, &[198, 18, 2, 1]),
+            raw(
+                NotifyType::AdditionalIp6Address,
+                &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            ),
+        ];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.1.2:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        MobikeTask::new(false).process(&sa(&[], &[], &[]), &m, &mut SaMemory::default(), &mut out);
+        let set: Vec<&Action> = out
+            .iter()
+            .filter(|a| !matches!(a, Action::Log { .. }))
+            .collect();
+        assert_eq!(
+            set,
+            [
+                &Action::ClearPeerAddresses,
+                &Action::AddPeerAddress("198.18.1.1:4500".parse().unwrap()),
+                &Action::AddPeerAddress("198.18.2.1:0".parse().unwrap()),
+                &Action::AddPeerAddress("[2001:db8::1]:0".parse().unwrap()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_thousand_addresses_keep_at_most_the_limit_with_one_log_line() {
+        let addrs: Vec<[u8; 4]> = (0..1000u32)
+            .map(|i| [198, 18, (i >> 8) as u8 + 10, i as u8])
+            .collect();
+        let n: Vec<RawNotify> = addrs
+            .iter()
+            .map(|a| raw(NotifyType::AdditionalIp4Address, a))
+            .collect();
+        let m = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.1.2:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        MobikeTask::new(false).process(&sa(&[], &[], &[]), &m, &mut SaMemory::default(), &mut out);
+        let kept = out
+            .iter()
+            .filter(|a| matches!(a, Action::AddPeerAddress(_)))
+            .count();
+        assert_eq!(kept, MAX_PEER_ADDRESSES);
+        let drops: Vec<_> = out
+            .iter()
+            .filter(|a| matches!(a, Action::Log { level: 1, text } if text.starts_with("dropping")))
+            .collect();
+        assert_eq!(drops.len(), 1);
+    }
+
+    #[test]
+    fn malformed_notifies_are_logged_and_change_nothing() {
+        let n = [
+            raw(NotifyType::AdditionalIp4Address, &[1, 2, 3]),
+            raw(NotifyType::UpdateSaAddresses, &[0]),
+        ];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        let mut t = MobikeTask::new(false);
+        t.process(&sa(&[], &[], &[]), &m, &mut SaMemory::default(), &mut out);
+        assert!(
+            out.iter()
+                .all(|a| matches!(a, Action::Log { level: 1, .. })),
+            "{out:?}"
+        );
+        assert_eq!(out.len(), 2);
+        assert!(!t.will_check_or_update());
+    }
+
+    #[test]
+    fn responder_moves_to_the_update_path_and_echoes_cookie2() {
+        let cookie = [7u8; 16];
+        let n = [
+            raw(NotifyType::UpdateSaAddresses, &[]),
+            raw(NotifyType::Cookie2, &cookie),
+        ];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        let s = sa(&[], &[], &[]);
+        let mut t = MobikeTask::new(false);
+        let mut out = Vec::new();
+        assert_eq!(
+            t.process(&s, &m, &mut SaMemory::default(), &mut out),
+            Status::NeedMore
+        );
+        assert!(out.contains(&Action::UpdateHosts {
+            me: Some("198.18.1.1:4500".parse().unwrap()),
+            other: Some("198.18.2.2:4500".parse().unwrap()),
+            force: UpdateForce::All
+        }));
+        out.clear();
+        let resp = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &[],
+        );
+        assert_eq!(
+            t.build(&s, &resp, &mut SaMemory::default(), &env(), &mut out),
+            Status::Success
+        );
+        assert_eq!(data_of(&out, NotifyType::Cookie2), cookie);
+    }
+
+    /// An update request as the original initiator sends it after a check.
+    fn update_request(t: &mut MobikeTask, s: &SaView<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        assert_eq!(
+            t.build(s, &m, &mut SaMemory::default(), &env(), &mut out),
+            Status::NeedMore
+        );
+        assert!(notifies(&out).contains(&NotifyType::UpdateSaAddresses));
+        data_of(&out, NotifyType::Cookie2)
+    }
+
+    /// Runs a path check: the answer arrives on the second path.
+    fn checked_task(s: &SaView<'_>) -> MobikeTask {
+        let mut t = MobikeTask::new(true);
+        t.roam(false);
+        assert!(t.is_probing());
+        let answer = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &[],
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            t.process(s, &answer, &mut SaMemory::default(), &mut out),
+            Status::NeedMore,
+            "an update follows"
+        );
+        assert!(out.contains(&Action::UpdateHosts {
+            me: Some("198.18.2.2:4500".parse().unwrap()),
+            other: None,
+            force: UpdateForce::All
+        }));
+        assert!(!t.is_probing());
+        t
+    }
+
+    #[test]
+    fn answered_check_is_followed_by_an_update_with_cookie2() {
+        let s = sa(&[], &[], &[]);
+        let mut t = checked_task(&s);
+        let sent = update_request(&mut t, &s);
+        assert_eq!(sent, vec![0x5a; 16]);
+        let n = [raw(NotifyType::Cookie2, &sent)];
+        let resp = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            t.process(&s, &resp, &mut SaMemory::default(), &mut out),
+            Status::Success
+        );
+    }
+
+    #[test]
+    fn cookie2_mismatch_or_missing_echo_closes_the_ike_sa() {
+        let s = sa(&[], &[], &[]);
+        let wrong = [9u8; 16];
+        let short = [0x5a; 7];
+        for echoed in [Some(&wrong[..]), None, Some(&short[..])] {
+            let mut t = checked_task(&s);
+            update_request(&mut t, &s);
+            let n: Vec<RawNotify> = echoed
+                .map(|c| raw(NotifyType::Cookie2, c))
+                .into_iter()
+                .collect();
+            let resp = msg(
+                Exchange::Informational,
+                "198.18.1.1:4500",
+                "198.18.2.2:4500",
+                &n,
+            );
+            let mut out = Vec::new();
+            assert_eq!(
+                t.process(&s, &resp, &mut SaMemory::default(), &mut out),
+                Status::Failed,
+                "{echoed:?}"
+            );
+            assert!(out.contains(&Action::Log {
+                level: 1,
+                text: "COOKIE2 mismatch, closing IKE_SA".into()
+            }));
+        }
+    }
+
+    #[test]
+    fn a_stale_answer_changes_nothing_when_a_newer_update_is_queued() {
+        let mut s = sa(&[], &[], &[]);
+        s.newer_update_queued = true;
+        let mut t = MobikeTask::new(true);
+        t.roam(false);
+        let answer = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &[],
+        );
+        let mut out = Vec::new();
+        assert_eq!(
+            t.process(&s, &answer, &mut SaMemory::default(), &mut out),
+            Status::Success
+        );
+        assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
+    }
+
+    #[test]
+    fn duplicate_update_requests_move_to_the_same_place() {
+        // A retransmitted request is answered by charon from its cache;
+        // should a duplicate reach a task, it asks for the same hosts again.
+        let n = [raw(NotifyType::UpdateSaAddresses, &[])];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        let s = sa(&[], &[], &[]);
+        let mut t = MobikeTask::new(false);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        t.process(&s, &m, &mut SaMemory::default(), &mut a);
+        t.process(&s, &m, &mut SaMemory::default(), &mut b);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn transmit_uses_the_current_path_while_it_routes() {
+        let s = sa(&[], &[], &[]);
+        let mut out = Vec::new();
+        assert!(MobikeTask::new(true).transmit(&s, &mut out));
+        assert_eq!(
+            out,
+            [Action::Send {
+                src: s.my_host,
+                dst: s.other_host
+            }]
+        );
+    }
+
+    #[test]
+    fn transmit_probes_every_routable_peer_address() {
+        let peers: Vec<SocketAddr> = vec![
+            "198.18.1.1:4500".parse().unwrap(),
+            "198.18.3.1:0".parse().unwrap(),
+            "2001:db8::1"
+                .parse::<IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 0))
+                .unwrap(),
+        ];
+        let routes = [
+            Route {
+                dst: peers[0].ip(),
+                src: Some("198.18.2.2".parse().unwrap()),
+            },
+            Route {
+                dst: peers[1].ip(),
+                src: None,
+            },
+            Route {
+                dst: peers[2].ip(),
+                src: Some("2001:db8::2".parse().unwrap()),
+            },
+        ];
+        let mut s = sa(&peers, &[], &routes);
+        s.route_current = Some("198.18.2.2".parse().unwrap()); // rw-a is gone
+        let mut t = MobikeTask::new(true);
+        let mut out = Vec::new();
+        assert!(t.transmit(&s, &mut out));
+        assert!(t.is_probing());
+        let sends: Vec<_> = out
+            .iter()
+            .filter(|a| matches!(a, Action::Send { .. }))
+            .cloned()
+            .collect();
+        assert_eq!(
+            sends,
+            [
+                Action::Send {
+                    src: "198.18.2.2:4500".parse().unwrap(),
+                    dst: "198.18.1.1:4500".parse().unwrap()
+                },
+                Action::Send {
+                    src: "[2001:db8::2]:4500".parse().unwrap(),
+                    dst: "[2001:db8::1]:4500".parse().unwrap()
+                },
+            ]
+        );
+        // IPv4-only socket: the IPv6 path is not tried
+        s.families = Families {
+            v4: true,
+            v6: false,
+        };
+        out.clear();
+        t.transmit(&s, &mut out);
+        assert_eq!(
+            out.iter()
+                .filter(|a| matches!(a, Action::Send { .. }))
+                .count(),
+            1
+        );
+        // nothing routable: no path
+        let none = [Route {
+            dst: peers[0].ip(),
+            src: None,
+        }];
+        let s = sa(&peers[..1], &[], &none);
+        out.clear();
+        let mut t = MobikeTask::new(true);
+        t.enable_probing();
+        assert!(!t.transmit(&s, &mut out));
+    }
+
+    #[test]
+    fn informational_without_mobike_is_cancelled() {
+        let mut s = sa(&[], &[], &[]);
+        s.mobike_supported = false;
+        let mut out = Vec::new();
+        let m = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        let mut t = MobikeTask::new(true);
+        t.roam(true);
+        assert_eq!(
+            t.build(&s, &m, &mut SaMemory::default(), &env(), &mut out),
+            Status::Success
+        );
+        assert!(out.contains(&Action::CancelExchange));
+    }
+
+    #[test]
+    fn dpd_behind_a_nat_detects_a_changed_mapping_and_updates() {
+        let mut s = sa(&[], &[], &[]);
+        s.nat_here = true;
+        let mut mem = SaMemory::default();
+        let dpd = |mem: &mut SaMemory, mapped: &str| {
+            let mut t = MobikeTask::new(true);
+            t.dpd(true);
+            let mut out = Vec::new();
+            let req = msg(
+                Exchange::Informational,
+                "198.18.1.2:4500",
+                "198.18.1.1:4500",
+                &[],
+            );
+            t.build(&s, &req, mem, &env(), &mut out);
+            assert_eq!(
+                notifies(&out),
+                [
+                    NotifyType::NatDetectionSourceIp,
+                    NotifyType::NatDetectionDestinationIp
+                ]
+            );
+            // the peer saw us at `mapped`
+            let src_h = natd::hash(&[1; 8], &[2; 8], "198.18.1.1:4500".parse().unwrap());
+            let dst_h = natd::hash(&[1; 8], &[2; 8], mapped.parse().unwrap());
+            let n = [
+                raw(NotifyType::NatDetectionSourceIp, &src_h),
+                raw(NotifyType::NatDetectionDestinationIp, &dst_h),
+            ];
+            let resp = msg(
+                Exchange::Informational,
+                "198.18.1.1:4500",
+                "198.18.1.2:4500",
+                &n,
+            );
+            out.clear();
+            let st = t.process(&s, &resp, mem, &mut out);
+            (st, out)
+        };
+        let (st, out) = dpd(&mut mem, "198.18.1.254:4500");
+        assert_eq!(st, Status::Success, "first NAT-D only recorded");
+        assert!(out.contains(&Action::SetCondition {
+            cond: Condition::NatHere,
+            value: true
+        }));
+        let (st, _) = dpd(&mut mem, "198.18.1.254:4500");
+        assert_eq!(st, Status::Success, "same mapping");
+        let (st, out) = dpd(&mut mem, "198.18.1.254:31000");
+        assert_eq!(st, Status::NeedMore, "changed mapping: an update follows");
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::UpdateHosts {
+                force: UpdateForce::All,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn migrate_forgets_the_cookie_and_builds_a_request() {
+        let s = sa(&[], &[], &[]);
+        let mut t = MobikeTask::new(false);
+        let n = [raw(NotifyType::Cookie2, &[3; 8])];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        t.process(&s, &m, &mut SaMemory::default(), &mut Vec::new());
+        t.migrate();
+        t.roam(true);
+        let mut out = Vec::new();
+        let req = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.1.2:4500",
+            &[],
+        );
+        assert_eq!(
+            t.build(&s, &req, &mut SaMemory::default(), &env(), &mut out),
+            Status::NeedMore
+        );
+        assert!(!notifies(&out).contains(&NotifyType::Cookie2));
+    }
 }

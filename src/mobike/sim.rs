@@ -1,1 +1,0 @@
-//! Deterministic two-peer simulation of MOBIKE tasks (tests only).
