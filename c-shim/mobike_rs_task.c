@@ -521,6 +521,24 @@ static status_t to_status(mobike_status status)
 	}
 }
 
+/**
+ * After build or process: apply the core's actions and answer charon. A
+ * failed core call finishes the task without a MOBIKE change, so the
+ * IKE_SA stays as it is.
+ */
+static status_t finish_step(private_mobike_rs_task_t *this, message_t *message,
+							mobike_result result, mobike_status status,
+							const char *what)
+{
+	if (!core_ok(this, result, what))
+	{
+		status = MOBIKE_STATUS_SUCCESS;
+	}
+	apply_actions(this, message, NULL);
+	sync_mirror(this);
+	return to_status(status);
+}
+
 METHOD(task_t, build, status_t,
 	private_mobike_rs_task_t *this, message_t *message)
 {
@@ -541,13 +559,7 @@ METHOD(task_t, build, status_t,
 				 message->get_source(message), &m.route_src);
 	}
 	result = this->api->task_build(this->core, &s.view, &m, &status);
-	if (!core_ok(this, result, "build"))
-	{
-		status = MOBIKE_STATUS_SUCCESS;
-	}
-	apply_actions(this, message, NULL);
-	sync_mirror(this);
-	return to_status(status);
+	return finish_step(this, message, result, status, "build");
 }
 
 METHOD(task_t, process, status_t,
@@ -566,13 +578,7 @@ METHOD(task_t, process, status_t,
 	fill_message(message, &m, TRUE);
 	result = this->api->task_process(this->core, &s.view, &m, &status);
 	free((void*)m.notifies);
-	if (!core_ok(this, result, "process"))
-	{
-		status = MOBIKE_STATUS_SUCCESS;
-	}
-	apply_actions(this, message, NULL);
-	sync_mirror(this);
-	return to_status(status);
+	return finish_step(this, message, result, status, "process");
 }
 
 METHOD(ike_mobike_t, transmit, bool,
