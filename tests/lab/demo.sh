@@ -30,7 +30,8 @@ outage() {
 echo "== mobike-rs demo: stock gateway, road warrior with libmobike_rs.so"
 lab_up demo || exit 1
 charon_start gw stock || exit 1
-charon_start rw rust "prefer_best_path = yes" || exit 1
+# DEMO_RW=builtin runs the same demo with charon's own MOBIKE, for comparison.
+charon_start rw "${DEMO_RW:-rust}" "prefer_best_path = yes" || exit 1
 tunnel_up || { echo "tunnel setup failed"; show_logs; exit 1; }
 ping_ok || { echo "no traffic through the tunnel"; show_logs; exit 1; }
 
