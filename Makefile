@@ -1,10 +1,29 @@
 # mobike-rs: entry points. `make test` is the README's test command.
 SHELL := /bin/bash
 CARGO ?= cargo
-# The configured strongSwan tree of the installed charon (scripts/strongswan-src.sh).
-SRC_STAMP := build/strongswan/.tree
 
-.PHONY: all build test unit interop demo deps header clean
+# Which strongSwan the library is built for: the installed Debian 12 charon
+# (bookworm, 5.9.8) or Debian 13's (trixie, 6.0.1, run from a debootstrap
+# tree). Each has its own configured source tree, target dir and packages.
+SUITE ?= bookworm
+ifeq ($(SUITE),bookworm)
+TREE_DIR := build/strongswan
+TARGET_DIR := target
+SWAN_LIBDIR := /usr/lib/ipsec
+else ifeq ($(SUITE),trixie)
+TREE_DIR := build/trixie/strongswan
+TARGET_DIR := target/trixie
+SWAN_ROOT := build/trixie/root
+SWAN_LIBDIR := $(CURDIR)/$(SWAN_ROOT)/usr/lib/ipsec
+else
+$(error SUITE must be bookworm or trixie)
+endif
+# The configured strongSwan tree (its path is the stamp's content).
+SRC_STAMP := $(TREE_DIR)/.tree
+BUILD_ENV = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
+	CARGO_TARGET_DIR=$(TARGET_DIR)
+
+.PHONY: all build test unit interop demo deps header deb rpm package-test clean
 
 all: build
 
@@ -14,23 +33,25 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 		libstrongswan-standard-plugins iproute2 iptables iputils-ping \
-		build-essential dpkg-dev pkg-config binutils ca-certificates
+		build-essential dpkg-dev pkg-config binutils ca-certificates rpm
 
+ifeq ($(SUITE),bookworm)
 $(SRC_STAMP):
-	@mkdir -p build/strongswan
-	scripts/strongswan-src.sh build/strongswan | tail -n 1 > $@.tmp && mv $@.tmp $@
+	@mkdir -p $(TREE_DIR)
+	scripts/strongswan-src.sh $(TREE_DIR) | tail -n 1 > $@.tmp && mv $@.tmp $@
+endif
 
 build: $(SRC_STAMP)
-	STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) $(CARGO) build --release
-	@ls -l target/release/libmobike_rs.so
+	$(BUILD_ENV) $(CARGO) build --release --workspace
+	@ls -l $(TARGET_DIR)/release/libmobike_rs.so $(TARGET_DIR)/release/mobike-rs
 
 unit: $(SRC_STAMP)
-	STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) $(CARGO) test --release
+	$(BUILD_ENV) $(CARGO) test --release --workspace
 
 interop: build
 	tests/interop.sh
 
-test: build unit interop
+test: build unit interop package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh
@@ -38,6 +59,18 @@ demo: $(if $(filter 0,$(shell id -u)),deps) build
 header:
 	MOBIKE_RS_UPDATE_HEADER=1 $(CARGO) test --test header
 
+# strongswan-mobike-rs_<version>+sw<strongSwan version>_<arch>.deb in dist/
+deb: build
+	packaging/deb.sh $(TARGET_DIR)/release $$(cat $(SRC_STAMP)) dist
+
+# strongswan-mobike-rs-<version>-1.sw<strongSwan version>.<arch>.rpm in dist/
+rpm: build
+	packaging/rpm.sh $(TARGET_DIR)/release $$(cat $(SRC_STAMP)) dist
+
+# Build both packages, check them, install the .deb and remove it again.
+package-test: deb rpm
+	tests/packaging.sh dist
+
 clean:
 	$(CARGO) clean
-	rm -rf build
+	rm -rf build dist

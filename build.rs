@@ -14,6 +14,7 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(mobike_shim)");
     println!("cargo:rerun-if-env-changed=STRONGSWAN_SRC");
     println!("cargo:rerun-if-env-changed=STRONGSWAN_LIBDIR");
+    println!("cargo:rerun-if-env-changed=STRONGSWAN_RPATH");
     println!("cargo:rerun-if-changed=c-shim");
     println!("cargo:rerun-if-changed=include/mobike_rs.h");
 
@@ -62,6 +63,10 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=charon");
     println!("cargo:rustc-link-lib=dylib=strongswan");
     println!("cargo:rustc-link-lib=dylib=dl");
-    // charon's private libraries live outside the linker's default path.
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{libdir}");
+    // charon's private libraries live outside the loader's default path:
+    // Debian's and Fedora's places by default, since the library that is
+    // linked against (STRONGSWAN_LIBDIR) may sit in a build root.
+    let rpath = env::var("STRONGSWAN_RPATH")
+        .unwrap_or_else(|_| "/usr/lib/ipsec:/usr/lib64/strongswan".into());
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{rpath}");
 }
