@@ -3,8 +3,10 @@
  */
 
 #include "mobike_rs_plugin.h"
+#include "mobike_rs_guard.h"
 #include "mobike_rs_listener.h"
 #include "mobike_rs_shim.h"
+#include "mobike_rs_status.h"
 
 #include <daemon.h>
 
@@ -24,6 +26,16 @@ struct private_mobike_rs_plugin_t {
 	 * Listener telling the core about IKE_SAs going away.
 	 */
 	mobike_rs_listener_t *listener;
+
+	/**
+	 * Status socket, NULL if disabled.
+	 */
+	mobike_rs_status_t *status;
+
+	/**
+	 * The Rust core's function table.
+	 */
+	const mobike_api *api;
 };
 
 /**
@@ -36,6 +48,11 @@ static const mobike_api *loaded_api = NULL;
  * Whether each one-time message was logged already.
  */
 static bool logged_not_loaded = FALSE, logged_bad_mode = FALSE;
+
+/**
+ * Set when the ABI guard refused this charon: builtin for good.
+ */
+static bool abi_refused = FALSE;
 
 /*
  * Described in header
@@ -61,7 +78,7 @@ bool mobike_rs_shim_use_rust(const mobike_api *api)
 
 	if (!loaded_api)
 	{
-		if (!logged_not_loaded)
+		if (!abi_refused && !logged_not_loaded)
 		{
 			logged_not_loaded = TRUE;
 			DBG1(DBG_IKE, "mobike-rs: library preloaded but plugin not loaded "
@@ -97,9 +114,12 @@ static bool plugin_cb(private_mobike_rs_plugin_t *this,
 	if (reg)
 	{
 		charon->bus->add_listener(charon->bus, &this->listener->listener);
+		this->status = mobike_rs_status_create(this->api);
 	}
 	else
 	{
+		DESTROY_IF(this->status);
+		this->status = NULL;
 		charon->bus->remove_listener(charon->bus, &this->listener->listener);
 	}
 	return TRUE;
@@ -145,6 +165,12 @@ plugin_t *mobike_rs_shim_plugin_create(const mobike_api *api)
 			 MOBIKE_API_VERSION);
 		return NULL;
 	}
+	/* before anything that depends on charon's struct layouts */
+	if (!mobike_rs_guard_check())
+	{
+		abi_refused = TRUE;
+		return NULL;
+	}
 	INIT(this,
 		.public = {
 			.plugin = {
@@ -154,6 +180,7 @@ plugin_t *mobike_rs_shim_plugin_create(const mobike_api *api)
 			},
 		},
 		.listener = mobike_rs_listener_create(api),
+		.api = api,
 	);
 	loaded_api = api;
 	mode = lib->settings->get_str(lib->settings,

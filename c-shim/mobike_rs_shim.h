@@ -20,6 +20,32 @@
 
 #include "mobike_rs.h"
 
+/** Most peer or local addresses passed to the core per call */
+#define MAX_VIEW_ADDRS 32
+
+/**
+ * A mobike_sa_view and the arrays it points into.
+ */
+typedef struct {
+	mobike_sa_view view;
+	mobike_addr peers[MAX_VIEW_ADDRS];
+	mobike_addr locals[MAX_VIEW_ADDRS];
+	mobike_route routes[MAX_VIEW_ADDRS];
+} mobike_rs_view_storage_t;
+
+/**
+ * Gather what charon knows about an IKE_SA (for a task or the status).
+ * Local addresses and routes cost kernel lookups, so they are read only
+ * when asked for.
+ *
+ * @param ike_sa		IKE_SA, checked out by the caller
+ * @param s				storage to fill
+ * @param with_locals	read our local addresses
+ * @param with_routes	read the kernel's routes to the peer addresses
+ */
+void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
+							  bool with_locals, bool with_routes);
+
 /**
  * Entry behind the exported ike_mobike_create() (defined in Rust): a task
  * driven by the Rust core, or the built-in one in builtin mode.

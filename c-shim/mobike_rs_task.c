@@ -13,9 +13,6 @@
 
 #include <encoding/payloads/notify_payload.h>
 
-/** Most peer or local addresses passed to the core per call */
-#define MAX_VIEW_ADDRS 32
-
 typedef struct private_mobike_rs_task_t private_mobike_rs_task_t;
 
 /**
@@ -78,16 +75,6 @@ struct private_mobike_rs_task_t {
 	 */
 	bool failed;
 };
-
-/**
- * Storage behind a mobike_sa_view.
- */
-typedef struct {
-	mobike_sa_view view;
-	mobike_addr peers[MAX_VIEW_ADDRS];
-	mobike_addr locals[MAX_VIEW_ADDRS];
-	mobike_route routes[MAX_VIEW_ADDRS];
-} view_storage_t;
 
 /*
  * Described in header
@@ -208,23 +195,24 @@ static void route_to(host_t *dst, host_t *hint, mobike_addr *out)
 	DESTROY_IF(src);
 }
 
-/**
- * Gather what charon knows about the IKE_SA. Local addresses and routes
- * cost kernel lookups, so they are read only when the call needs them.
+/*
+ * Described in header
  */
-static void fill_view(private_mobike_rs_task_t *this, view_storage_t *s,
-					  bool with_locals, bool with_routes)
+void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
+							  bool with_locals, bool with_routes)
 {
 	mobike_sa_view *v = &s->view;
-	ike_sa_t *ike_sa = this->ike_sa;
 	ike_sa_id_t *id = ike_sa->get_id(ike_sa);
 	ike_cfg_t *ike_cfg = ike_sa->get_ike_cfg(ike_sa);
 	peer_cfg_t *peer_cfg = ike_sa->get_peer_cfg(ike_sa);
 	enumerator_t *enumerator;
 	host_t *host;
 	size_t dropped = 0;
+	timeval_t now;
 
 	memset(v, 0, sizeof(*v));
+	time_monotonic(&now);
+	v->now_ms = (uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
 	v->unique_id = ike_sa->get_unique_id(ike_sa);
 	copy_spi(v->spi_i, id->get_initiator_spi(id));
 	copy_spi(v->spi_r, id->get_responder_spi(id));
@@ -260,8 +248,9 @@ static void fill_view(private_mobike_rs_task_t *this, view_storage_t *s,
 			MOBIKE_SA_MOBIKE_SUPPORTED : 0) |
 		(ike_sa->has_condition(ike_sa, COND_NAT_HERE) ?
 			MOBIKE_SA_NAT_HERE : 0) |
-		(force_encap(ike_cfg) ? MOBIKE_SA_FORCE_ENCAP : 0) |
-		(newer_update_queued(this) ? MOBIKE_SA_NEWER_UPDATE_QUEUED : 0);
+		(ike_sa->has_condition(ike_sa, COND_NAT_THERE) ?
+			MOBIKE_SA_NAT_THERE : 0) |
+		(force_encap(ike_cfg) ? MOBIKE_SA_FORCE_ENCAP : 0);
 
 	enumerator = ike_sa->create_peer_address_enumerator(ike_sa);
 	while (enumerator->enumerate(enumerator, &host))
@@ -305,6 +294,20 @@ static void fill_view(private_mobike_rs_task_t *this, view_storage_t *s,
 	{
 		route_to(ike_sa->get_other_host(ike_sa), ike_sa->get_my_host(ike_sa),
 				 &v->route_current);
+	}
+}
+
+/**
+ * The view of this task's IKE_SA, with what only a task knows.
+ */
+static void fill_view(private_mobike_rs_task_t *this,
+					  mobike_rs_view_storage_t *s, bool with_locals,
+					  bool with_routes)
+{
+	mobike_rs_shim_fill_view(this->ike_sa, s, with_locals, with_routes);
+	if (newer_update_queued(this))
+	{
+		s->view.flags |= MOBIKE_SA_NEWER_UPDATE_QUEUED;
 	}
 }
 
@@ -542,7 +545,7 @@ static status_t finish_step(private_mobike_rs_task_t *this, message_t *message,
 METHOD(task_t, build, status_t,
 	private_mobike_rs_task_t *this, message_t *message)
 {
-	view_storage_t s;
+	mobike_rs_view_storage_t s;
 	mobike_message m;
 	mobike_status status = MOBIKE_STATUS_SUCCESS;
 	mobike_result result;
@@ -565,7 +568,7 @@ METHOD(task_t, build, status_t,
 METHOD(task_t, process, status_t,
 	private_mobike_rs_task_t *this, message_t *message)
 {
-	view_storage_t s;
+	mobike_rs_view_storage_t s;
 	mobike_message m;
 	mobike_status status = MOBIKE_STATUS_SUCCESS;
 	mobike_result result;
@@ -584,7 +587,7 @@ METHOD(task_t, process, status_t,
 METHOD(ike_mobike_t, transmit, bool,
 	private_mobike_rs_task_t *this, packet_t *packet)
 {
-	view_storage_t s;
+	mobike_rs_view_storage_t s;
 	mobike_result result;
 	bool found = FALSE;
 	host_t *me, *other;

@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 1
+#define MOBIKE_API_VERSION 2
 
 /**
  * `mobike_sa_view.flags` bits.
@@ -30,6 +30,8 @@
 #define MOBIKE_SA_FORCE_ENCAP (1 << 5)
 
 #define MOBIKE_SA_NEWER_UPDATE_QUEUED (1 << 6)
+
+#define MOBIKE_SA_NAT_THERE (1 << 7)
 
 /**
  * `mobike_sa_view.families` bits: the IKE socket can send IPv4 / IPv6.
@@ -168,6 +170,12 @@ typedef uint32_t mobike_action_kind;
 #endif // __STDC_VERSION__ >= 202311L
 
 /**
+ * Opaque status document: the answer to one `mobike-rs status` request.
+ * Created by `status_new`, freed by `status_free` (exactly once).
+ */
+typedef struct mobike_status_doc mobike_status_doc;
+
+/**
  * Opaque handle of one MOBIKE task. Created by `task_new`, freed by
  * `task_free` (exactly once).
  */
@@ -215,6 +223,10 @@ typedef struct mobike_sa_view {
   const struct mobike_route *routes;
   uintptr_t routes_len;
   struct mobike_addr route_current;
+  /**
+   * Monotonic clock in milliseconds (for the status only).
+   */
+  uint64_t now_ms;
 } mobike_sa_view;
 
 /**
@@ -310,6 +322,31 @@ typedef struct mobike_api {
    * Static NUL-terminated text for a result.
    */
   const char *(*result_text)(mobike_result result);
+  /**
+   * A status document for one request line read from the status socket
+   * (`request` need not be NUL-terminated); NULL only without memory.
+   */
+  struct mobike_status_doc *(*status_new)(const uint8_t *request,
+                                          uintptr_t request_len,
+                                          uint64_t now_ms);
+  /**
+   * Adds one IKE_SA (view with local addresses; `name` NUL-terminated
+   * or NULL).
+   */
+  mobike_result (*status_add)(struct mobike_status_doc *doc,
+                              const struct mobike_sa_view *sa,
+                              const char *name);
+  /**
+   * Renders the answer (or "error: ..." for a bad request); the bytes
+   * stay valid until `status_free`.
+   */
+  mobike_result (*status_finish)(struct mobike_status_doc *doc,
+                                 const uint8_t **out,
+                                 uintptr_t *out_len);
+  /**
+   * Frees a document; NULL is accepted.
+   */
+  void (*status_free)(struct mobike_status_doc *doc);
 } mobike_api;
 
 #endif  /* MOBIKE_RS_H */

@@ -22,6 +22,7 @@ SCENARIOS=(
 	"nat stock rust"
 	"return rust stock"
 	"return stock rust"
+	"status rust rust"
 )
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-900}
 
@@ -135,6 +136,38 @@ scenario_return() {
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
 }
 
+# e) `mobike-rs status --json` shows the addresses, the path before and
+# after a move, and why the path changed, on both sides.
+scenario_status() {
+	local rwf=$1 gwf=$2 before after gw_after mode
+	setup "sts" "$rwf" "$gwf" "" || return 1
+	mode=$(stat -c %a "$LAB_DIR/rw/status.sock" 2>/dev/null)
+	[ "$mode" = 600 ] || fail "status socket mode is '$mode', expected 600" || return 1
+	before=$(status rw --json) || fail "mobike-rs status failed: $before" || return 1
+	lab_log "before: $before"
+	case "$before" in
+		*'"mobike":{"configured":true,"negotiated":true}'*'"path":{"local":"198.18.1.2:4500","remote":"198.18.1.1:4500"}'*'"local_addresses":['*'"198.18.2.2"'*) ;;
+		*) fail "status before the move: $before" || return 1 ;;
+	esac
+	move_away || return 1
+	after=$(status rw --json) || fail "mobike-rs status failed after the move" || return 1
+	gw_after=$(status gw --json) || fail "mobike-rs status on gw failed" || return 1
+	lab_log "after: $after"
+	lab_log "gw after: $gw_after"
+	case "$after" in
+		*'"path":{"local":"198.18.2.2:4500","remote":"198.18.1.1:4500"}'*'"last_update":{"ago_ms":'*'"reason":"path-check-answered","from":{"local":"198.18.1.2:4500"'*'"to":{"local":"198.18.2.2:4500"'*) ;;
+		*) fail "rw status after the move: $after" || return 1 ;;
+	esac
+	printf '%s' "$after" | grep -q '"updates_sent":[1-9]' || fail "rw counted no UPDATE_SA_ADDRESSES" || return 1
+	case "$gw_after" in
+		*'"path":{"local":"198.18.1.1:4500","remote":"198.18.2.2:4500"}'*'"reason":"peer-update"'*'"updates_received":'[1-9]*) ;;
+		*) fail "gw status after the move: $gw_after" || return 1 ;;
+	esac
+	status rw | grep -q "last update: .* (path check answered): 198.18.1.2\[4500\] - 198.18.1.1\[4500\] -> 198.18.2.2\[4500\]" ||
+		fail "text status: $(status rw)" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
 # Reasons to skip everything, checked once.
 skip_reason() {
 	[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; return; }
@@ -146,6 +179,7 @@ skip_reason() {
 	[ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] ||
 		{ echo "missing kernel-libipsec (libcharon-extra-plugins)"; return; }
 	[ -f "$LAB_LIB" ] || { echo "library not built: $LAB_LIB (make build)"; return; }
+	[ -x "$LAB_CLI" ] || { echo "status command not built: $LAB_CLI (make build)"; return; }
 	nm -D --defined-only "$LAB_LIB" 2>/dev/null | grep -q ' ike_mobike_create$' ||
 		{ echo "$LAB_LIB was built without the shim (STRONGSWAN_SRC unset)"; return; }
 }

@@ -16,6 +16,7 @@ use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::mobike::status::Call;
 use crate::mobike::{
     self, Action, Condition, Exchange, Extension, Families, MobikeTask, RawNotify, Route, Status,
     UpdateForce,
@@ -24,7 +25,7 @@ use crate::mobike::{
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 1;
+pub const MOBIKE_API_VERSION: u32 = 2;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -62,6 +63,7 @@ pub const MOBIKE_SA_MOBIKE_SUPPORTED: u32 = 1 << 3;
 pub const MOBIKE_SA_NAT_HERE: u32 = 1 << 4;
 pub const MOBIKE_SA_FORCE_ENCAP: u32 = 1 << 5;
 pub const MOBIKE_SA_NEWER_UPDATE_QUEUED: u32 = 1 << 6;
+pub const MOBIKE_SA_NAT_THERE: u32 = 1 << 7;
 /// `mobike_sa_view.families` bits: the IKE socket can send IPv4 / IPv6.
 pub const MOBIKE_FAMILY_V4: u32 = 1 << 0;
 pub const MOBIKE_FAMILY_V6: u32 = 1 << 1;
@@ -89,6 +91,8 @@ pub struct mobike_sa_view {
     pub routes: *const mobike_route,
     pub routes_len: usize,
     pub route_current: mobike_addr,
+    /// Monotonic clock in milliseconds (for the status only).
+    pub now_ms: u64,
 }
 
 /// `mobike_message.exchange` values.
@@ -236,6 +240,38 @@ pub struct mobike_api {
     pub fallback_active: unsafe extern "C" fn() -> bool,
     /// Static NUL-terminated text for a result.
     pub result_text: unsafe extern "C" fn(result: mobike_result) -> *const c_char,
+    /// A status document for one request line read from the status socket
+    /// (`request` need not be NUL-terminated); NULL only without memory.
+    pub status_new: unsafe extern "C" fn(
+        request: *const u8,
+        request_len: usize,
+        now_ms: u64,
+    ) -> *mut mobike_status_doc,
+    /// Adds one IKE_SA (view with local addresses; `name` NUL-terminated
+    /// or NULL).
+    pub status_add: unsafe extern "C" fn(
+        doc: *mut mobike_status_doc,
+        sa: *const mobike_sa_view,
+        name: *const c_char,
+    ) -> mobike_result,
+    /// Renders the answer (or "error: ..." for a bad request); the bytes
+    /// stay valid until `status_free`.
+    pub status_finish: unsafe extern "C" fn(
+        doc: *mut mobike_status_doc,
+        out: *mut *const u8,
+        out_len: *mut usize,
+    ) -> mobike_result,
+    /// Frees a document; NULL is accepted.
+    pub status_free: unsafe extern "C" fn(doc: *mut mobike_status_doc),
+}
+
+/// Opaque status document: the answer to one `mobike-rs status` request.
+/// Created by `status_new`, freed by `status_free` (exactly once).
+pub struct mobike_status_doc {
+    pub(crate) request: Result<mobike::status::Request, String>,
+    pub(crate) now_ms: u64,
+    pub(crate) entries: Vec<mobike::status::Entry>,
+    pub(crate) answer: Vec<u8>,
 }
 
 /// The table handed to the shim.
@@ -257,6 +293,10 @@ pub static MOBIKE_API: mobike_api = mobike_api {
     sa_forget,
     fallback_active,
     result_text,
+    status_new: super::status::status_new,
+    status_add: super::status::status_add,
+    status_finish: super::status::status_finish,
+    status_free: super::status::status_free,
 };
 
 /// Set once any panic was caught: new tasks go to the built-in MOBIKE.
@@ -393,12 +433,20 @@ fn step(
         };
         t.actions.clear();
         t.next = 0;
-        let status = registry::with_memory(view.unique_id, |mem| match which {
-            Step::Build => {
-                let env = registry::env();
-                t.core.build(&view, &message, mem, &env, &mut t.actions)
-            }
-            Step::Process => t.core.process(&view, &message, mem, &mut t.actions),
+        let status = registry::with_memory(view.unique_id, |mem| {
+            let (status, call) = match which {
+                Step::Build => {
+                    let env = registry::env();
+                    let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
+                    (s, Call::Build)
+                }
+                Step::Process => {
+                    let s = t.core.process(&view, &message, mem, &mut t.actions);
+                    (s, Call::Process)
+                }
+            };
+            mem.stats.record(&view, call, &t.actions, status);
+            status
         });
         // SAFETY: checked non-NULL above.
         unsafe {
@@ -451,6 +499,11 @@ unsafe extern "C" fn task_transmit(
         t.actions.clear();
         t.next = 0;
         let found = t.core.transmit(&view, &mut t.actions);
+        let probing = t.core.is_probing();
+        registry::with_memory(view.unique_id, |mem| {
+            let call = Call::Transmit { probing };
+            mem.stats.record(&view, call, &t.actions, Status::NeedMore)
+        });
         // SAFETY: checked non-NULL above.
         unsafe { *out_found = found };
         mobike_result::MOBIKE_OK
@@ -545,14 +598,14 @@ unsafe fn slice_of<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], mobike_r
 }
 
 /// Owned copies of a view's arrays in the core's types.
-struct ViewStorage {
+pub(crate) struct ViewStorage {
     peers: Vec<SocketAddr>,
     locals: Vec<IpAddr>,
     routes: Vec<Route>,
 }
 
 impl ViewStorage {
-    fn new(sa: &mobike_sa_view) -> Result<Self, mobike_result> {
+    pub(crate) fn new(sa: &mobike_sa_view) -> Result<Self, mobike_result> {
         // SAFETY: arrays are valid for the call per the ABI contract.
         let (peers, locals, routes) = unsafe {
             (
@@ -583,7 +636,7 @@ impl ViewStorage {
         })
     }
 
-    fn view<'a>(&'a self, sa: &mobike_sa_view) -> Option<mobike::SaView<'a>> {
+    pub(crate) fn view<'a>(&'a self, sa: &mobike_sa_view) -> Option<mobike::SaView<'a>> {
         let flag = |bit: u32| sa.flags & bit != 0;
         Some(mobike::SaView {
             unique_id: sa.unique_id,
@@ -604,12 +657,14 @@ impl ViewStorage {
             mobike_configured: flag(MOBIKE_SA_MOBIKE_CONFIGURED),
             mobike_supported: flag(MOBIKE_SA_MOBIKE_SUPPORTED),
             nat_here: flag(MOBIKE_SA_NAT_HERE),
+            nat_there: flag(MOBIKE_SA_NAT_THERE),
             force_encap: flag(MOBIKE_SA_FORCE_ENCAP),
             newer_update_queued: flag(MOBIKE_SA_NEWER_UPDATE_QUEUED),
             peer_addresses: &self.peers,
             local_addresses: &self.locals,
             routes: &self.routes,
             route_current: ip_of(&sa.route_current).ok().flatten(),
+            now_ms: sa.now_ms,
         })
     }
 }
@@ -696,7 +751,9 @@ fn action_to_c(action: &Action) -> mobike_action {
             out.kind = MOBIKE_ACTION_ADD_PEER_ADDRESS;
             out.a = addr_to_c(Some(*a));
         }
-        Action::UpdateHosts { me, other, force } => {
+        Action::UpdateHosts {
+            me, other, force, ..
+        } => {
             out.kind = MOBIKE_ACTION_UPDATE_HOSTS;
             out.a = addr_to_c(*me);
             out.b = addr_to_c(*other);

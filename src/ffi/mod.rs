@@ -1,5 +1,6 @@
 //! The boundary: the C ABI over the core ([`abi`]), the process-wide state
-//! behind it ([`registry`]) and charon's two entry points ([`entry`]).
+//! behind it ([`registry`]), the status socket's documents ([`status`]) and
+//! charon's two entry points ([`entry`]).
 //!
 //! The only module with `unsafe` code. Nothing here decides anything about
 //! MOBIKE: it converts, checks pointers and catches panics.
@@ -7,3 +8,4 @@
 pub mod abi;
 pub mod entry;
 pub mod registry;
+pub mod status;

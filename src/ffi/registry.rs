@@ -75,3 +75,13 @@ pub fn env() -> Env<'static> {
         fake_natd_source: fake,
     }
 }
+
+/// What the status shows of IKE_SA `unique_id`; `None` if no MOBIKE task
+/// has run on it.
+pub fn stats_of(unique_id: u32) -> Option<crate::mobike::SaStats> {
+    memories()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&unique_id)
+        .map(|m| m.stats)
+}

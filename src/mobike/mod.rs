@@ -14,6 +14,7 @@ pub mod addr;
 pub mod cookie;
 pub mod natd;
 pub mod notify;
+pub mod status;
 pub mod task;
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use std::net::SocketAddr;
 pub use addr::{Families, Route};
 pub use natd::SaMemory;
 pub use notify::{Notify, NotifyType};
+pub use status::{SaStats, UpdateReason};
 pub use task::MobikeTask;
 
 /// Most addresses of either peer kept or announced (strongSwan's built-in
@@ -105,6 +107,7 @@ pub enum Action {
         me: Option<SocketAddr>,
         other: Option<SocketAddr>,
         force: UpdateForce,
+        reason: UpdateReason,
     },
     /// Send a copy of the packet being transmitted on this path.
     Send {
@@ -148,6 +151,8 @@ pub struct SaView<'a> {
     pub mobike_supported: bool,
     /// We are behind a NAT (charon COND_NAT_HERE).
     pub nat_here: bool,
+    /// The peer is behind a NAT (charon COND_NAT_THERE).
+    pub nat_there: bool,
     /// UDP encapsulation is forced by config or required by the kernel.
     pub force_encap: bool,
     /// A queued MOBIKE task will check or update paths after this one.
@@ -162,6 +167,8 @@ pub struct SaView<'a> {
     /// The kernel's source address towards `other_host` with `my_host`
     /// as hint; `None` if the peer is unreachable.
     pub route_current: Option<std::net::IpAddr>,
+    /// The caller's monotonic clock in milliseconds (stats only).
+    pub now_ms: u64,
 }
 
 /// A received message (for `process`) or the message being built (for

@@ -20,6 +20,8 @@ pub struct SaMemory {
     /// response (what the peer saw as our address), to notice a changed
     /// NAT mapping.
     pub last_natd_dst_hash: Option<[u8; 20]>,
+    /// What `mobike-rs status` shows (see [`super::status`]).
+    pub stats: super::status::SaStats,
 }
 
 impl SaMemory {

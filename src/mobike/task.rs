@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use super::addr::{port_for, show, IKEV2_NATT_PORT, IKEV2_UDP_PORT};
 use super::notify::{self, Notify, NotifyType};
 use super::{
-    cookie, natd, Action, Exchange, Extension, Message, SaMemory, SaView, Status, UpdateForce,
+    cookie, natd, Action, Exchange, Extension, Message, SaMemory, SaView, Status, UpdateForce, UpdateReason,
     MAX_ANNOUNCED_ADDRESSES, MAX_PEER_ADDRESSES,
 };
 
@@ -363,7 +363,11 @@ impl MobikeTask {
                         me_new,
                         other_new,
                         UpdateForce::All,
-                        "peer's UPDATE_SA_ADDRESSES",
+                        if self.update {
+                            UpdateReason::PeerUpdate
+                        } else {
+                            UpdateReason::FollowedPeer
+                        },
                         out,
                     );
                 }
@@ -421,7 +425,7 @@ impl MobikeTask {
                             None,
                             None,
                             UpdateForce::Children,
-                            "NAT state after update",
+                            UpdateReason::NatStateAfterUpdate,
                             out,
                         );
                     } else if o.mapping_changed {
@@ -442,7 +446,11 @@ impl MobikeTask {
                             me_new,
                             other_new,
                             UpdateForce::All,
-                            "path check answered",
+                            if me_new.is_none() && other_new.is_none() {
+                                UpdateReason::NatMappingChanged
+                            } else {
+                                UpdateReason::PathCheckAnswered
+                            },
                             out,
                         );
                         if sa.original_initiator {
@@ -568,7 +576,7 @@ fn update_hosts(
     me: Option<SocketAddr>,
     other: Option<SocketAddr>,
     force: UpdateForce,
-    why: &str,
+    why: UpdateReason,
     out: &mut Vec<Action>,
 ) {
     if me.is_some() || other.is_some() {
@@ -585,7 +593,12 @@ fn update_hosts(
     } else {
         out.push(log(2, format!("updating CHILD_SAs ({why})")));
     }
-    out.push(Action::UpdateHosts { me, other, force });
+    out.push(Action::UpdateHosts {
+        me,
+        other,
+        force,
+        reason: why,
+    });
 }
 
 /// Our additional addresses (RFC 4555 3.4): every usable local address but
@@ -646,12 +659,14 @@ mod tests {
             mobike_configured: true,
             mobike_supported: true,
             nat_here: false,
+            nat_there: false,
             force_encap: false,
             newer_update_queued: false,
             peer_addresses: peers,
             local_addresses: locals,
             routes,
             route_current: Some("198.18.1.2".parse().unwrap()),
+            now_ms: 0,
         }
     }
 
@@ -877,7 +892,8 @@ mod tests {
         assert!(out.contains(&Action::UpdateHosts {
             me: Some("198.18.1.1:4500".parse().unwrap()),
             other: Some("198.18.2.2:4500".parse().unwrap()),
-            force: UpdateForce::All
+            force: UpdateForce::All,
+            reason: UpdateReason::PeerUpdate,
         }));
         out.clear();
         let resp = msg(
@@ -930,7 +946,8 @@ mod tests {
         assert!(out.contains(&Action::UpdateHosts {
             me: Some("198.18.2.2:4500".parse().unwrap()),
             other: None,
-            force: UpdateForce::All
+            force: UpdateForce::All,
+            reason: UpdateReason::PathCheckAnswered,
         }));
         assert!(!t.is_probing());
         t

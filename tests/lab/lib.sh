@@ -13,6 +13,7 @@
 # socket under $LAB_DIR. Everything is removed by lab_down, also on failure.
 
 LAB_LIB=${MOBIKE_RS_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/libmobike_rs.so}
+LAB_CLI=${MOBIKE_RS_CLI:-$(dirname "$LAB_LIB")/mobike-rs}
 LAB_PSK=mobike-rs-lab-psk-0123456789
 LAB_WAIT=${LAB_WAIT:-15}   # seconds any single wait may take
 
@@ -104,7 +105,10 @@ charon {
 	}
 	plugins {
 		vici { socket = unix://$d/charon.vici }
-		mobike-rs { mode = $([ "$flavour" = builtin ] && echo builtin || echo rust) }
+		mobike-rs {
+			mode = $([ "$flavour" = builtin ] && echo builtin || echo rust)
+			status_socket = unix://$d/status.sock
+		}
 	}
 	$(printf '%s\n' "$@")
 }
@@ -178,6 +182,13 @@ sa_field() {
 		state) printf '%s\n' "$out" | sed -n 's/^[^ ].*, \([A-Z_]*\), IKEv2.*/\1/p' | head -n1 ;;
 		count) printf '%s\n' "$out" | grep -c 'IKEv2' ;;
 	esac
+}
+
+# status NODE [--json]: `mobike-rs status` against NODE's plugin.
+status() {
+	local node=$1
+	shift
+	"$LAB_CLI" status --socket "$LAB_DIR/$node/status.sock" "$@"
 }
 
 # sa_raw NODE: `swanctl --list-sas --raw` (conditions such as nat-local).
