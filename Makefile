@@ -23,7 +23,7 @@ SRC_STAMP := $(TREE_DIR)/.tree
 BUILD_ENV = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
 	CARGO_TARGET_DIR=$(TARGET_DIR)
 
-.PHONY: all build test unit interop demo deps header deb rpm package-test clean
+.PHONY: all build test unit interop abi-guard demo deps header deb rpm package-test clean
 
 all: build
 
@@ -51,7 +51,11 @@ unit: $(SRC_STAMP)
 interop: build
 	tests/interop.sh
 
-test: build unit interop package-test
+# A library built for another charon configuration is refused at runtime.
+abi-guard: build
+	tests/abi-guard.sh
+
+test: build unit interop abi-guard package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The ABI guard refuses a library built for another charon: the shim is
+# compiled against the installed strongSwan's source configured WITHOUT
+# mediation (ME), which changes charon's struct layouts, and preloaded into
+# the installed charon (built with ME). charon must keep working with its
+# built-in MOBIKE (a break-before-make move in the lab) and log one error
+# that names both configurations.
+#
+# Usage: tests/abi-guard.sh   (needs root, the lab's tools and cargo)
+set -u
+cd "$(dirname "$0")/.."
+
+tree=$(cat build/strongswan/.tree 2>/dev/null)
+skip() { echo "SKIP abi-guard: $*"; echo "abi-guard: 0 passed, 0 failed, 1 skipped"; exit 0; }
+[ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
+[ -n "$tree" ] && [ -f "$tree/config.h" ] || skip "no configured strongSwan tree (make build)"
+for t in ip iptables charon swanctl ping nm cargo; do
+	[ "$t" = charon ] && { [ -x /usr/lib/ipsec/charon ] || skip "missing /usr/lib/ipsec/charon"; continue; }
+	command -v "$t" >/dev/null 2>&1 || skip "missing tool: $t"
+done
+
+# The mismatched build: same source, configured without --enable-mediation.
+other=build/abi-guard/strongswan
+if [ ! -f "$other/.configured" ]; then
+	rm -rf build/abi-guard
+	mkdir -p build/abi-guard
+	cp -a "$tree" "$other"
+	(cd "$other" && ./configure --disable-mediation --disable-gmp --disable-static --quiet) >/dev/null ||
+		{ echo "FAIL abi-guard: configure without mediation failed"; exit 1; }
+	touch "$other/.configured"
+fi
+grep -q '^#define ME ' "$other/config.h" && { echo "FAIL abi-guard: $other still defines ME"; exit 1; }
+grep -q '^#define ME ' "$tree/config.h" || skip "the installed strongSwan was not built with ME; this test needs it"
+STRONGSWAN_SRC=$(cd "$other" && pwd) CARGO_TARGET_DIR=target/abi-guard \
+	cargo build --release --lib --quiet 2>&1 | grep -v '^warning: mobike-rs' >&2
+lib=$PWD/target/abi-guard/release/libmobike_rs.so
+[ -f "$lib" ] || { echo "FAIL abi-guard: mismatched build failed"; exit 1; }
+
+export MOBIKE_RS_LIB=$lib
+. tests/lab/lib.sh
+trap lab_down EXIT
+fail() { echo "  FAILED CHECK: $*" >&2; show_logs; echo "FAIL abi-guard"; echo "abi-guard: 0 passed, 1 failed, 0 skipped"; exit 1; }
+
+version=$(sed -n 's/^#define VERSION "\(.*\)"/\1/p' "$tree/config.h")
+lab_up guard || fail "lab setup"
+charon_start gw stock || fail "gw did not start"
+charon_start rw rust || fail "rw with the mismatched library did not start"
+tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out")"
+ping_ok || fail "no traffic through the tunnel"
+want="mobike-rs: ABI guard: this library was built for strongSwan $version without mediation (ME) but runs in strongSwan $version with mediation (ME)"
+grep -qF "$want" "$LAB_DIR/rw/charon.log" || fail "rw did not log: $want"
+[ "$(grep -c 'mobike-rs: ABI guard' "$LAB_DIR/rw/charon.log")" = 1 ] || fail "the guard's error is not logged exactly once"
+in_log rw 'peer supports MOBIKE' || fail "MOBIKE not negotiated by the built-in"
+before=$(sa_field rw spis)
+ip -n "$LAB_NS-rw" link set rw-a down
+wait_for '[ "$(sa_field rw local)" = "198.18.2.2[4500]" ]' || fail "built-in MOBIKE did not move: $(sa_field rw local)"
+ping_ok || fail "traffic did not resume after the move"
+[ "$(sa_field rw spis)" = "$before" ] || fail "IKE_SA changed"
+! in_log rw 'mobike-rs: Rust core runs' || fail "a task ran in the Rust core despite the guard"
+kill -0 $(ip netns pids "$LAB_NS-rw") 2>/dev/null || fail "charon died"
+lab_log "guard: $(grep -o 'mobike-rs: ABI guard.*' "$LAB_DIR/rw/charon.log" | head -n1)"
+echo "PASS abi-guard (built-in MOBIKE moved the IKE_SA, error logged once)"
+echo "abi-guard: 1 passed, 0 failed, 0 skipped"
