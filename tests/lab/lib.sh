@@ -75,15 +75,20 @@ lab_down() {
 }
 
 # charon_start NODE FLAVOUR [extra strongswan.conf lines...]
-# FLAVOUR: stock | rust | builtin (library preloaded, mode = builtin)
+# FLAVOUR: stock | rust | builtin (library preloaded, mode = builtin) |
+#         installed (run $LAB_DAEMON, the package's wrapper, in mode rust)
 charon_start() {
 	local node=$1 flavour=$2
 	shift 2
-	local d="$LAB_DIR/$node" preload="" plugins=""
+	local d="$LAB_DIR/$node" preload="" plugins="" daemon=/usr/lib/ipsec/charon
 	mkdir -p "$d"
 	case "$flavour" in
 		rust | builtin)
 			preload="LD_PRELOAD=$LAB_LIB"
+			plugins=" mobike-rs"
+			;;
+		installed) # the package's wrapper preloads its library itself
+			daemon=${LAB_DAEMON:?LAB_DAEMON names the installed wrapper}
 			plugins=" mobike-rs"
 			;;
 	esac
@@ -114,7 +119,7 @@ charon {
 }
 EOF
 	ip netns exec "$LAB_NS-$node" unshare -m --propagation private sh -c \
-		"mount -t tmpfs tmpfs /run && STRONGSWAN_CONF=$d/strongswan.conf ${LD_DEBUG_DIR:+LD_DEBUG=bindings LD_DEBUG_OUTPUT=$LD_DEBUG_DIR/ld} $preload exec /usr/lib/ipsec/charon" \
+		"mount -t tmpfs tmpfs /run && STRONGSWAN_CONF=$d/strongswan.conf ${LD_DEBUG_DIR:+LD_DEBUG=bindings LD_DEBUG_OUTPUT=$LD_DEBUG_DIR/ld} $preload exec $daemon" \
 		>"$d/stdout" 2>&1 &
 	local i
 	for i in $(seq 1 $((LAB_WAIT * 10))); do
