@@ -53,6 +53,9 @@ install -d "$dest$LIBDIR" "$dest$SBINDIR" "$dest$PKGLIBEXEC" "$dest$IPSEC_DIR" \
 	"$dest/usr/share/doc/strongswan-mobike-rs"
 install -m 0644 "$lib" "$dest$LIB"
 install -m 0755 "$cli" "$dest$SBINDIR/mobike-rs"
+# Debug info stays in the build tree; the dynamic symbols (the two entry
+# points) are kept by --strip-unneeded.
+strip --strip-unneeded "$dest$LIB" "$dest$SBINDIR/mobike-rs"
 subst "$here/charon-preload.in" >"$dest$PKGLIBEXEC/charon-preload"
 subst "$here/charon-mobike-rs.in" >"$dest$IPSEC_DIR/charon-mobike-rs"
 chmod 0755 "$dest$PKGLIBEXEC/charon-preload" "$dest$IPSEC_DIR/charon-mobike-rs"
