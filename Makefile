@@ -41,6 +41,15 @@ $(SRC_STAMP):
 	scripts/strongswan-src.sh $(TREE_DIR) | tail -n 1 > $@.tmp && mv $@.tmp $@
 endif
 
+ifeq ($(SUITE),trixie)
+$(SWAN_ROOT)/.mobike-rs-root:
+	scripts/trixie-root.sh $(SWAN_ROOT) >/dev/null
+
+$(SRC_STAMP): $(SWAN_ROOT)/.mobike-rs-root
+	@mkdir -p $(TREE_DIR)
+	scripts/strongswan-src-trixie.sh $(SWAN_ROOT) $(TREE_DIR) | tail -n 1 > $@.tmp && mv $@.tmp $@
+endif
+
 build: $(SRC_STAMP)
 	$(BUILD_ENV) $(CARGO) build --release --workspace
 	@ls -l $(TARGET_DIR)/release/libmobike_rs.so $(TARGET_DIR)/release/mobike-rs

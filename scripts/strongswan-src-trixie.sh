@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Obtain and configure the strongSwan source of the charon in the Debian 13
+# tree (scripts/trixie-root.sh), so the shim is compiled against exactly the
+# headers and layout options of that charon. The source package is fetched
+# with the tree's own apt (a deb-src entry is added there, not on the host).
+#
+# Usage: scripts/strongswan-src-trixie.sh ROOT [DESTDIR]
+#        (default DESTDIR: build/trixie/strongswan)
+# Prints the configured source tree's path on its last line of stdout.
+set -euo pipefail
+
+root=$(cd "${1:?usage: strongswan-src-trixie.sh ROOT [DESTDIR]}" && pwd)
+dest=${2:-build/trixie/strongswan}
+mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
+
+ver=$(chroot "$root" dpkg-query -W -f='${Version}' libstrongswan)
+upstream=${ver#*:}
+upstream=${upstream%%-*}
+tree="$dest/strongswan-$upstream"
+if [ -f "$tree/config.h" ] && [ "$(cat "$tree/.mobike-rs-configured" 2>/dev/null)" = "$ver" ]; then
+	echo "$tree"
+	exit 0
+fi
+
+if ! grep -qs '^deb-src' "$root/etc/apt/sources.list" "$root"/etc/apt/sources.list.d/*.list; then
+	# The point release's source files can be missing from the mirror
+	# while the security archive carries the same orig tarball.
+	{
+		sed -n 's/^deb \(.*\)/deb-src \1/p' "$root/etc/apt/sources.list"
+		echo "deb-src ${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security} trixie-security main"
+	} >"$root/etc/apt/sources.list.d/mobike-rs-src.list"
+	chroot "$root" apt-get update >&2
+fi
+rm -rf "$root/tmp/mobike-rs-src"
+mkdir -p "$root/tmp/mobike-rs-src"
+chroot "$root" sh -c "cd /tmp/mobike-rs-src && (apt-get source --download-only 'strongswan=$ver' || apt-get source --download-only strongswan)" >&2 || true
+cd "$dest"
+cp "$root"/tmp/mobike-rs-src/strongswan_"$upstream"* . 2>/dev/null || true
+rm -rf "$root/tmp/mobike-rs-src"
+orig=$(ls strongswan_"$upstream".orig.tar.* 2>/dev/null | grep -v '\.asc$' | head -n1 || true)
+if [ -z "$orig" ]; then
+	echo "strongswan-src-trixie: could not download strongswan_$upstream.orig.tar.*" >&2
+	exit 1
+fi
+rm -rf "$tree"
+tar xf "$orig" >&2
+
+# Debian 13 builds charon with --enable-mediation like Debian 12 (ME
+# changes ike_sa_t, peer_cfg_t, daemon_t and task_type_t).
+debtar=$(ls strongswan_"$upstream"-*.debian.tar.* 2>/dev/null | head -n1 || true)
+if [ -n "$debtar" ] && ! tar xOf "$debtar" debian/rules | grep -q -- '--enable-mediation'; then
+	echo "strongswan-src-trixie: debian/rules of $ver has no --enable-mediation; check the flags" >&2
+	exit 1
+fi
+cd "$tree"
+./configure --enable-mediation --disable-gmp --disable-static --quiet >&2
+echo "$ver" >.mobike-rs-configured
+echo "$tree"
