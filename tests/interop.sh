@@ -23,7 +23,15 @@ SCENARIOS=(
 	"return rust stock"
 	"return stock rust"
 	"status rust rust"
+	"negotiate stock rust@trixie"
+	"break rust@trixie stock"
+	"break stock rust@trixie"
+	"break rust rust@trixie"
 )
+# FLAVOUR@trixie: Debian 13's charon (strongSwan 6.0.1) from the tree made
+# by `make build SUITE=trixie`, with the library built for it.
+TRIXIE_ROOT=${TRIXIE_ROOT:-$PWD/build/trixie/root}
+TRIXIE_LIB=${TRIXIE_LIB:-$PWD/target/trixie/release/libmobike_rs.so}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-900}
 
 fail() {
@@ -34,7 +42,7 @@ fail() {
 
 # Flavour checks: a rust instance ran the Rust core, a stock one did not.
 check_flavour() {
-	local node=$1 flavour=$2
+	local node=$1 flavour=${2%@trixie}
 	case "$flavour" in
 		rust) in_log "$node" 'mobike-rs: Rust core runs the MOBIKE task' ||
 			fail "$node: no MOBIKE task ran in the Rust core" ;;
@@ -45,12 +53,24 @@ check_flavour() {
 	esac
 }
 
+start_node() { # NODE FLAVOUR[@trixie] [strongswan.conf lines...]
+	local node=$1 flavour=$2
+	shift 2
+	case "$flavour" in
+		*@trixie)
+			export "LAB_ROOT_$node=$TRIXIE_ROOT" LAB_ROOT_LIB=$TRIXIE_LIB
+			flavour=${flavour%@trixie}
+			;;
+	esac
+	charon_start "$node" "$flavour" "$@"
+}
+
 setup() { # NAME RW GW [nat] [rw strongswan.conf lines...]
 	local name=$1 rwf=$2 gwf=$3 nat=${4:-}
 	shift 4 2>/dev/null || shift $#
 	lab_up "$name" "$nat" || return 1
-	charon_start gw "$gwf" || return 1
-	charon_start rw "$rwf" "$@" || return 1
+	start_node gw "$gwf" || return 1
+	start_node rw "$rwf" "$@" || return 1
 	tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out" 2>/dev/null)" || return 1
 	[ "$(sa_field rw state)" = ESTABLISHED ] || fail "IKE_SA not established" || return 1
 	ping_ok || fail "no traffic through the new tunnel" || return 1
@@ -214,6 +234,15 @@ for s in "${selected[@]}"; do
 		continue
 	fi
 	read -r kind rwf gwf <<<"$s"
+	case "$s" in
+		*@trixie*)
+			if [ ! -x "$TRIXIE_ROOT/usr/lib/ipsec/charon" ] || [ ! -f "$TRIXIE_LIB" ]; then
+				echo "SKIP $name: no Debian 13 tree or library for it (make build SUITE=trixie)"
+				skipped=$((skipped + 1))
+				continue
+			fi
+			;;
+	esac
 	t0=$SECONDS
 	# A subshell per scenario: its trap removes its lab whatever happens,
 	# and `timeout` bounds it.

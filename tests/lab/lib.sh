@@ -118,9 +118,14 @@ charon {
 	$(printf '%s\n' "$@")
 }
 EOF
+	local run="STRONGSWAN_CONF=$d/strongswan.conf ${LD_DEBUG_DIR:+LD_DEBUG=bindings LD_DEBUG_OUTPUT=$LD_DEBUG_DIR/ld} $preload exec $daemon"
+	local root_var="LAB_ROOT_$node" root
+	root=${!root_var:-}
+	if [ -n "$root" ]; then
+		run=$(chroot_cmd "$root" "$d" "$flavour" "$daemon")
+	fi
 	ip netns exec "$LAB_NS-$node" unshare -m --propagation private sh -c \
-		"mount -t tmpfs tmpfs /run && STRONGSWAN_CONF=$d/strongswan.conf ${LD_DEBUG_DIR:+LD_DEBUG=bindings LD_DEBUG_OUTPUT=$LD_DEBUG_DIR/ld} $preload exec $daemon" \
-		>"$d/stdout" 2>&1 &
+		"mount -t tmpfs tmpfs /run && $run" >"$d/stdout" 2>&1 &
 	local i
 	for i in $(seq 1 $((LAB_WAIT * 10))); do
 		[ -S "$d/charon.vici" ] && return 0
@@ -128,6 +133,28 @@ EOF
 	done
 	lab_log "charon on $node did not start"
 	return 1
+}
+
+# chroot_cmd ROOT DIR FLAVOUR DAEMON: the shell command that runs the charon
+# of another distribution tree (LAB_ROOT_<node>, e.g. Debian 13's) inside
+# the node's private mount namespace. The tree gets the netns's /proc and
+# /sys, /dev, a tmpfs /run and /tmp, the node's directory at its own path
+# and, for rust/builtin, the library built for it (LAB_ROOT_LIB). Nothing
+# is mounted or written outside that namespace.
+chroot_cmd() {
+	local root=$1 d=$2 flavour=$3 daemon=$4 lib=${LAB_ROOT_LIB:-} preload=""
+	case "$flavour" in
+		rust | builtin)
+			[ -n "$lib" ] || { lab_log "LAB_ROOT_LIB not set"; return 1; }
+			preload="LD_PRELOAD=/tmp/mobike-rs-lib/$(basename "$lib")"
+			;;
+	esac
+	printf '%s' "mount -t proc proc $root/proc && mount -t sysfs sysfs $root/sys &&"
+	printf ' %s' "mount --rbind /dev $root/dev && mount -t tmpfs tmpfs $root/run &&"
+	printf ' %s' "mount -t tmpfs tmpfs $root/tmp && mkdir -p $root$d $root/tmp/mobike-rs-lib &&"
+	printf ' %s' "mount --bind $d $root$d &&"
+	[ -n "$preload" ] && printf ' %s' "mount --bind $(dirname "$lib") $root/tmp/mobike-rs-lib &&"
+	printf ' %s' "exec chroot $root env STRONGSWAN_CONF=$d/strongswan.conf $preload $daemon"
 }
 
 # swan NODE ARGS...: swanctl against NODE's charon.
