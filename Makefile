@@ -23,7 +23,7 @@ SRC_STAMP := $(TREE_DIR)/.tree
 BUILD_ENV = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
 	CARGO_TARGET_DIR=$(TARGET_DIR)
 
-.PHONY: all build test unit interop abi-guard demo deps header deb rpm package-test clean
+.PHONY: all build trixie test unit interop abi-guard demo deps header deb rpm package-test clean
 
 all: build
 
@@ -33,7 +33,8 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 		strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 		libstrongswan-standard-plugins iproute2 iptables iputils-ping \
-		build-essential dpkg-dev pkg-config binutils ca-certificates rpm
+		build-essential dpkg-dev pkg-config binutils ca-certificates rpm cpio \
+		debootstrap
 
 ifeq ($(SUITE),bookworm)
 $(SRC_STAMP):
@@ -64,7 +65,11 @@ interop: build
 abi-guard: build
 	tests/abi-guard.sh
 
-test: build unit interop abi-guard package-test
+# The library for Debian 13's strongSwan 6.0.1 (interop scenarios *@trixie).
+trixie:
+	$(MAKE) build SUITE=trixie
+
+test: build trixie unit interop abi-guard package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh
@@ -80,8 +85,10 @@ deb: build
 rpm: build
 	packaging/rpm.sh $(TARGET_DIR)/release $$(cat $(SRC_STAMP)) dist
 
-# Build both packages, check them, install the .deb and remove it again.
+# Build both packages for both strongSwan versions, check them, install the
+# .deb for the installed charon and remove it again.
 package-test: deb rpm
+	$(MAKE) deb rpm SUITE=trixie
 	tests/packaging.sh dist
 
 clean:

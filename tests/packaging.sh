@@ -19,9 +19,8 @@ summary() {
 	[ "$failed" = 0 ]
 }
 
-tree=$(cat build/strongswan/.tree 2>/dev/null)
-swan=$(sed -n 's/^#define VERSION "\(.*\)"$/\1/p' "$tree/config.h" 2>/dev/null)
-deb=$(ls "$dist"/strongswan-mobike-rs_*+sw"${swan}"_*.deb 2>/dev/null | head -n1)
+swan_of() { sed -n 's/^#define VERSION "\(.*\)"$/\1/p' "$(cat "$1" 2>/dev/null)/config.h" 2>/dev/null; }
+deb_of() { ls "$dist"/strongswan-mobike-rs_*+sw"$1"_*.deb 2>/dev/null | head -n1; }
 work=$(mktemp -d)
 cleanup_work() { rm -rf "$work"; }
 trap cleanup_work EXIT
@@ -68,7 +67,7 @@ $(diff <(echo "$want") <(echo "$files"))"; return; }
 		{ bad deb-contents "strongswan.service drop-in does not preload charon-systemd"; return; }
 	grep -q '^ *load = yes' "$work/x/etc/strongswan.d/charon/mobike-rs.conf" ||
 		{ bad deb-contents "config does not load the plugin"; return; }
-	ok "deb-contents (Depends pinned to strongSwan $swan, $(echo "$want" | wc -l) files, 2 exports)"
+	ok "deb-contents $(basename "$deb") (Depends pinned to strongSwan $swan, $(echo "$want" | wc -l) files, 2 exports)"
 }
 
 # Everything of the package, wherever it could be left.
@@ -140,6 +139,20 @@ run_installed() {
 		bad deb-run "see the lines above"
 }
 
+# Debian 13's build (make build SUITE=trixie): its metadata and contents.
+swan=$(swan_of build/trixie/strongswan/.tree)
+if [ -z "$swan" ]; then
+	skp deb-trixie "no Debian 13 build (make build SUITE=trixie)"
+elif [ -z "$(deb_of "$swan")" ]; then
+	bad deb-trixie "no strongswan-mobike-rs_*+sw${swan}_*.deb in $dist (make deb SUITE=trixie)"
+else
+	deb=$(deb_of "$swan")
+	deb_static
+fi
+
+# The installed charon's build: contents, then install, run, purge.
+swan=$(swan_of build/strongswan/.tree)
+deb=$(deb_of "$swan")
 if [ -z "$swan" ]; then
 	skp deb "no configured strongSwan tree (make build)"
 elif [ -z "$deb" ]; then
@@ -157,6 +170,9 @@ fi
 
 if [ -x tests/packaging-rpm.sh ]; then
 	tests/packaging-rpm.sh "$dist" || failed=$((failed + 1))
+	if [ -n "$(swan_of build/trixie/strongswan/.tree)" ]; then
+		tests/packaging-rpm.sh "$dist" build/trixie/strongswan/.tree || failed=$((failed + 1))
+	fi
 else
 	bad rpm "tests/packaging-rpm.sh is missing"
 fi
