@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The ABI guard refuses a library built for another charon: the shim is
+# The ABI guard refuses a library built for another charon. 1) The shim is
 # compiled against the installed strongSwan's source configured WITHOUT
 # mediation (ME), which changes charon's struct layouts, and preloaded into
 # the installed charon (built with ME). charon must keep working with its
 # built-in MOBIKE (a break-before-make move in the lab) and log one error
-# that names both configurations.
+# that names both configurations. 2) The library built for the installed
+# 5.9.8 is preloaded into Debian 13's 6.0.1 charon: the same, naming both
+# versions.
 #
 # Usage: tests/abi-guard.sh   (needs root, the lab's tools and cargo)
 set -u
@@ -36,28 +38,61 @@ STRONGSWAN_SRC=$(cd "$other" && pwd) CARGO_TARGET_DIR=target/abi-guard \
 lib=$PWD/target/abi-guard/release/libmobike_rs.so
 [ -f "$lib" ] || { echo "FAIL abi-guard: mismatched build failed"; exit 1; }
 
-export MOBIKE_RS_LIB=$lib
 . tests/lab/lib.sh
-trap lab_down EXIT
-fail() { echo "  FAILED CHECK: $*" >&2; show_logs; echo "FAIL abi-guard"; echo "abi-guard: 0 passed, 1 failed, 0 skipped"; exit 1; }
+passed=0 failed=0 skipped=0
+
+# guard_case NAME LIB ROOT WANT: charon (from ROOT, or the host's) with the
+# mismatched LIB as road warrior against a stock gateway. The plugin must
+# refuse with the error WANT once, and the built-in MOBIKE must still move.
+guard_case() {
+	local name=$1 mlib=$2 root=$3 want=$4
+	(
+		export LAB_LIB=$mlib LAB_ROOT_LIB=$mlib
+		[ -n "$root" ] && export LAB_ROOT_rw=$root
+		trap lab_down EXIT
+		fail() { echo "  FAILED CHECK: $*" >&2; show_logs; exit 1; }
+		lab_up guard || fail "lab setup"
+		charon_start gw stock || fail "gw did not start"
+		charon_start rw rust || fail "rw with the mismatched library did not start"
+		tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out")"
+		ping_ok || fail "no traffic through the tunnel"
+		grep -qF "$want" "$LAB_DIR/rw/charon.log" || fail "rw did not log: $want"
+		[ "$(grep -c 'mobike-rs: ABI guard' "$LAB_DIR/rw/charon.log")" = 1 ] ||
+			fail "the guard's error is not logged exactly once"
+		in_log rw 'peer supports MOBIKE' || fail "MOBIKE not negotiated by the built-in"
+		before=$(sa_field rw spis)
+		ip -n "$LAB_NS-rw" link set rw-a down
+		wait_for '[ "$(sa_field rw local)" = "198.18.2.2[4500]" ]' ||
+			fail "built-in MOBIKE did not move: $(sa_field rw local)"
+		ping_ok || fail "traffic did not resume after the move"
+		[ "$(sa_field rw spis)" = "$before" ] || fail "IKE_SA changed"
+		! in_log rw 'mobike-rs: Rust core runs' || fail "a task ran in the Rust core despite the guard"
+		kill -0 $(ip netns pids "$LAB_NS-rw") 2>/dev/null || fail "charon died"
+		lab_log "guard: $(grep -o 'mobike-rs: ABI guard.*' "$LAB_DIR/rw/charon.log" | head -n1)"
+	)
+	if [ $? = 0 ]; then
+		echo "PASS abi-guard-$name (built-in MOBIKE moved the IKE_SA, error logged once)"
+		passed=$((passed + 1))
+	else
+		echo "FAIL abi-guard-$name"
+		failed=$((failed + 1))
+	fi
+}
 
 version=$(sed -n 's/^#define VERSION "\(.*\)"/\1/p' "$tree/config.h")
-lab_up guard || fail "lab setup"
-charon_start gw stock || fail "gw did not start"
-charon_start rw rust || fail "rw with the mismatched library did not start"
-tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out")"
-ping_ok || fail "no traffic through the tunnel"
-want="mobike-rs: ABI guard: this library was built for strongSwan $version without mediation (ME) but runs in strongSwan $version with mediation (ME)"
-grep -qF "$want" "$LAB_DIR/rw/charon.log" || fail "rw did not log: $want"
-[ "$(grep -c 'mobike-rs: ABI guard' "$LAB_DIR/rw/charon.log")" = 1 ] || fail "the guard's error is not logged exactly once"
-in_log rw 'peer supports MOBIKE' || fail "MOBIKE not negotiated by the built-in"
-before=$(sa_field rw spis)
-ip -n "$LAB_NS-rw" link set rw-a down
-wait_for '[ "$(sa_field rw local)" = "198.18.2.2[4500]" ]' || fail "built-in MOBIKE did not move: $(sa_field rw local)"
-ping_ok || fail "traffic did not resume after the move"
-[ "$(sa_field rw spis)" = "$before" ] || fail "IKE_SA changed"
-! in_log rw 'mobike-rs: Rust core runs' || fail "a task ran in the Rust core despite the guard"
-kill -0 $(ip netns pids "$LAB_NS-rw") 2>/dev/null || fail "charon died"
-lab_log "guard: $(grep -o 'mobike-rs: ABI guard.*' "$LAB_DIR/rw/charon.log" | head -n1)"
-echo "PASS abi-guard (built-in MOBIKE moved the IKE_SA, error logged once)"
-echo "abi-guard: 1 passed, 0 failed, 0 skipped"
+guard_case no-me "$lib" "" \
+	"mobike-rs: ABI guard: this library was built for strongSwan $version without mediation (ME) but runs in strongSwan $version with mediation (ME)"
+
+# The library for the installed 5.9.8 in Debian 13's 6.0.1 charon.
+troot=$PWD/build/trixie/root
+if [ -x "$troot/usr/lib/ipsec/charon" ] && [ -f "$troot/.mobike-rs-root" ] && [ -f "$LAB_LIB" ]; then
+	tver=$(cat "$troot/.mobike-rs-root")
+	tver=${tver%%-*}
+	guard_case other-version "$LAB_LIB" "$troot" \
+		"mobike-rs: ABI guard: this library was built for strongSwan $version with mediation (ME) but runs in strongSwan $tver with mediation (ME)"
+else
+	echo "SKIP abi-guard-other-version: no Debian 13 tree or no library (make build, make build SUITE=trixie)"
+	skipped=$((skipped + 1))
+fi
+echo "abi-guard: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
