@@ -51,7 +51,9 @@ pub(crate) unsafe extern "C" fn status_add(
         String::new()
     } else {
         // SAFETY: NUL-terminated per the ABI contract.
-        unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
     };
     catch_unwind(AssertUnwindSafe(|| {
         if doc.entries.len() >= MAX_ENTRIES || doc.request.is_err() {
@@ -120,7 +122,10 @@ mod tests {
                 assert_eq!(r, mobike_result::MOBIKE_OK);
             }
             let (mut p, mut n) = (std::ptr::null(), 0usize);
-            assert_eq!((MOBIKE_API.status_finish)(doc, &mut p, &mut n), mobike_result::MOBIKE_OK);
+            assert_eq!(
+                (MOBIKE_API.status_finish)(doc, &mut p, &mut n),
+                mobike_result::MOBIKE_OK
+            );
             let s = String::from_utf8(std::slice::from_raw_parts(p, n).to_vec()).unwrap();
             (MOBIKE_API.status_free)(doc);
             s
@@ -165,7 +170,10 @@ mod tests {
     #[test]
     fn a_bad_request_gets_an_error_answer() {
         let e = answer(b"list everything\n", &[view(&[])]);
-        assert!(e.starts_with("error: unknown request 'list everything'"), "{e}");
+        assert!(
+            e.starts_with("error: unknown request 'list everything'"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -195,3 +195,38 @@ pub struct RawNotify<'a> {
     pub ty: u16,
     pub data: &'a [u8],
 }
+
+/// The IKE_SA most unit tests start from: rw 198.18.1.2 - gw 198.18.1.1,
+/// NAT-T ports, MOBIKE negotiated, original initiator.
+#[cfg(test)]
+pub(crate) fn test_view<'a>(
+    peers: &'a [SocketAddr],
+    locals: &'a [std::net::IpAddr],
+    routes: &'a [Route],
+) -> SaView<'a> {
+    SaView {
+        unique_id: 1,
+        spi_i: [1; 8],
+        spi_r: [2; 8],
+        my_host: "198.18.1.2:4500".parse().unwrap(),
+        other_host: "198.18.1.1:4500".parse().unwrap(),
+        my_cfg_port: 500,
+        other_cfg_port: 500,
+        socket_port: 500,
+        socket_natt_port: 4500,
+        families: Families { v4: true, v6: true },
+        original_initiator: true,
+        authenticated: true,
+        mobike_configured: true,
+        mobike_supported: true,
+        nat_here: false,
+        nat_there: false,
+        force_encap: false,
+        newer_update_queued: false,
+        peer_addresses: peers,
+        local_addresses: locals,
+        routes,
+        route_current: Some("198.18.1.2".parse().unwrap()),
+        now_ms: 0,
+    }
+}

@@ -85,13 +85,41 @@ pub struct Counters {
     pub exchanges_failed: u64,
 }
 
+impl Counters {
+    /// (JSON key, text label, value) of each counter, in display order.
+    fn named(&self) -> [(&'static str, &'static str, u64); 6] {
+        [
+            ("updates_sent", "updates sent", self.updates_sent),
+            (
+                "updates_received",
+                "updates received",
+                self.updates_received,
+            ),
+            ("path_changes", "path changes", self.path_changes),
+            ("probes_sent", "probes sent", self.probes_sent),
+            (
+                "nat_mapping_changes",
+                "NAT mapping changes",
+                self.nat_mapping_changes,
+            ),
+            (
+                "exchanges_failed",
+                "failed exchanges",
+                self.exchanges_failed,
+            ),
+        ]
+    }
+}
+
 /// Which call of the task the actions came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
     Build,
     Process,
     /// A (re)transmission; `probing` if it checked paths.
-    Transmit { probing: bool },
+    Transmit {
+        probing: bool,
+    },
 }
 
 /// What the status shows of one IKE_SA beyond what charon holds.
@@ -251,7 +279,11 @@ pub fn render_text(entries: &[Entry], now_ms: u64) -> String {
             e.unique_id,
             hex(&e.spi_i),
             hex(&e.spi_r),
-            if e.original_initiator { "original initiator" } else { "original responder" }
+            if e.original_initiator {
+                "original initiator"
+            } else {
+                "original responder"
+            }
         );
         let mobike = match (e.mobike_supported, e.mobike_configured) {
             (true, _) => "negotiated",
@@ -268,7 +300,11 @@ pub fn render_text(entries: &[Entry], now_ms: u64) -> String {
         let _ = writeln!(
             s,
             "  NAT: {}",
-            if nat.is_empty() { "none".to_string() } else { nat.join(", ") }
+            if nat.is_empty() {
+                "none".to_string()
+            } else {
+                nat.join(", ")
+            }
         );
         match &e.stats {
             None => {
@@ -292,19 +328,14 @@ pub fn render_text(entries: &[Entry], now_ms: u64) -> String {
                         );
                     }
                 }
-                let c = &st.counters;
                 let _ = writeln!(s, "  probes in flight: {}", st.probes_in_flight);
-                let _ = writeln!(
-                    s,
-                    "  counters: updates sent {}, updates received {}, path changes {}, \
-                     probes sent {}, NAT mapping changes {}, failed exchanges {}",
-                    c.updates_sent,
-                    c.updates_received,
-                    c.path_changes,
-                    c.probes_sent,
-                    c.nat_mapping_changes,
-                    c.exchanges_failed
-                );
+                let counters: Vec<String> = st
+                    .counters
+                    .named()
+                    .iter()
+                    .map(|(_, text, v)| format!("{text} {v}"))
+                    .collect();
+                let _ = writeln!(s, "  counters: {}", counters.join(", "));
             }
         }
     }
@@ -391,19 +422,17 @@ pub fn render_json(entries: &[Entry], now_ms: u64) -> String {
                         );
                     }
                 }
-                let c = &st.counters;
+                let counters: Vec<String> = st
+                    .counters
+                    .named()
+                    .iter()
+                    .map(|(key, _, v)| format!("\"{key}\":{v}"))
+                    .collect();
                 let _ = write!(
                     s,
-                    ",\"probes_in_flight\":{},\"counters\":{{\"updates_sent\":{},\
-                     \"updates_received\":{},\"path_changes\":{},\"probes_sent\":{},\
-                     \"nat_mapping_changes\":{},\"exchanges_failed\":{}}}",
+                    ",\"probes_in_flight\":{},\"counters\":{{{}}}",
                     st.probes_in_flight,
-                    c.updates_sent,
-                    c.updates_received,
-                    c.path_changes,
-                    c.probes_sent,
-                    c.nat_mapping_changes,
-                    c.exchanges_failed
+                    counters.join(",")
                 );
             }
         }
@@ -436,33 +465,16 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mobike::{Families, UpdateForce};
+    use crate::mobike::UpdateForce;
 
     fn sa<'a>(peers: &'a [SocketAddr], locals: &'a [IpAddr]) -> SaView<'a> {
         SaView {
             unique_id: 7,
             spi_i: [0xab; 8],
-            spi_r: [0x01; 8],
-            my_host: "198.18.1.2:4500".parse().unwrap(),
-            other_host: "198.18.1.1:4500".parse().unwrap(),
-            my_cfg_port: 500,
-            other_cfg_port: 500,
-            socket_port: 500,
-            socket_natt_port: 4500,
-            families: Families { v4: true, v6: true },
-            original_initiator: true,
-            authenticated: true,
-            mobike_configured: true,
-            mobike_supported: true,
-            nat_here: false,
             nat_there: true,
-            force_encap: false,
-            newer_update_queued: false,
-            peer_addresses: peers,
-            local_addresses: locals,
-            routes: &[],
             route_current: None,
             now_ms: 10_000,
+            ..crate::mobike::test_view(peers, locals, &[])
         }
     }
 
@@ -532,21 +544,29 @@ mod tests {
 
     #[test]
     fn json_and_text_show_addresses_path_nat_and_last_update() {
-        let peers: [SocketAddr; 2] = ["198.18.1.1:4500".parse().unwrap(), "[2001:db8::1]:4500".parse().unwrap()];
+        let peers: [SocketAddr; 2] = [
+            "198.18.1.1:4500".parse().unwrap(),
+            "[2001:db8::1]:4500".parse().unwrap(),
+        ];
         let locals: [IpAddr; 2] = ["198.18.1.2".parse().unwrap(), "198.18.2.2".parse().unwrap()];
         let s = sa(&peers, &locals);
         let mut st = SaStats::default();
         st.last_update = Some(LastUpdate {
             at_ms: 8_500,
             reason: UpdateReason::PeerUpdate,
-            from: ("198.18.2.2:4500".parse().unwrap(), "198.18.1.1:4500".parse().unwrap()),
+            from: (
+                "198.18.2.2:4500".parse().unwrap(),
+                "198.18.1.1:4500".parse().unwrap(),
+            ),
             to: (s.my_host, s.other_host),
         });
         let e = Entry::new(&s, "rw \"lab\"", Some(st));
         let j = render_json(&[e.clone()], 10_000);
         assert!(j.starts_with("{\"ike_sas\":[{\"name\":\"rw \\\"lab\\\"\",\"unique_id\":7,"));
         assert!(j.contains("\"spi_i\":\"abababababababab\""));
-        assert!(j.contains("\"path\":{\"local\":\"198.18.1.2:4500\",\"remote\":\"198.18.1.1:4500\"}"));
+        assert!(
+            j.contains("\"path\":{\"local\":\"198.18.1.2:4500\",\"remote\":\"198.18.1.1:4500\"}")
+        );
         assert!(j.contains("\"peer_addresses\":[\"198.18.1.1:4500\",\"[2001:db8::1]:4500\"]"));
         assert!(j.contains("\"local_addresses\":[\"198.18.1.2\",\"198.18.2.2\"]"));
         assert!(j.contains("\"nat\":[\"remote\"]"));

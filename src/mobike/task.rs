@@ -12,8 +12,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use super::addr::{port_for, show, IKEV2_NATT_PORT, IKEV2_UDP_PORT};
 use super::notify::{self, Notify, NotifyType};
 use super::{
-    cookie, natd, Action, Exchange, Extension, Message, SaMemory, SaView, Status, UpdateForce, UpdateReason,
-    MAX_ANNOUNCED_ADDRESSES, MAX_PEER_ADDRESSES,
+    cookie, natd, Action, Exchange, Extension, Message, SaMemory, SaView, Status, UpdateForce,
+    UpdateReason, MAX_ANNOUNCED_ADDRESSES, MAX_PEER_ADDRESSES,
 };
 
 /// What the core needs from its environment besides the call's facts.
@@ -643,31 +643,7 @@ mod tests {
     }
 
     fn sa<'a>(peers: &'a [SocketAddr], locals: &'a [IpAddr], routes: &'a [Route]) -> SaView<'a> {
-        SaView {
-            unique_id: 1,
-            spi_i: [1; 8],
-            spi_r: [2; 8],
-            my_host: "198.18.1.2:4500".parse().unwrap(),
-            other_host: "198.18.1.1:4500".parse().unwrap(),
-            my_cfg_port: 500,
-            other_cfg_port: 500,
-            socket_port: 500,
-            socket_natt_port: 4500,
-            families: Families { v4: true, v6: true },
-            original_initiator: true,
-            authenticated: true,
-            mobike_configured: true,
-            mobike_supported: true,
-            nat_here: false,
-            nat_there: false,
-            force_encap: false,
-            newer_update_queued: false,
-            peer_addresses: peers,
-            local_addresses: locals,
-            routes,
-            route_current: Some("198.18.1.2".parse().unwrap()),
-            now_ms: 0,
-        }
+        crate::mobike::test_view(peers, locals, routes)
     }
 
     fn msg<'a>(ex: Exchange, src: &str, dst: &str, notifies: &'a [RawNotify<'a>]) -> Message<'a> {
