@@ -78,8 +78,15 @@ fn run(args: &[String]) -> Result<(), Failure> {
         Some(other) => return Err(Failure::Usage(format!("unknown command {other}"))),
     }
     let path = socket.strip_prefix("unix://").unwrap_or(&socket);
-    let answer = query(path, if json { "status json\n" } else { "status text\n" })
-        .map_err(Failure::Runtime)?;
+    let answer = query(
+        path,
+        if json {
+            "status json\n"
+        } else {
+            "status text\n"
+        },
+    )
+    .map_err(Failure::Runtime)?;
     std::io::stdout()
         .write_all(&answer)
         .map_err(|e| Failure::Runtime(format!("writing to stdout: {e}")))
