@@ -4,11 +4,37 @@
 # The 6.0.1 charon runs from it with chroot inside a lab netns.
 #
 # Usage: scripts/trixie-root.sh [DIR]   (default: build/trixie/root)
-# Idempotent; prints the tree's path on its last line of stdout.
+# The mirror is the one the host's apt uses for its own suite (override
+# with DEBIAN_MIRROR). Idempotent (stamp DIR/.mobike-rs-root holds the
+# tree's libstrongswan version); prints the tree's path on its last line
+# of stdout.
 set -euo pipefail
 
+# host_mirror: the URI of the host's apt source for its own codename
+# (deb822 .sources first, then sources.list).
+host_mirror() {
+	local codename f uri
+	codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+	[ -n "$codename" ] || return 0
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		uri=$(awk -v s="$codename" '
+			/^[ \t]*$/ { if (deb && suite && uri) { print uri; exit } deb = suite = 0; uri = ""; next }
+			/^Types:/ { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) suite = 1 }
+			/^URIs:/ { uri = $2 }
+			END { if (deb && suite && uri) print uri }' "$f" | head -n1)
+		[ -n "$uri" ] && { echo "$uri"; return 0; }
+	done
+	[ -f /etc/apt/sources.list ] || return 0
+	awk -v s="$codename" '$1 == "deb" {
+		i = 2
+		if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+		if ($(i + 1) == s) { print $i; exit }
+	}' /etc/apt/sources.list
+}
+
 root=${1:-build/trixie/root}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 mkdir -p "$root"
 root=$(cd "$root" && pwd)
 stamp=$root/.mobike-rs-root
@@ -21,25 +47,24 @@ if [ "$(id -u)" != 0 ]; then
 	echo "trixie-root: needs root (debootstrap, chroot)" >&2
 	exit 1
 fi
+mirror=${DEBIAN_MIRROR:-$(host_mirror)}
+mirror=${mirror:-http://deb.debian.org/debian}
 if ! command -v debootstrap >/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >&2
 fi
 # Debian 12's debootstrap knows trixie by its symlink to sid's script.
+echo "trixie-root: debootstrap trixie from $mirror into $root" >&2
 debootstrap --variant=minbase trixie "$root" "$mirror" >&2
-mount_api() {
-	mount -t proc proc "$root/proc"
-	mount --rbind /dev "$root/dev"
-	mount --make-rslave "$root/dev"
-}
-umount_api() {
-	umount -R "$root/dev" 2>/dev/null || umount -l "$root/dev" 2>/dev/null || true
-	umount "$root/proc" 2>/dev/null || umount -l "$root/proc" 2>/dev/null || true
-}
-trap umount_api EXIT
-mount_api
-chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get update >&2
-chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	strongswan-charon strongswan-swanctl libcharon-extra-plugins \
-	libstrongswan-standard-plugins iproute2 iputils-ping >&2
+# apt in the tree needs /proc and /dev; they are mounted in a private mount
+# namespace, so nothing stays mounted on the host, whatever happens.
+unshare -m --propagation private sh -c '
+	set -e
+	mount -t proc proc "$1/proc"
+	mount --rbind /dev "$1/dev"
+	chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get update
+	chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		strongswan-charon strongswan-swanctl libcharon-extra-plugins \
+		libstrongswan-standard-plugins iproute2 iputils-ping
+' sh "$root" >&2
 chroot "$root" dpkg-query -W -f='${Version}\n' libstrongswan >"$stamp"
 echo "$root"
