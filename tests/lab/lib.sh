@@ -16,6 +16,9 @@ LAB_LIB=${MOBIKE_RS_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tar
 LAB_CLI=${MOBIKE_RS_CLI:-$(dirname "$LAB_LIB")/mobike-rs}
 LAB_PSK=mobike-rs-lab-psk-0123456789
 LAB_WAIT=${LAB_WAIT:-15}   # seconds any single wait may take
+# swanctl's plugins when it runs from a tree (LAB_ROOT_<node>): its built-in
+# list names plugins a minimal tree lacks, each one an error line.
+LAB_ROOT_SWANCTL_LOAD=${LAB_ROOT_SWANCTL_LOAD:-random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey}
 
 lab_log() { printf '  %s\n' "$*" >&2; }
 
@@ -122,10 +125,15 @@ EOF
 	local root_var="LAB_ROOT_$node" root
 	root=${!root_var:-}
 	if [ -n "$root" ]; then
-		run=$(chroot_cmd "$root" "$d" "$flavour" "$daemon")
+		run=$(chroot_cmd "$root" "$d" "$flavour" "$daemon") || return 1
+		# The tree's own swanctl (see swan) loads only plugins it has.
+		printf 'swanctl {\n\tload = %s\n}\n' "$LAB_ROOT_SWANCTL_LOAD" >>"$d/strongswan.conf"
 	fi
 	ip netns exec "$LAB_NS-$node" unshare -m --propagation private sh -c \
 		"mount -t tmpfs tmpfs /run && $run" >"$d/stdout" 2>&1 &
+	# ip, unshare, sh, chroot and env all exec: this is charon's pid, the
+	# way into its namespaces for swanctl (see swan).
+	[ -n "$root" ] && echo $! >"$d/charon.pid"
 	local i
 	for i in $(seq 1 $((LAB_WAIT * 10))); do
 		[ -S "$d/charon.vici" ] && return 0
@@ -157,10 +165,19 @@ chroot_cmd() {
 	printf ' %s' "exec chroot $root env STRONGSWAN_CONF=$d/strongswan.conf $preload $daemon"
 }
 
-# swan NODE ARGS...: swanctl against NODE's charon.
+# swan NODE ARGS...: swanctl against NODE's charon. For a node whose
+# charon runs from a tree (LAB_ROOT_<node>), the tree's own swanctl, run in
+# that charon's mount namespace and root, where the node's directory is.
 swan() {
 	local node=$1
 	shift
+	local root_var="LAB_ROOT_$node" pid
+	if [ -n "${!root_var:-}" ]; then
+		pid=$(cat "$LAB_DIR/$node/charon.pid" 2>/dev/null) && [ -n "$pid" ] || return 1
+		STRONGSWAN_CONF="$LAB_DIR/$node/strongswan.conf" nsenter -t "$pid" -m -n -r -w \
+			swanctl "$@" --uri "unix://$LAB_DIR/$node/charon.vici"
+		return
+	fi
 	STRONGSWAN_CONF="$LAB_DIR/$node/strongswan.conf" swanctl "$@" --uri "unix://$LAB_DIR/$node/charon.vici"
 }
 
