@@ -24,6 +24,8 @@ SCENARIOS=(
 	"return stock rust"
 	"status rust rust"
 	"negotiate stock rust@trixie"
+	"negotiate rust rust@trixie"
+	"negotiate rust@trixie stock"
 	"break rust@trixie stock"
 	"break stock rust@trixie"
 	"break rust rust@trixie"
