@@ -17,6 +17,7 @@ deb)
 	PKGLIBEXEC=/usr/lib/mobike-rs
 	CONFDIR=/etc/strongswan.d/charon
 	IPSEC_SCRIPT=ipsec
+	PIDDIR=/var/run
 	;;
 rpm)
 	IPSEC_DIR=/usr/libexec/strongswan
@@ -24,6 +25,9 @@ rpm)
 	PKGLIBEXEC=/usr/libexec/mobike-rs
 	CONFDIR=/etc/strongswan/strongswan.d/charon
 	IPSEC_SCRIPT=strongswan
+	# Fedora configures --with-piddir=%{_rundir}/strongswan (since 5.8.2-2):
+	# starter waits there for the daemon's pid file.
+	PIDDIR=/run/strongswan
 	;;
 *)
 	echo "stage.sh: layout must be deb or rpm, not '$layout'" >&2
@@ -31,7 +35,6 @@ rpm)
 	;;
 esac
 SBINDIR=/usr/sbin
-PIDDIR=/var/run
 UNITDIR=/usr/lib/systemd/system
 LIB=$LIBDIR/libmobike_rs.so
 
