@@ -39,7 +39,7 @@ deps:
 ifeq ($(SUITE),bookworm)
 $(SRC_STAMP):
 	@mkdir -p $(TREE_DIR)
-	scripts/strongswan-src.sh $(TREE_DIR) | tail -n 1 > $@.tmp && mv $@.tmp $@
+	set -o pipefail; scripts/strongswan-src.sh $(TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
 endif
 
 ifeq ($(SUITE),trixie)
@@ -48,7 +48,7 @@ $(SWAN_ROOT)/.mobike-rs-root:
 
 $(SRC_STAMP): $(SWAN_ROOT)/.mobike-rs-root
 	@mkdir -p $(TREE_DIR)
-	scripts/strongswan-src-trixie.sh $(SWAN_ROOT) $(TREE_DIR) | tail -n 1 > $@.tmp && mv $@.tmp $@
+	set -o pipefail; scripts/strongswan-src-trixie.sh $(SWAN_ROOT) $(TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
 endif
 
 build: $(SRC_STAMP)
