@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <encoding/payloads/notify_payload.h>
+#include <processing/jobs/initiate_tasks_job.h>
 
 typedef struct private_mobike_rs_task_t private_mobike_rs_task_t;
 
@@ -339,6 +340,7 @@ static void fill_message(message_t *message, mobike_message *m, bool received)
 	}
 	mobike_rs_addr_from_host(message->get_source(message), &m->src);
 	mobike_rs_addr_from_host(message->get_destination(message), &m->dst);
+	m->message_id = message->get_message_id(message);
 	id = message->get_ike_sa_id(message);
 	if (id)
 	{
@@ -380,6 +382,56 @@ static void fill_message(message_t *message, mobike_message *m, bool received)
 	enumerator->destroy(enumerator);
 	m->notifies = notifies;
 	m->notifies_len = len;
+}
+
+/**
+ * Move only the IKE_SA; its CHILD_SAs stay where they are.
+ */
+static void move_ike_sa_only(ike_sa_t *ike_sa, host_t *me, host_t *other)
+{
+	charon->bus->ike_update(charon->bus, ike_sa,
+							me ?: ike_sa->get_my_host(ike_sa),
+							other ?: ike_sa->get_other_host(ike_sa));
+	if (me)
+	{
+		ike_sa->set_my_host(ike_sa, me->clone(me));
+	}
+	if (other)
+	{
+		ike_sa->set_other_host(ike_sa, other->clone(other));
+	}
+}
+
+/**
+ * Have a MOBIKE task run on the IKE_SA: queue one unless one is queued
+ * already (it will do), and let charon initiate it once this exchange is
+ * done.
+ */
+static void queue_mobike_exchange(private_mobike_rs_task_t *this)
+{
+	enumerator_t *enumerator;
+	task_t *task;
+	ike_mobike_t *mobike;
+	bool queued = FALSE;
+
+	enumerator = this->ike_sa->create_task_enumerator(this->ike_sa,
+													  TASK_QUEUE_QUEUED);
+	while (enumerator->enumerate(enumerator, &task))
+	{
+		if (task->get_type(task) == TASK_IKE_MOBIKE)
+		{
+			queued = TRUE;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	if (!queued)
+	{
+		mobike = mobike_rs_shim_ike_mobike_create(this->ike_sa, TRUE, this->api);
+		this->ike_sa->queue_task(this->ike_sa, &mobike->task);
+	}
+	lib->processor->queue_job(lib->processor, (job_t*)
+				initiate_tasks_job_create(this->ike_sa->get_id(this->ike_sa)));
 }
 
 /**
@@ -454,11 +506,21 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 			case MOBIKE_ACTION_UPDATE_HOSTS:
 				me = mobike_rs_host_from_addr(&a.a);
 				other = mobike_rs_host_from_addr(&a.b);
-				this->ike_sa->update_hosts(this->ike_sa, me, other,
-					a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
-						UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL);
+				if (a.value == MOBIKE_UPDATE_IKE_SA_ONLY)
+				{
+					move_ike_sa_only(this->ike_sa, me, other);
+				}
+				else
+				{
+					this->ike_sa->update_hosts(this->ike_sa, me, other,
+						a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
+							UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL);
+				}
 				DESTROY_IF(me);
 				DESTROY_IF(other);
+				break;
+			case MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK:
+				queue_mobike_exchange(this);
 				break;
 			case MOBIKE_ACTION_SEND:
 				me = mobike_rs_host_from_addr(&a.a);

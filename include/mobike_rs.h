@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 2
+#define MOBIKE_API_VERSION 3
 
 /**
  * `mobike_sa_view.flags` bits.
@@ -71,6 +71,11 @@
 #define MOBIKE_UPDATE_FORCE_ALL 1
 
 #define MOBIKE_UPDATE_FORCE_CHILDREN 2
+
+/**
+ * Move only the IKE_SA (`set_my_host`/`set_other_host`); `a`/`b` as above.
+ */
+#define MOBIKE_UPDATE_IKE_SA_ONLY 3
 
 /**
  * Result of every call. Never renumbered.
@@ -162,6 +167,11 @@ enum mobike_action_kind
    * Log `data`/`len` (UTF-8, not NUL-terminated) at level `value`.
    */
   MOBIKE_ACTION_LOG = 10,
+  /**
+   * Queue a MOBIKE task on the IKE_SA (unless one is queued) and have
+   * charon initiate it: it checks return routability (RFC 4555 3.7).
+   */
+  MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK = 11,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum mobike_action_kind mobike_action_kind;
@@ -250,6 +260,10 @@ typedef struct mobike_message {
   const struct mobike_notify *notifies;
   uintptr_t notifies_len;
   struct mobike_addr route_src;
+  /**
+   * The IKE message ID.
+   */
+  uint32_t message_id;
 } mobike_message;
 
 /**
@@ -347,6 +361,17 @@ typedef struct mobike_api {
    * Frees a document; NULL is accepted.
    */
   void (*status_free)(struct mobike_status_doc *doc);
+  /**
+   * Sets one `charon.plugins.mobike-rs` setting from its text (key
+   * without the prefix, both NUL-terminated). MOBIKE_INVALID_PARAMETER
+   * leaves the setting as it was and writes why into `out_msg`
+   * (NUL-terminated, truncated to `out_len`).
+   */
+  mobike_result (*config_set)(const char *key, const char *value, char *out_msg, uintptr_t out_len);
+  /**
+   * The settings in effect as one NUL-terminated line.
+   */
+  mobike_result (*config_describe)(char *out, uintptr_t len);
 } mobike_api;
 
 #endif  /* MOBIKE_RS_H */

@@ -25,7 +25,7 @@ use crate::mobike::{
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 2;
+pub const MOBIKE_API_VERSION: u32 = 3;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -112,6 +112,8 @@ pub struct mobike_message {
     pub notifies: *const mobike_notify,
     pub notifies_len: usize,
     pub route_src: mobike_addr,
+    /// The IKE message ID.
+    pub message_id: u32,
 }
 
 /// Result of every call. Never renumbered.
@@ -160,6 +162,9 @@ pub enum mobike_action_kind {
     MOBIKE_ACTION_SEND = 9,
     /// Log `data`/`len` (UTF-8, not NUL-terminated) at level `value`.
     MOBIKE_ACTION_LOG = 10,
+    /// Queue a MOBIKE task on the IKE_SA (unless one is queued) and have
+    /// charon initiate it: it checks return routability (RFC 4555 3.7).
+    MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK = 11,
 }
 
 /// `value` of MOBIKE_ACTION_ENABLE_EXTENSION.
@@ -172,6 +177,8 @@ pub const MOBIKE_CONDITION_NAT_FAKE: u32 = 3;
 /// `value` of MOBIKE_ACTION_UPDATE_HOSTS.
 pub const MOBIKE_UPDATE_FORCE_ALL: u32 = 1;
 pub const MOBIKE_UPDATE_FORCE_CHILDREN: u32 = 2;
+/// Move only the IKE_SA (`set_my_host`/`set_other_host`); `a`/`b` as above.
+pub const MOBIKE_UPDATE_IKE_SA_ONLY: u32 = 3;
 
 /// One action. `data` is borrowed from the task and valid until the next
 /// call that takes the task mutably (other than `task_next_action`).
@@ -263,6 +270,18 @@ pub struct mobike_api {
     ) -> mobike_result,
     /// Frees a document; NULL is accepted.
     pub status_free: unsafe extern "C" fn(doc: *mut mobike_status_doc),
+    /// Sets one `charon.plugins.mobike-rs` setting from its text (key
+    /// without the prefix, both NUL-terminated). MOBIKE_INVALID_PARAMETER
+    /// leaves the setting as it was and writes why into `out_msg`
+    /// (NUL-terminated, truncated to `out_len`).
+    pub config_set: unsafe extern "C" fn(
+        key: *const c_char,
+        value: *const c_char,
+        out_msg: *mut c_char,
+        out_len: usize,
+    ) -> mobike_result,
+    /// The settings in effect as one NUL-terminated line.
+    pub config_describe: unsafe extern "C" fn(out: *mut c_char, len: usize) -> mobike_result,
 }
 
 /// Opaque status document: the answer to one `mobike-rs status` request.
@@ -297,6 +316,8 @@ pub static MOBIKE_API: mobike_api = mobike_api {
     status_add: super::status::status_add,
     status_finish: super::status::status_finish,
     status_free: super::status::status_free,
+    config_set: super::config::config_set,
+    config_describe: super::config::config_describe,
 };
 
 /// Set once any panic was caught: new tasks go to the built-in MOBIKE.
@@ -433,15 +454,15 @@ fn step(
         };
         t.actions.clear();
         t.next = 0;
+        let env = registry::env();
         let status = registry::with_memory(view.unique_id, |mem| {
             let (status, call) = match which {
                 Step::Build => {
-                    let env = registry::env();
                     let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
                     (s, Call::Build)
                 }
                 Step::Process => {
-                    let s = t.core.process(&view, &message, mem, &mut t.actions);
+                    let s = t.core.process(&view, &message, mem, &env, &mut t.actions);
                     (s, Call::Process)
                 }
             };
@@ -498,11 +519,13 @@ unsafe extern "C" fn task_transmit(
         };
         t.actions.clear();
         t.next = 0;
-        let found = t.core.transmit(&view, &mut t.actions);
-        let probing = t.core.is_probing();
-        registry::with_memory(view.unique_id, |mem| {
-            let call = Call::Transmit { probing };
-            mem.stats.record(&view, call, &t.actions, Status::NeedMore)
+        let found = registry::with_memory(view.unique_id, |mem| {
+            let found = t.core.transmit(&view, mem, &mut t.actions);
+            let call = Call::Transmit {
+                probing: t.core.is_probing(),
+            };
+            mem.stats.record(&view, call, &t.actions, Status::NeedMore);
+            found
         });
         // SAFETY: checked non-NULL above.
         unsafe { *out_found = found };
@@ -702,6 +725,7 @@ fn message_of<'a>(
         dst: sock_of(&msg.dst).ok()??,
         spi_i: msg.spi_i,
         spi_r: msg.spi_r,
+        message_id: msg.message_id,
         notifies,
         route_src: ip_of(&msg.route_src).ok().flatten(),
     })
@@ -760,7 +784,11 @@ fn action_to_c(action: &Action) -> mobike_action {
             out.value = match force {
                 UpdateForce::All => MOBIKE_UPDATE_FORCE_ALL,
                 UpdateForce::Children => MOBIKE_UPDATE_FORCE_CHILDREN,
+                UpdateForce::IkeSaOnly => MOBIKE_UPDATE_IKE_SA_ONLY,
             };
+        }
+        Action::QueueReturnRoutabilityCheck => {
+            out.kind = MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK;
         }
         Action::Send { src, dst } => {
             out.kind = MOBIKE_ACTION_SEND;

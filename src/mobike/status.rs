@@ -29,6 +29,14 @@ pub enum UpdateReason {
     NatMappingChanged,
     /// The NAT state changed with the new path (CHILD_SAs only).
     NatStateAfterUpdate,
+    /// The IKE_SA moved on the peer's UPDATE_SA_ADDRESSES; the CHILD_SAs
+    /// wait for the return routability check (RFC 4555 3.5).
+    PeerUpdateUnchecked,
+    /// The return routability check of the new path was answered: the
+    /// CHILD_SAs follow the IKE_SA (RFC 4555 3.5, 3.7).
+    ReturnRoutabilityConfirmed,
+    /// The peer refused the new path; back to the one before.
+    PathRefused,
 }
 
 impl UpdateReason {
@@ -40,6 +48,9 @@ impl UpdateReason {
             UpdateReason::PathCheckAnswered => "path-check-answered",
             UpdateReason::NatMappingChanged => "nat-mapping-changed",
             UpdateReason::NatStateAfterUpdate => "nat-state-after-update",
+            UpdateReason::PeerUpdateUnchecked => "peer-update-unchecked",
+            UpdateReason::ReturnRoutabilityConfirmed => "return-routability-confirmed",
+            UpdateReason::PathRefused => "path-refused",
         }
     }
 }
@@ -52,6 +63,11 @@ impl fmt::Display for UpdateReason {
             UpdateReason::PathCheckAnswered => "path check answered",
             UpdateReason::NatMappingChanged => "NAT mapping changed",
             UpdateReason::NatStateAfterUpdate => "NAT state after update",
+            UpdateReason::PeerUpdateUnchecked => {
+                "peer's UPDATE_SA_ADDRESSES, CHILD_SAs wait for the return routability check"
+            }
+            UpdateReason::ReturnRoutabilityConfirmed => "return routability confirmed",
+            UpdateReason::PathRefused => "peer refused the new path",
         })
     }
 }
@@ -165,7 +181,10 @@ impl SaStats {
                     if *reason == UpdateReason::NatMappingChanged {
                         c.nat_mapping_changes = c.nat_mapping_changes.saturating_add(1);
                     }
-                    if *reason == UpdateReason::PeerUpdate {
+                    if matches!(
+                        reason,
+                        UpdateReason::PeerUpdate | UpdateReason::PeerUpdateUnchecked
+                    ) {
                         c.updates_received = c.updates_received.saturating_add(1);
                     }
                     if to != from {
