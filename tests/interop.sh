@@ -23,6 +23,13 @@ SCENARIOS=(
 	"return rust stock"
 	"return stock rust"
 	"status rust rust"
+	"break6 rust stock"
+	"break6 stock rust"
+	"break6 rust rust"
+	"v4to6 rust stock"
+	"v4to6 rust rust"
+	"v6to4 rust stock"
+	"v6to4 rust rust"
 	"negotiate stock rust@trixie"
 	"negotiate rust rust@trixie"
 	"negotiate rust@trixie stock"
@@ -97,13 +104,17 @@ scenario_negotiate() {
 }
 
 # b/c) the preferred interface goes down while the second address works.
+# The addresses are the lab's (LAB_FAMILY): rw moves from LAB_RW_A to
+# LAB_RW_B and then talks to LAB_GW_B, gw's address of that family.
 move_away() {
 	local spis_before spis_after
 	spis_before=$(sa_field rw spis)
-	[ "$(sa_field rw local)" = "198.18.1.2[4500]" ] || fail "rw not on rw-a before the move: $(sa_field rw local)" || return 1
+	[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ] || fail "rw not on rw-a before the move: $(sa_field rw local)" || return 1
 	ip -n "$LAB_NS-rw" link set rw-a down
-	wait_for '[ "$(sa_field rw local)" = "198.18.2.2[4500]" ]' ||
+	wait_for '[ "$(sa_field rw local)" = "${LAB_RW_B}[4500]" ]' ||
 		fail "rw's IKE_SA did not move to rw-b: $(sa_field rw local)" || return 1
+	[ "$(sa_field rw remote)" = "${LAB_GW_B}[4500]" ] ||
+		fail "rw talks to $(sa_field rw remote) after the move, expected ${LAB_GW_B}[4500]" || return 1
 	ping_ok || fail "traffic did not resume after the move" || return 1
 	spis_after=$(sa_field rw spis)
 	[ -n "$spis_before" ] && [ "$spis_before" = "$spis_after" ] ||
@@ -112,16 +123,36 @@ move_away() {
 		fail "more than one IKE_SA after the move" || return 1
 	! in_log rw 'reauthenticating IKE_SA|establishing IKE_SA.*#2' ||
 		fail "rw reauthenticated instead of moving" || return 1
-	lab_log "moved: 198.18.1.2 -> $(sa_field rw local), same IKE_SA $spis_after"
+	lab_log "moved: $LAB_RW_A -> $(sa_field rw local), same IKE_SA $spis_after"
 }
 
 scenario_break() {
 	local rwf=$1 gwf=$2
 	setup "brk" "$rwf" "$gwf" "" || return 1
 	move_away || return 1
-	[ "$(sa_field gw remote)" = "198.18.2.2[4500]" ] ||
-		fail "gateway sees rw at $(sa_field gw remote), expected 198.18.2.2[4500]" || return 1
+	[ "$(sa_field gw remote)" = "${LAB_RW_B}[4500]" ] ||
+		fail "gateway sees rw at $(sa_field gw remote), expected ${LAB_RW_B}[4500]" || return 1
+	[ "$(sa_field gw local)" = "${LAB_GW_B}[4500]" ] ||
+		fail "gateway uses $(sa_field gw local), expected ${LAB_GW_B}[4500]" || return 1
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# The same break-before-make in the IPv6-only lab (2001:db8::/32, IPv6
+# virtual IP and traffic selectors).
+scenario_break6() {
+	LAB_FAMILY=6 scenario_break "$@"
+}
+
+# Across address families: set up over IPv4 (rw-a), rw-a goes down and the
+# IKE_SA moves to IPv6 (rw-b to gw's IPv6 address, which gw announced with
+# ADDITIONAL_IP6_ADDRESS); and the reverse. The tunnel's inner family stays
+# IPv4.
+scenario_v4to6() {
+	LAB_FAMILY=46 scenario_break "$@"
+}
+
+scenario_v6to4() {
+	LAB_FAMILY=64 scenario_break "$@"
 }
 
 scenario_nat() {
