@@ -49,7 +49,10 @@ tar xf "$orig" >&2
 # Debian 13 builds charon with --enable-mediation like Debian 12 (ME
 # changes ike_sa_t, peer_cfg_t, daemon_t and task_type_t).
 debtar=$(ls strongswan_"$upstream"-*.debian.tar.* 2>/dev/null | head -n1 || true)
-if [ -n "$debtar" ] && ! tar xOf "$debtar" debian/rules | grep -q -- '--enable-mediation'; then
+# (debian/rules is read whole first: grep -q stops early and tar's SIGPIPE
+# would fail the pipe under pipefail.)
+rules=$([ -z "$debtar" ] || tar xOf "$debtar" debian/rules)
+if [ -n "$debtar" ] && ! grep -q -- '--enable-mediation' <<<"$rules"; then
 	echo "strongswan-src-trixie: debian/rules of $ver has no --enable-mediation; check the flags" >&2
 	exit 1
 fi
