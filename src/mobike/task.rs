@@ -184,12 +184,12 @@ impl MobikeTask {
     /// `ike_mobike_t.transmit`: decide the paths this (re)transmission goes
     /// to, as [`Action::Send`]; returns false if no path was found.
     pub fn transmit(&mut self, sa: &SaView<'_>, mem: &SaMemory, out: &mut Vec<Action>) -> bool {
-        if self.return_routability_check.is_some() {
+        if let Some(path) = self.return_routability_check {
             // RFC 4555 3.7: an answer proves return routability only if the
             // request went to that one address.
             out.push(Action::Send {
-                src: sa.my_host,
-                dst: sa.other_host,
+                src: path.local,
+                dst: path.remote,
             });
             return true;
         }
@@ -354,14 +354,8 @@ impl MobikeTask {
                 // receive at the address it moved to (RFC 4555 3.5, 3.7):
                 // any INFORMATIONAL request of ours with a fresh COOKIE2,
                 // sent to that address only.
-                let path = Path {
-                    local: sa.my_host,
-                    remote: sa.other_host,
-                };
-                if !sa.original_initiator
-                    && self.cookie2.is_none()
-                    && mem.return_routability_pending.map(|(p, _)| p) == Some(path)
-                {
+                let pending = mem.return_routability_pending.map(|(p, _)| p);
+                if let (false, None, Some(path)) = (sa.original_initiator, &self.cookie2, pending) {
                     let Some(c) = cookie::generate(env.rng) else {
                         out.push(log(1, "no random bytes for COOKIE2, closing IKE_SA".into()));
                         return Status::Failed;
@@ -374,7 +368,7 @@ impl MobikeTask {
                         1,
                         format!(
                             "checking return routability of {} (COOKIE2)",
-                            show(sa.other_host)
+                            show(path.remote)
                         ),
                     ));
                 }
@@ -660,13 +654,25 @@ impl MobikeTask {
             ReturnRoutability::After => Some((path, false)),
             ReturnRoutability::Off => None,
         };
-        let (force, why) = match check {
-            ReturnRoutability::Before => {
-                (UpdateForce::IkeSaOnly, UpdateReason::PeerUpdateUnchecked)
-            }
-            _ => (UpdateForce::All, UpdateReason::PeerUpdate),
-        };
-        update_hosts(sa, Some(path.local), Some(path.remote), force, why, out);
+        if check == ReturnRoutability::Before {
+            out.push(log(
+                1,
+                format!(
+                    "peer moves to {} - {}: checking its return routability before moving (return_routability = before)",
+                    show(path.local),
+                    show(path.remote)
+                ),
+            ));
+        } else {
+            update_hosts(
+                sa,
+                Some(path.local),
+                Some(path.remote),
+                UpdateForce::All,
+                UpdateReason::PeerUpdate,
+                out,
+            );
+        }
         if check != ReturnRoutability::Off {
             out.push(Action::QueueReturnRoutabilityCheck);
         }
@@ -878,31 +884,27 @@ impl MobikeTask {
 }
 
 /// As original responder: the answer to our return routability check of
-/// `path` arrived; the IPsec SAs follow the IKE_SA if they wait for it and
-/// no newer update moved it since (RFC 4555 3.5, 3.7).
+/// `path` arrived; the SAs move there if they wait for it and no newer
+/// update asked for another path since (RFC 4555 3.5, 3.7).
 fn return_routability_confirmed(
     sa: &SaView<'_>,
     path: Path,
     mem: &mut SaMemory,
     out: &mut Vec<Action>,
 ) {
-    let current = Path {
-        local: sa.my_host,
-        remote: sa.other_host,
-    };
     match mem.return_routability_pending {
-        Some((p, move_children)) if p == path && p == current => {
+        Some((p, move_now)) if p == path => {
             mem.return_routability_pending = None;
             out.push(log(
                 1,
                 format!("return routability of {} confirmed", show(path.remote)),
             ));
-            if move_children {
+            if move_now {
                 update_hosts(
                     sa,
-                    None,
-                    None,
-                    UpdateForce::Children,
+                    Some(path.local),
+                    Some(path.remote),
+                    UpdateForce::All,
                     UpdateReason::ReturnRoutabilityConfirmed,
                     out,
                 );
@@ -911,7 +913,7 @@ fn return_routability_confirmed(
         _ => out.push(log(
             1,
             format!(
-                "return routability of {} confirmed, but the IKE_SA moved since; a newer check follows",
+                "return routability of {} confirmed, but the peer moved since; a newer check follows",
                 show(path.remote)
             ),
         )),
@@ -1294,12 +1296,8 @@ mod tests {
             t.process(&s, &m, &mut SaMemory::default(), &env(), &mut out),
             Status::NeedMore
         );
-        assert!(out.contains(&Action::UpdateHosts {
-            me: Some("198.18.1.1:4500".parse().unwrap()),
-            other: Some("198.18.2.2:4500".parse().unwrap()),
-            force: UpdateForce::IkeSaOnly,
-            reason: UpdateReason::PeerUpdateUnchecked,
-        }));
+        assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
+        assert!(out.contains(&Action::QueueReturnRoutabilityCheck));
         out.clear();
         let resp = msg(
             Exchange::Informational,
@@ -1698,16 +1696,15 @@ mod tests {
         let e = env();
         let mut mem = SaMemory::default();
         let (_, out) = peer_update(&e, &mut mem, "198.18.2.2:4500", 3);
-        assert_eq!(
-            updates(&out),
-            [(UpdateForce::IkeSaOnly, UpdateReason::PeerUpdateUnchecked)]
-        );
+        assert!(updates(&out).is_empty(), "nothing moves before the check");
         assert!(out.contains(&Action::QueueReturnRoutabilityCheck));
         let checked = path("198.18.1.1:4500", "198.18.2.2:4500");
         assert_eq!(mem.return_routability_pending, Some((checked, true)));
 
-        // the queued task: an INFORMATIONAL request with a fresh COOKIE2
-        let s = gw_view();
+        // the queued task: an INFORMATIONAL request with a fresh COOKIE2,
+        // while the IKE_SA is still on the old path
+        let mut s = gw_view();
+        s.other_host = "198.18.1.2:4500".parse().unwrap();
         let mut t = MobikeTask::new(true);
         let mut out = Vec::new();
         let req = msg(
@@ -1725,8 +1722,8 @@ mod tests {
         assert_eq!(
             out,
             [Action::Send {
-                src: s.my_host,
-                dst: s.other_host
+                src: checked.local,
+                dst: checked.remote
             }]
         );
         assert!(!t.is_probing());
@@ -1743,13 +1740,12 @@ mod tests {
             t.process(&s, &resp, &mut mem, &e, &mut out),
             Status::Success
         );
-        assert_eq!(
-            updates(&out),
-            [(
-                UpdateForce::Children,
-                UpdateReason::ReturnRoutabilityConfirmed
-            )]
-        );
+        assert!(out.contains(&Action::UpdateHosts {
+            me: Some(checked.local),
+            other: Some(checked.remote),
+            force: UpdateForce::All,
+            reason: UpdateReason::ReturnRoutabilityConfirmed,
+        }));
         assert_eq!(mem.return_routability_pending, None);
 
         // a wrong echo closes the IKE_SA and moves nothing
@@ -1915,7 +1911,12 @@ mod tests {
             let mut out = Vec::new();
             let mut mem = SaMemory::default();
             t.process(&s, &m, &mut mem, &env(), &mut out);
-            assert_eq!(updates(&out).is_empty(), refused, "{src}");
+            assert!(updates(&out).is_empty(), "{src}: the check comes first");
+            assert_eq!(
+                out.contains(&Action::QueueReturnRoutabilityCheck),
+                !refused,
+                "{src}"
+            );
             assert_eq!(out.contains(&Action::ClearPeerAddresses), !refused);
             let mut resp = Vec::new();
             let r = msg(Exchange::Informational, "198.18.1.1:4500", src, &[]);
