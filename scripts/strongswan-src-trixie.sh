@@ -34,7 +34,11 @@ if ! grep -qs '^deb-src' "$root/etc/apt/sources.list" "$root"/etc/apt/sources.li
 fi
 rm -rf "$root/tmp/mobike-rs-src"
 mkdir -p "$root/tmp/mobike-rs-src"
-chroot "$root" sh -c "cd /tmp/mobike-rs-src && (apt-get source --download-only 'strongswan=$ver' || apt-get source --download-only strongswan)" >&2 || true
+# The same version can be listed by the point release and the security
+# archive while only one of them has the files: try both.
+chroot "$root" sh -c "cd /tmp/mobike-rs-src && (apt-get source --download-only 'strongswan=$ver' ||
+	apt-get source --download-only strongswan/trixie-security ||
+	apt-get source --download-only strongswan)" >&2 || true
 cd "$dest"
 cp "$root"/tmp/mobike-rs-src/strongswan_"$upstream"* . 2>/dev/null || true
 rm -rf "$root/tmp/mobike-rs-src"
