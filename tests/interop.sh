@@ -220,7 +220,7 @@ scenario_status() {
 	esac
 	printf '%s' "$after" | grep -q '"updates_sent":[1-9]' || fail "rw counted no UPDATE_SA_ADDRESSES" || return 1
 	case "$gw_after" in
-		*'"path":{"local":"198.18.1.1:4500","remote":"198.18.2.2:4500"}'*'"reason":"peer-update-unchecked"'*'"updates_received":'[1-9]*) ;;
+		*'"path":{"local":"198.18.1.1:4500","remote":"198.18.2.2:4500"}'*'"reason":"return-routability-confirmed"'*'"updates_received":'[1-9]*) ;;
 		*) fail "gw status after the move: $gw_after" || return 1 ;;
 	esac
 	status rw | grep -q "last update: .* (path check answered): 198.18.1.2\[4500\] - 198.18.1.1\[4500\] -> 198.18.2.2\[4500\]" ||

@@ -29,11 +29,8 @@ pub enum UpdateReason {
     NatMappingChanged,
     /// The NAT state changed with the new path (CHILD_SAs only).
     NatStateAfterUpdate,
-    /// The IKE_SA moved on the peer's UPDATE_SA_ADDRESSES; the CHILD_SAs
-    /// wait for the return routability check (RFC 4555 3.5).
-    PeerUpdateUnchecked,
-    /// The return routability check of the new path was answered: the
-    /// CHILD_SAs follow the IKE_SA (RFC 4555 3.5, 3.7).
+    /// The peer's UPDATE_SA_ADDRESSES, once the return routability check
+    /// of its new path was answered (RFC 4555 3.5, 3.7).
     ReturnRoutabilityConfirmed,
     /// The peer refused the new path; back to the one before.
     PathRefused,
@@ -48,7 +45,6 @@ impl UpdateReason {
             UpdateReason::PathCheckAnswered => "path-check-answered",
             UpdateReason::NatMappingChanged => "nat-mapping-changed",
             UpdateReason::NatStateAfterUpdate => "nat-state-after-update",
-            UpdateReason::PeerUpdateUnchecked => "peer-update-unchecked",
             UpdateReason::ReturnRoutabilityConfirmed => "return-routability-confirmed",
             UpdateReason::PathRefused => "path-refused",
         }
@@ -63,10 +59,9 @@ impl fmt::Display for UpdateReason {
             UpdateReason::PathCheckAnswered => "path check answered",
             UpdateReason::NatMappingChanged => "NAT mapping changed",
             UpdateReason::NatStateAfterUpdate => "NAT state after update",
-            UpdateReason::PeerUpdateUnchecked => {
-                "peer's UPDATE_SA_ADDRESSES, CHILD_SAs wait for the return routability check"
+            UpdateReason::ReturnRoutabilityConfirmed => {
+                "peer's UPDATE_SA_ADDRESSES, return routability confirmed"
             }
-            UpdateReason::ReturnRoutabilityConfirmed => "return routability confirmed",
             UpdateReason::PathRefused => "peer refused the new path",
         })
     }
@@ -183,7 +178,7 @@ impl SaStats {
                     }
                     if matches!(
                         reason,
-                        UpdateReason::PeerUpdate | UpdateReason::PeerUpdateUnchecked
+                        UpdateReason::PeerUpdate | UpdateReason::ReturnRoutabilityConfirmed
                     ) {
                         c.updates_received = c.updates_received.saturating_add(1);
                     }
