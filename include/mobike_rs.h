@@ -15,6 +15,23 @@
 #define MOBIKE_API_VERSION 3
 
 /**
+ * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
+ * VTI, GRE, IP-in-IP, SIT, a TUN device such as kernel-libipsec's).
+ */
+#define MOBIKE_IFACE_TUNNEL (1 << 0)
+
+/**
+ * `mobike_addr_iface.flags` bit: charon's `interfaces_ignore` or
+ * `interfaces_use` exclude the interface.
+ */
+#define MOBIKE_IFACE_IGNORED (1 << 1)
+
+/**
+ * Size of `mobike_addr_iface.name` (Linux IFNAMSIZ).
+ */
+#define MOBIKE_IFACE_NAME_LEN 16
+
+/**
  * `mobike_sa_view.flags` bits.
  */
 #define MOBIKE_SA_ORIGINAL_INITIATOR (1 << 0)
@@ -211,6 +228,26 @@ typedef struct mobike_route {
 } mobike_route;
 
 /**
+ * An address and an interface: the one a local address is on, or the one
+ * the kernel's route towards a peer address leaves through. `name` is
+ * NUL-terminated unless it fills the array; empty if unknown.
+ */
+typedef struct mobike_addr_iface {
+  struct mobike_addr addr;
+  uint32_t flags;
+  uint8_t name[MOBIKE_IFACE_NAME_LEN];
+} mobike_addr_iface;
+
+/**
+ * An inclusive address range (a traffic selector's addresses); both ends
+ * of the same family.
+ */
+typedef struct mobike_addr_range {
+  struct mobike_addr from;
+  struct mobike_addr to;
+} mobike_addr_range;
+
+/**
  * What charon knows about the IKE_SA (see `mobike::SaView`). Arrays are
  * borrowed for the duration of the call; a NULL array needs length 0.
  */
@@ -237,6 +274,30 @@ typedef struct mobike_sa_view {
    * Monotonic clock in milliseconds (for the status only).
    */
   uint64_t now_ms;
+  /**
+   * The interface of local addresses (those known).
+   */
+  const struct mobike_addr_iface *local_ifaces;
+  uintptr_t local_ifaces_len;
+  /**
+   * The interface the route towards peer addresses leaves through.
+   */
+  const struct mobike_addr_iface *route_ifaces;
+  uintptr_t route_ifaces_len;
+  /**
+   * Virtual IPs in use on the IKE_SA: ours and the peer's.
+   */
+  const struct mobike_addr *my_vips;
+  uintptr_t my_vips_len;
+  const struct mobike_addr *peer_vips;
+  uintptr_t peer_vips_len;
+  /**
+   * Traffic selectors of the IKE_SA's CHILD_SAs and of its config.
+   */
+  const struct mobike_addr_range *local_ts;
+  uintptr_t local_ts_len;
+  const struct mobike_addr_range *remote_ts;
+  uintptr_t remote_ts_len;
 } mobike_sa_view;
 
 /**

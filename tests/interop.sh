@@ -36,6 +36,8 @@ SCENARIOS=(
 	"natallowed rust rust"
 	"unacceptable rust rust"
 	"unacceptable stock rust"
+	"filter rust stock"
+	"filter stock rust"
 	"negotiate stock rust@trixie"
 	"negotiate rust rust@trixie"
 	"negotiate rust@trixie stock"
@@ -318,6 +320,70 @@ scenario_unacceptable() {
 		fail "gw moved to $(sa_field gw remote)" || return 1
 	[ "$(sa_field gw spis)" = "$spis" ] || fail "gw's IKE_SA changed" || return 1
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# f) addresses that cannot carry IKE are neither announced nor probed by a
+# rust node (strongSwan issue #299): the gateway's LAN address inside its
+# traffic selectors (put on a LAN interface, where charon enumerates it,
+# unlike lo), the road warrior's virtual IP, an address on kernel-libipsec's
+# TUN device; real second addresses (rw 198.18.2.2, gw 198.18.1.11) still
+# are. The stock peer's own "got additional MOBIKE peer address" lines show
+# what arrived; the rust node's "not announcing" line says why.
+scenario_filter() {
+	local rwf=$1 gwf=$2 rust stock real tunaddr tun before got
+	lab_up "flt" "" || return 1
+	ip -n "$LAB_NS-gw" addr del 198.18.100.1/32 dev lo
+	# a veth pair stands in for the LAN (no dummy module everywhere)
+	ip link add lan0 netns "$LAB_NS-gw" type veth peer name lan0p netns "$LAB_NS-gw"
+	ip -n "$LAB_NS-gw" addr add 198.18.100.1/24 dev lan0
+	ip -n "$LAB_NS-gw" link set lan0p up
+	ip -n "$LAB_NS-gw" link set lan0 up
+	ip -n "$LAB_NS-gw" addr add 198.18.1.11/24 dev gw-a
+	start_node gw "$gwf" || return 1
+	start_node rw "$rwf" || return 1
+	tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out" 2>/dev/null)" || return 1
+	ping_ok || fail "no traffic through the new tunnel" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf" || return 1
+	got='got additional MOBIKE peer address'
+	if [ "$gwf" = rust ]; then
+		rust=gw stock=rw real=198.18.1.11 tunaddr=198.18.4.4
+		# IKE_AUTH: no CHILD_SA yet, the configured TS already count
+		in_log gw 'not announcing .*198\.18\.100\.1 \(inside traffic selector 198\.18\.100\.0\.\.198\.18\.100\.255\)' ||
+			fail "gw did not say why it left out its LAN address" || return 1
+		in_log rw "$got: 198\.18\.1\.11\$" || fail "rw got no address list with gw's real second address" || return 1
+	else
+		rust=rw stock=gw real=198.18.2.2 tunaddr=198.18.3.3
+		# stock charon announces its LAN address (the design brief's finding)
+		in_log rw "$got: 198\.18\.100\.1\$" && lab_log "stock gw announced its LAN address 198.18.100.1"
+	fi
+	# An address on the rust node's TUN device: an address change, so
+	# charon sends an updated list (RFC 4555 3.6) on the working path.
+	tun=$(ip -n "$LAB_NS-$rust" -o link show | sed -n 's/^[0-9]*: \(ipsec[0-9]*\):.*/\1/p' | head -n 1)
+	[ -n "$tun" ] || fail "$rust: no kernel-libipsec TUN device" || return 1
+	before=$(grep -c "$got: ${real//./\\.}\$" "$LAB_DIR/$stock/charon.log")
+	ip -n "$LAB_NS-$rust" addr add "$tunaddr/32" dev "$tun"
+	wait_for 'in_log "$rust" "not announcing .*${tunaddr//./\\.} \(on tunnel interface $tun\)"' ||
+		fail "$rust did not say why it left out $tunaddr on $tun" || return 1
+	wait_for '[ "$(grep -c "$got: ${real//./\\.}\$" "$LAB_DIR/$stock/charon.log")" -gt "$before" ]' ||
+		fail "$stock got no updated list with $real from $rust" || return 1
+	! in_log "$stock" "$got: (198\.18\.100\.|198\.18\.200\.|${tunaddr//./\\.}\$)" ||
+		fail "$stock got an address of the tunnel: $(grep -E "$got: (198\.18\.100|198\.18\.200|$tunaddr)" "$LAB_DIR/$stock/charon.log")" || return 1
+	lab_log "$rust announced $real, not its LAN/virtual/$tun ($tunaddr) addresses"
+	[ "$rust" = rw ] || return 0
+	# The rust rw probes after rw-a goes down: never towards the gw's LAN
+	# address it was told about, which lies inside its own tunnel.
+	ip -n "$LAB_NS-rw" link set rw-a down
+	wait_for '[ "$(sa_field rw local)" = "198.18.2.2[4500]" ]' ||
+		fail "rw's IKE_SA did not move to rw-b: $(sa_field rw local)" || return 1
+	ping_ok || fail "traffic did not resume after the move" || return 1
+	in_log rw 'checking path 198\.18\.2\.2\[4500\] - 198\.18\.1\.1\[4500\]' ||
+		fail "rw did not probe the gateway's real address" || return 1
+	! in_log rw 'checking path .* - 198\.18\.100\.1\[' || fail "rw probed into its own tunnel" || return 1
+	if in_log rw "$got: 198\.18\.100\.1\$"; then
+		in_log rw 'not probing paths .*198\.18\.2\.2 - 198\.18\.100\.1 \(inside traffic selector' ||
+			fail "rw kept 198.18.100.1 but did not say why it left it out" || return 1
+	fi
+	lab_log "rw moved to $(sa_field rw local) - $(sa_field rw remote) without probing 198.18.100.1"
 }
 
 # Reasons to skip everything, checked once.

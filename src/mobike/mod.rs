@@ -12,6 +12,7 @@
 
 pub mod addr;
 pub mod cookie;
+pub mod filter;
 pub mod memory;
 pub mod natd;
 pub mod notify;
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 
 pub use addr::Path;
 pub use addr::{Families, Route};
+pub use filter::{AddressFilter, Interface, OnInterface};
 pub use memory::SaMemory;
 pub use notify::{Notify, NotifyType};
 pub use policy::{Policy, ReturnRoutability};
@@ -179,6 +181,20 @@ pub struct SaView<'a> {
     pub route_current: Option<std::net::IpAddr>,
     /// The caller's monotonic clock in milliseconds (stats only).
     pub now_ms: u64,
+    /// The interface each local address is on (as far as known).
+    pub local_interfaces: &'a [OnInterface],
+    /// For peer addresses: the interface the kernel's route towards it
+    /// leaves through (from the source in `routes`), as far as known.
+    pub route_interfaces: &'a [OnInterface],
+    /// Virtual IPs in use on this IKE_SA: ours and the peer's.
+    pub my_vips: &'a [std::net::IpAddr],
+    pub peer_vips: &'a [std::net::IpAddr],
+    /// Traffic selectors of this IKE_SA, local and remote, as address
+    /// ranges: those of its CHILD_SAs and those its config proposes (the
+    /// first CHILD_SA is negotiated in the very IKE_AUTH exchange that
+    /// carries the first address list, RFC 4555 3.4).
+    pub local_ts: &'a [policy::AddressRange],
+    pub remote_ts: &'a [policy::AddressRange],
 }
 
 /// A received message (for `process`) or the message being built (for
@@ -240,5 +256,11 @@ pub(crate) fn test_view<'a>(
         routes,
         route_current: Some("198.18.1.2".parse().unwrap()),
         now_ms: 0,
+        local_interfaces: &[],
+        route_interfaces: &[],
+        my_vips: &[],
+        peer_vips: &[],
+        local_ts: &[],
+        remote_ts: &[],
     }
 }

@@ -215,7 +215,11 @@ impl MobikeTask {
             self.check = true;
         }
         // RFC 4555 3.5: the same message goes to every path we can route;
-        // the first path that answers wins.
+        // the first path that answers wins. A path that cannot carry IKE
+        // (into this IKE_SA's tunnel, through a tunnel interface, to a
+        // link-local address, see super::filter) is not tried.
+        let filter = super::filter::AddressFilter::new(sa);
+        let mut skipped = super::filter::Skipped::default();
         let mut found = false;
         let mut tried: Vec<(SocketAddr, SocketAddr)> = Vec::new();
         for peer in sa.peer_addresses {
@@ -230,6 +234,10 @@ impl MobikeTask {
             else {
                 continue;
             };
+            if let Err(why) = filter.path(src, peer.ip()) {
+                skipped.note(format_args!("{src} - {}", peer.ip()), why);
+                continue;
+            }
             let me = port_for(
                 src,
                 sa.my_host,
@@ -273,6 +281,7 @@ impl MobikeTask {
             });
             found = true;
         }
+        out.extend(skipped.log("not probing paths"));
         found
     }
 
@@ -1013,14 +1022,23 @@ fn update_hosts(
 }
 
 /// Our additional addresses (RFC 4555 3.4): every usable local address but
-/// the IKE_SA's own, at most [`MAX_ANNOUNCED_ADDRESSES`].
+/// the IKE_SA's own, at most [`MAX_ANNOUNCED_ADDRESSES`]. An address that
+/// cannot carry IKE (inside this IKE_SA's tunnel, on a tunnel interface,
+/// link-local, see [`super::filter`]) is not announced: the peer would
+/// probe it, or move the IKE_SA into its own tunnel.
 fn build_address_list(sa: &SaView<'_>, out: &mut Vec<Action>) {
+    let filter = super::filter::AddressFilter::new(sa);
+    let mut skipped = super::filter::Skipped::default();
     let mut added = 0;
     for ip in sa
         .local_addresses
         .iter()
         .filter(|ip| **ip != sa.my_host.ip())
     {
+        if let Err(why) = filter.local(*ip) {
+            skipped.note(*ip, why);
+            continue;
+        }
         if added >= MAX_ANNOUNCED_ADDRESSES {
             break;
         }
@@ -1030,6 +1048,7 @@ fn build_address_list(sa: &SaView<'_>, out: &mut Vec<Action>) {
     if added == 0 {
         add(out, &Notify::NoAdditionalAddresses);
     }
+    out.extend(skipped.log("not announcing"));
     out.push(log(2, format!("announcing {added} additional addresses")));
 }
 
@@ -2116,5 +2135,234 @@ mod tests {
             })
             .collect();
         assert_eq!(sends, ["198.18.3.1:4500"]);
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn range(from: &str, to: &str) -> crate::mobike::policy::AddressRange {
+        crate::mobike::policy::AddressRange {
+            from: ip(from),
+            to: ip(to),
+        }
+    }
+
+    fn on(addr: &str, name: &str, tunnel: bool) -> crate::mobike::OnInterface {
+        crate::mobike::OnInterface {
+            addr: ip(addr),
+            iface: crate::mobike::Interface {
+                name: name.into(),
+                tunnel,
+                ignored: false,
+            },
+        }
+    }
+
+    fn announced(out: &[Action]) -> Vec<Vec<u8>> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::AddNotify {
+                    ty: NotifyType::AdditionalIp4Address | NotifyType::AdditionalIp6Address,
+                    data,
+                } => Some(data.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn logs(out: &[Action], level: u8) -> Vec<&str> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Log { level: l, text } if *l == level => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn address_list_leaves_out_what_cannot_carry_ike() {
+        let locals: Vec<IpAddr> = [
+            "198.18.1.2",   // the IKE_SA's own
+            "198.18.2.2",   // a real second address
+            "198.18.200.1", // our virtual IP
+            "198.18.3.3",   // on kernel-libipsec's TUN device
+            "fe80::2",      // link-local
+            "198.18.100.1", // inside the traffic selectors
+            "2001:db8::2",  // real
+        ]
+        .iter()
+        .map(|a| ip(a))
+        .collect();
+        let vips = [ip("198.18.200.1")];
+        let ifaces = [
+            on("198.18.3.3", "ipsec0", true),
+            on("198.18.2.2", "rw-b", false),
+        ];
+        let ts = [range("198.18.100.0", "198.18.100.255")];
+        let mut s = sa(&[], &locals, &[]);
+        s.my_vips = &vips;
+        s.local_interfaces = &ifaces;
+        s.local_ts = &ts;
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert_eq!(
+            announced(&out),
+            [
+                vec![198, 18, 2, 2],
+                vec![0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+            ]
+        );
+        let skipped: Vec<_> = logs(&out, 2)
+            .into_iter()
+            .filter(|l| l.starts_with("not announcing"))
+            .collect();
+        assert_eq!(
+            skipped,
+            ["not announcing 198.18.200.1 (virtual IP), 198.18.3.3 (on tunnel interface ipsec0), \
+              fe80::2 (link-local), 198.18.100.1 (inside traffic selector 198.18.100.0..198.18.100.255)"]
+        );
+    }
+
+    #[test]
+    fn left_out_addresses_take_no_place_in_the_list() {
+        let mut locals: Vec<IpAddr> = (1..=10u16)
+            .map(|i| IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, i)))
+            .collect();
+        locals.extend((1..=9u8).map(|i| IpAddr::V4(Ipv4Addr::new(198, 18, 10, i))));
+        let s = sa(&[], &locals, &[]);
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        let list = announced(&out);
+        assert_eq!(list.len(), MAX_ANNOUNCED_ADDRESSES);
+        assert!(list.iter().all(|a| a.len() == 4), "no link-local address");
+    }
+
+    #[test]
+    fn only_unusable_addresses_announce_no_additional_addresses() {
+        // the gateway answering IKE_AUTH: its LAN address is inside the TS
+        let locals = [ip("198.18.1.2"), ip("198.18.100.1")];
+        let ts = [range("198.18.100.0", "198.18.100.255")];
+        let mut s = sa(&[], &locals, &[]);
+        s.local_ts = &ts;
+        s.original_initiator = false;
+        let mut out = Vec::new();
+        let resp = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        assert_eq!(
+            MobikeTask::new(false).build(&s, &resp, &mut SaMemory::default(), &env(), &mut out),
+            Status::Success
+        );
+        assert_eq!(
+            notifies(&out),
+            [
+                NotifyType::MobikeSupported,
+                NotifyType::NoAdditionalAddresses
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_tunnel_announces_every_real_address() {
+        let locals = [ip("198.18.1.2"), ip("198.18.2.2")];
+        let ts = [range("0.0.0.0", "255.255.255.255")];
+        let mut s = sa(&[], &locals, &[]);
+        s.remote_ts = &ts;
+        s.local_ts = &ts;
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert_eq!(announced(&out), [vec![198, 18, 2, 2]]);
+    }
+
+    #[test]
+    fn transmit_does_not_probe_into_the_tunnel() {
+        let peers: Vec<SocketAddr> = [
+            "198.18.1.1:4500", // current
+            "198.18.100.1:0",  // the gateway's LAN, inside the remote TS
+            "198.18.200.9:0",  // the peer's virtual IP
+            "[fe80::1]:0",     // link-local
+            "198.18.9.1:0",    // reachable only through xfrm0
+            "198.18.5.1:0",    // a real second address
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let routes: Vec<Route> = peers
+            .iter()
+            .map(|p| Route {
+                dst: p.ip(),
+                src: Some(if p.is_ipv4() {
+                    ip("198.18.2.2")
+                } else {
+                    ip("fe80::2")
+                }),
+            })
+            .collect();
+        let ts = [range("198.18.100.0", "198.18.100.255")];
+        let vips = [ip("198.18.200.9")];
+        let via = [on("198.18.9.1", "xfrm0", true)];
+        let mut s = sa(&peers, &[], &routes);
+        s.route_current = None; // the current path lost its route
+        s.remote_ts = &ts;
+        s.peer_vips = &vips;
+        s.route_interfaces = &via;
+        let mut out = Vec::new();
+        let mut t = MobikeTask::new(true);
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        let sends: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { dst, .. } => Some(dst.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sends, ["198.18.1.1:4500", "198.18.5.1:4500"]);
+        let skipped: Vec<_> = logs(&out, 2)
+            .into_iter()
+            .filter(|l| l.starts_with("not probing"))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "not probing paths 198.18.2.2 - 198.18.100.1 (inside traffic selector \
+              198.18.100.0..198.18.100.255), 198.18.2.2 - 198.18.200.9 (virtual IP), \
+              fe80::2 - fe80::1 (link-local), 198.18.2.2 - 198.18.9.1 (routed through \
+              tunnel interface xfrm0)"
+            ]
+        );
+        // nothing else left: no path found
+        let mut s = sa(&peers[1..3], &[], &routes[1..3]);
+        s.remote_ts = &ts;
+        s.peer_vips = &vips;
+        let mut t = MobikeTask::new(true);
+        t.enable_probing();
+        out.clear();
+        assert!(!t.transmit(&s, &SaMemory::default(), &mut out));
+    }
+
+    #[test]
+    fn transmit_keeps_the_current_path_whatever_the_facts_say() {
+        // The current path runs over an address inside the TS and an
+        // interface called a tunnel: it works, so it stays a candidate.
+        let peers: Vec<SocketAddr> = vec!["198.18.1.1:4500".parse().unwrap()];
+        let routes = [Route {
+            dst: peers[0].ip(),
+            src: Some(ip("198.18.1.2")),
+        }];
+        let ts = [range("198.18.1.1", "198.18.1.1")];
+        let via = [on("198.18.1.1", "ipsec0", true)];
+        let mut s = sa(&peers, &[], &routes);
+        s.remote_ts = &ts;
+        s.route_interfaces = &via;
+        let mut t = MobikeTask::new(true);
+        t.enable_probing();
+        let mut out = Vec::new();
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(out.contains(&Action::Send {
+            src: s.my_host,
+            dst: s.other_host
+        }));
     }
 }
