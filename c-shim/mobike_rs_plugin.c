@@ -3,6 +3,7 @@
  */
 
 #include "mobike_rs_plugin.h"
+#include "mobike_rs_liveness.h"
 #include "mobike_rs_guard.h"
 #include "mobike_rs_listener.h"
 #include "mobike_rs_shim.h"
@@ -115,14 +116,24 @@ static bool plugin_cb(private_mobike_rs_plugin_t *this,
 	{
 		charon->bus->add_listener(charon->bus, &this->listener->listener);
 		this->status = mobike_rs_status_create(this->api);
+		mobike_rs_liveness_start(this->api);
 	}
 	else
 	{
+		mobike_rs_liveness_stop();
 		DESTROY_IF(this->status);
 		this->status = NULL;
 		charon->bus->remove_listener(charon->bus, &this->listener->listener);
 	}
 	return TRUE;
+}
+
+/*
+ * Described in header
+ */
+const mobike_api *mobike_rs_shim_loaded_api(void)
+{
+	return loaded_api;
 }
 
 METHOD(plugin_t, get_name, char*,
@@ -151,7 +162,7 @@ static void configure(const mobike_api *api)
 {
 	static const char *keys[] = {
 		"nat_prohibition", "return_routability", "acceptable_peer_addresses",
-		"max_peer_addresses",
+		"max_peer_addresses", "liveness_timeout",
 	};
 	char why[256], policy[512];
 	char *value;

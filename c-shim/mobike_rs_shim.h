@@ -23,6 +23,9 @@
 /** Most peer or local addresses passed to the core per call */
 #define MAX_VIEW_ADDRS 32
 
+/** Most routes: the kernel's choice per peer address plus other pairs */
+#define MAX_VIEW_ROUTES 64
+
 /** Most virtual IPs per side passed to the core per call */
 #define MAX_VIEW_VIPS 8
 
@@ -36,9 +39,9 @@ typedef struct {
 	mobike_sa_view view;
 	mobike_addr peers[MAX_VIEW_ADDRS];
 	mobike_addr locals[MAX_VIEW_ADDRS];
-	mobike_route routes[MAX_VIEW_ADDRS];
+	mobike_route routes[MAX_VIEW_ROUTES];
 	mobike_addr_iface local_ifaces[MAX_VIEW_ADDRS];
-	mobike_addr_iface route_ifaces[MAX_VIEW_ADDRS];
+	mobike_addr_iface route_ifaces[MAX_VIEW_ROUTES];
 	mobike_addr my_vips[MAX_VIEW_VIPS];
 	mobike_addr peer_vips[MAX_VIEW_VIPS];
 	mobike_addr_range local_ts[MAX_VIEW_TS];
@@ -100,5 +103,17 @@ void mobike_rs_addr_from_host(host_t *host, mobike_addr *out);
  * Convert the ABI's address into a new host, NULL for family 0.
  */
 host_t *mobike_rs_host_from_addr(const mobike_addr *addr);
+
+/**
+ * If the active exchange of the IKE_SA is a request of one of our MOBIKE
+ * tasks: switch it to probing and retransmit it now (unless dry_run).
+ * Returns whether there is such a task.
+ */
+bool mobike_rs_shim_kick(ike_sa_t *ike_sa, bool dry_run);
+
+/**
+ * The core's functions once the plugin is loaded, NULL before.
+ */
+const mobike_api *mobike_rs_shim_loaded_api(void);
 
 #endif /** MOBIKE_RS_SHIM_H_ @}*/

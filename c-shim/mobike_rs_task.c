@@ -7,6 +7,7 @@
  */
 
 #include "mobike_rs_shim.h"
+#include "mobike_rs_liveness.h"
 
 #include <dlfcn.h>
 #include <net/if_arp.h>
@@ -21,6 +22,7 @@
 
 #include <encoding/payloads/notify_payload.h>
 #include <processing/jobs/initiate_tasks_job.h>
+#include <processing/jobs/retransmit_job.h>
 
 typedef struct private_mobike_rs_task_t private_mobike_rs_task_t;
 
@@ -83,6 +85,13 @@ struct private_mobike_rs_task_t {
 	 * The core failed (panic); the task does nothing MOBIKE-specific anymore.
 	 */
 	bool failed;
+
+	/**
+	 * Message ID of the request this task built last (for a retransmission
+	 * on demand), valid if has_mid.
+	 */
+	uint32_t mid;
+	bool has_mid;
 };
 
 /*
@@ -459,6 +468,49 @@ static void fill_local_ifaces(mobike_rs_view_storage_t *s)
 	v->local_ifaces = s->local_ifaces;
 }
 
+/**
+ * After the kernel's first choice of source per peer address, every other
+ * local address from which the kernel routes that peer address, asked per
+ * pair so policy routing counts (the core tries them all when probing).
+ */
+static void add_pair_routes(mobike_rs_view_storage_t *s)
+{
+	mobike_sa_view *v = &s->view;
+	const mobike_api *api = mobike_rs_shim_loaded_api();
+	enumerator_t *enumerator;
+	host_t *local, *peer, *first;
+	size_t i, peers = v->routes_len;
+
+	if (!api)
+	{
+		return;
+	}
+	enumerator = charon->kernel->create_address_enumerator(charon->kernel,
+														ADDR_TYPE_REGULAR);
+	while (v->routes_len < MAX_VIEW_ROUTES &&
+		   enumerator->enumerate(enumerator, &local))
+	{
+		for (i = 0; i < peers && v->routes_len < MAX_VIEW_ROUTES; i++)
+		{
+			peer = mobike_rs_host_from_addr(&s->routes[i].dst);
+			first = mobike_rs_host_from_addr(&s->routes[i].src);
+			if (peer && peer->get_family(peer) == local->get_family(local) &&
+				!(first && first->ip_equals(first, local)) &&
+				mobike_rs_route_usable(api, peer, local))
+			{
+				s->routes[v->routes_len].dst = s->routes[i].dst;
+				mobike_rs_addr_from_host(local, &s->routes[v->routes_len].src);
+				route_iface(peer, &s->routes[v->routes_len].src,
+							&s->route_ifaces[v->route_ifaces_len++]);
+				v->routes_len++;
+			}
+			DESTROY_IF(peer);
+			DESTROY_IF(first);
+		}
+	}
+	enumerator->destroy(enumerator);
+}
+
 /*
  * Described in header
  */
@@ -539,6 +591,10 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 		v->peer_addrs_len++;
 	}
 	enumerator->destroy(enumerator);
+	if (with_routes)
+	{
+		add_pair_routes(s);
+	}
 	v->peer_addrs = s->peers;
 	v->routes = s->routes;
 	v->route_ifaces = s->route_ifaces;
@@ -899,6 +955,11 @@ METHOD(task_t, build, status_t,
 				 message->get_source(message), &m.route_src);
 	}
 	result = this->api->task_build(this->core, &s.view, &m, &status);
+	if (this->initiator)
+	{
+		this->mid = m.message_id;
+		this->has_mid = TRUE;
+	}
 	return finish_step(this, message, result, status, "build");
 }
 
@@ -1005,6 +1066,40 @@ METHOD(task_t, destroy, void,
 {
 	this->api->task_free(this->core);
 	free(this);
+}
+
+/*
+ * Described in header
+ */
+bool mobike_rs_shim_kick(ike_sa_t *ike_sa, bool dry_run)
+{
+	enumerator_t *enumerator;
+	task_t *task;
+	private_mobike_rs_task_t *ours = NULL;
+
+	enumerator = ike_sa->create_task_enumerator(ike_sa, TASK_QUEUE_ACTIVE);
+	while (enumerator->enumerate(enumerator, &task))
+	{
+		/* only a task of ours knows the message ID it sent */
+		if (task->get_type(task) == TASK_IKE_MOBIKE &&
+			task->destroy == (void*)_destroy)
+		{
+			ours = (private_mobike_rs_task_t*)task;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	if (!ours || !ours->initiator || !ours->has_mid || ours->failed)
+	{
+		return FALSE;
+	}
+	if (!dry_run)
+	{
+		_enable_probing(ours);
+		lib->processor->queue_job(lib->processor, (job_t*)
+			retransmit_job_create(ours->mid, ike_sa->get_id(ike_sa)));
+	}
+	return TRUE;
 }
 
 /*

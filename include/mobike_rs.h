@@ -433,6 +433,41 @@ typedef struct mobike_api {
    * The settings in effect as one NUL-terminated line.
    */
   mobike_result (*config_describe)(char *out, uintptr_t len);
+  /**
+   * How often to poll `sa_liveness`, milliseconds; 0: do not poll.
+   */
+  uint64_t (*liveness_interval_ms)(void);
+  /**
+   * Packet counters of an IKE_SA we initiated (sums over its CHILD_SAs,
+   * inbound and outbound); `busy` if an exchange is under way.
+   * `*out_probe`: check all paths now (a task with `roam(FALSE)`).
+   */
+  mobike_result (*sa_liveness)(uint32_t unique_id,
+                               uint64_t inbound,
+                               uint64_t outbound,
+                               uint64_t now_ms,
+                               bool busy,
+                               bool *out_probe,
+                               uint64_t *out_silent_ms);
+  /**
+   * Builds the RTM_GETROUTE request `ip route get DST from SRC` with
+   * sequence number `seq` into `out` (`cap` ≥ 128 bytes).
+   */
+  mobike_result (*route_query_build)(const struct mobike_addr *dst,
+                                     const struct mobike_addr *src,
+                                     uint32_t seq,
+                                     uint8_t *out,
+                                     uintptr_t cap,
+                                     uintptr_t *out_len);
+  /**
+   * Reads one netlink datagram: `*out_done` if it answers `seq`, then
+   * `*out_routed` if the kernel routes that pair.
+   */
+  mobike_result (*route_query_parse)(const uint8_t *buf,
+                                     uintptr_t len,
+                                     uint32_t seq,
+                                     bool *out_done,
+                                     bool *out_routed);
 } mobike_api;
 
 #endif  /* MOBIKE_RS_H */

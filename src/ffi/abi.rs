@@ -329,6 +329,39 @@ pub struct mobike_api {
     ) -> mobike_result,
     /// The settings in effect as one NUL-terminated line.
     pub config_describe: unsafe extern "C" fn(out: *mut c_char, len: usize) -> mobike_result,
+    /// How often to poll `sa_liveness`, milliseconds; 0: do not poll.
+    pub liveness_interval_ms: unsafe extern "C" fn() -> u64,
+    /// Packet counters of an IKE_SA we initiated (sums over its CHILD_SAs,
+    /// inbound and outbound); `busy` if an exchange is under way.
+    /// `*out_probe`: check all paths now (a task with `roam(FALSE)`).
+    pub sa_liveness: unsafe extern "C" fn(
+        unique_id: u32,
+        inbound: u64,
+        outbound: u64,
+        now_ms: u64,
+        busy: bool,
+        out_probe: *mut bool,
+        out_silent_ms: *mut u64,
+    ) -> mobike_result,
+    /// Builds the RTM_GETROUTE request `ip route get DST from SRC` with
+    /// sequence number `seq` into `out` (`cap` ≥ 128 bytes).
+    pub route_query_build: unsafe extern "C" fn(
+        dst: *const mobike_addr,
+        src: *const mobike_addr,
+        seq: u32,
+        out: *mut u8,
+        cap: usize,
+        out_len: *mut usize,
+    ) -> mobike_result,
+    /// Reads one netlink datagram: `*out_done` if it answers `seq`, then
+    /// `*out_routed` if the kernel routes that pair.
+    pub route_query_parse: unsafe extern "C" fn(
+        buf: *const u8,
+        len: usize,
+        seq: u32,
+        out_done: *mut bool,
+        out_routed: *mut bool,
+    ) -> mobike_result,
 }
 
 /// Opaque status document: the answer to one `mobike-rs status` request.
@@ -365,6 +398,10 @@ pub static MOBIKE_API: mobike_api = mobike_api {
     status_free: super::status::status_free,
     config_set: super::config::config_set,
     config_describe: super::config::config_describe,
+    liveness_interval_ms: super::liveness::liveness_interval_ms,
+    sa_liveness: super::liveness::sa_liveness,
+    route_query_build: super::route::route_query_build,
+    route_query_parse: super::route::route_query_parse,
 };
 
 /// Set once any panic was caught: new tasks go to the built-in MOBIKE.

@@ -8,5 +8,7 @@
 pub mod abi;
 pub mod config;
 pub mod entry;
+pub mod liveness;
 pub mod registry;
+pub mod route;
 pub mod status;

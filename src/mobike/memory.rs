@@ -38,6 +38,8 @@ pub struct SaMemory {
     pub rejected_paths: Vec<(Path, u64)>,
     /// UNEXPECTED_NAT_DETECTED answers received on the path being updated.
     pub nat_retries: u8,
+    /// Packet counters last seen, for silent path failures.
+    pub liveness: super::liveness::Liveness,
     /// What `mobike-rs status` shows (see [`super::status`]).
     pub stats: super::status::SaStats,
 }

@@ -13,6 +13,7 @@
 pub mod addr;
 pub mod cookie;
 pub mod filter;
+pub mod liveness;
 pub mod memory;
 pub mod natd;
 pub mod notify;

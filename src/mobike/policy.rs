@@ -35,6 +35,22 @@ pub const MAX_ACCEPTABLE_RANGES: usize = 64;
 /// Bounds of `max_peer_addresses`.
 pub const PEER_ADDRESSES_LIMIT: usize = 32;
 pub const PEER_ADDRESSES_DEFAULT: usize = 16;
+/// `liveness_timeout` default and upper bound.
+pub const LIVENESS_TIMEOUT_DEFAULT_MS: u64 = 1_000;
+pub const LIVENESS_TIMEOUT_MAX_MS: u64 = 3_600_000;
+
+/// A duration as strongswan.conf writes them: `1.5s`, `500ms`, `2` (seconds).
+fn parse_duration_ms(v: &str) -> Option<u64> {
+    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (v, 1000.0)
+    };
+    let x: f64 = num.trim().parse().ok()?;
+    (x.is_finite() && x >= 0.0).then(|| (x * scale).round() as u64)
+}
 
 /// The policy; [`Policy::default`] is what an empty configuration means.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +62,9 @@ pub struct Policy {
     pub acceptable_peer_addresses: Vec<AddressRange>,
     /// Most peer addresses kept per IKE_SA.
     pub max_peer_addresses: usize,
+    /// Packets leave but none arrive for this long: check all paths
+    /// (milliseconds; 0 disables).
+    pub liveness_timeout_ms: u64,
 }
 
 impl Default for Policy {
@@ -55,6 +74,7 @@ impl Default for Policy {
             return_routability: ReturnRoutability::Before,
             acceptable_peer_addresses: Vec::new(),
             max_peer_addresses: PEER_ADDRESSES_DEFAULT,
+            liveness_timeout_ms: LIVENESS_TIMEOUT_DEFAULT_MS,
         }
     }
 }
@@ -210,6 +230,11 @@ impl Policy {
                     .filter(|n| (1..=PEER_ADDRESSES_LIMIT).contains(n))
                     .ok_or_else(|| bad(&format!("a number from 1 to {PEER_ADDRESSES_LIMIT}")))?;
             }
+            "liveness_timeout" => {
+                self.liveness_timeout_ms = parse_duration_ms(value)
+                    .filter(|ms| *ms <= LIVENESS_TIMEOUT_MAX_MS)
+                    .ok_or_else(|| bad("a duration such as 1s or 500ms, at most 1h; 0 disables"))?;
+            }
             _ => return Err(SettingError(format!("unknown setting {key}"))),
         }
         Ok(())
@@ -225,6 +250,7 @@ impl Policy {
                 self.acceptable_peer_addresses = d.acceptable_peer_addresses
             }
             "max_peer_addresses" => self.max_peer_addresses = d.max_peer_addresses,
+            "liveness_timeout" => self.liveness_timeout_ms = d.liveness_timeout_ms,
             _ => return Err(SettingError(format!("unknown setting {key}"))),
         }
         Ok(())
@@ -250,6 +276,8 @@ impl Policy {
                 .collect::<Vec<_>>()
                 .join(","),
             "max_peer_addresses" => self.max_peer_addresses.to_string(),
+            "liveness_timeout" if self.liveness_timeout_ms == 0 => "0 (off)".into(),
+            "liveness_timeout" => format!("{}ms", self.liveness_timeout_ms),
             _ => String::new(),
         }
     }
@@ -261,6 +289,7 @@ impl Policy {
             "return_routability",
             "acceptable_peer_addresses",
             "max_peer_addresses",
+            "liveness_timeout",
         ]
         .iter()
         .map(|k| format!("{k}={}", self.show(k)))
@@ -282,7 +311,7 @@ mod tests {
         assert_eq!(p.max_peer_addresses, 16);
         assert_eq!(
             p.describe(),
-            "nat_prohibition=no return_routability=before acceptable_peer_addresses=any max_peer_addresses=16"
+            "nat_prohibition=no return_routability=before acceptable_peer_addresses=any max_peer_addresses=16 liveness_timeout=1000ms"
         );
     }
 
@@ -323,6 +352,9 @@ mod tests {
             ("max_peer_addresses", "0"),
             ("max_peer_addresses", "33"),
             ("max_peer_addresses", "many"),
+            ("liveness_timeout", "soon"),
+            ("liveness_timeout", "-1s"),
+            ("liveness_timeout", "2h"),
             ("no_such_thing", "1"),
         ] {
             let e = p.set(k, v).unwrap_err();
@@ -347,10 +379,15 @@ mod tests {
         assert_eq!(p.max_peer_addresses, 32);
         p.set("return_routability", "off").unwrap();
         assert_eq!(p.return_routability, ReturnRoutability::Off);
+        for (v, ms) in [("1.5s", 1500), ("250ms", 250), ("2", 2000), ("0", 0)] {
+            p.set("liveness_timeout", v).unwrap();
+            assert_eq!(p.liveness_timeout_ms, ms, "{v}");
+        }
         for k in [
             "nat_prohibition",
             "return_routability",
             "max_peer_addresses",
+            "liveness_timeout",
         ] {
             p.reset(k).unwrap();
         }

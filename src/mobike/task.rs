@@ -63,6 +63,8 @@ pub struct MobikeTask {
     /// Initiator: the path before this task moved us, to return to when
     /// the peer refuses every other (RFC 4555 3.5).
     previous_path: Option<Path>,
+    /// (Re)transmissions of the current request.
+    transmissions: u32,
 }
 
 /// What the notifies of a received message said.
@@ -100,6 +102,7 @@ impl MobikeTask {
             unacceptable: false,
             return_routability_check: None,
             previous_path: None,
+            transmissions: 0,
         }
     }
 
@@ -193,6 +196,21 @@ impl MobikeTask {
             });
             return true;
         }
+        self.transmissions = self.transmissions.saturating_add(1);
+        if !self.check && self.transmissions > 1 {
+            // RFC 4555 3.5: a request retransmitted without a reply
+            // suggests the path no longer works; the same message goes to
+            // all paths from now on.
+            out.push(log(
+                1,
+                format!(
+                    "no answer on path {} - {}, checking all paths",
+                    show(sa.my_host),
+                    show(sa.other_host)
+                ),
+            ));
+            self.check = true;
+        }
         if !self.check {
             // The current path still has a route from our address: send
             // there only, to the hosts as they are now (a peer's MOBIKE
@@ -226,60 +244,61 @@ impl MobikeTask {
             if !sa.families.allows(peer.ip()) {
                 continue;
             }
-            let Some(src) = sa
+            // Every source the kernel routes this peer address from: its
+            // first choice, then the other local addresses (policy routing).
+            let sources = sa
                 .routes
                 .iter()
-                .find(|r| r.dst == peer.ip())
-                .and_then(|r| r.src)
-            else {
-                continue;
-            };
-            if let Err(why) = filter.path(src, peer.ip()) {
-                skipped.note(format_args!("{src} - {}", peer.ip()), why);
-                continue;
-            }
-            let me = port_for(
-                src,
-                sa.my_host,
-                sa.my_cfg_port,
-                (sa.socket_port, sa.socket_natt_port),
-            );
-            let other = port_for(
-                peer.ip(),
-                sa.other_host,
-                sa.other_cfg_port,
-                (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
-            );
-            if tried.contains(&(me, other)) {
-                continue;
-            }
-            if mem.is_rejected(
-                Path {
-                    local: me,
-                    remote: other,
-                },
-                sa.now_ms,
-            ) {
+                .filter(|r| r.dst == peer.ip())
+                .filter_map(|r| r.src);
+            for src in sources {
+                if let Err(why) = filter.path(src, peer.ip()) {
+                    skipped.note(format_args!("{src} - {}", peer.ip()), why);
+                    continue;
+                }
+                let me = port_for(
+                    src,
+                    sa.my_host,
+                    sa.my_cfg_port,
+                    (sa.socket_port, sa.socket_natt_port),
+                );
+                let other = port_for(
+                    peer.ip(),
+                    sa.other_host,
+                    sa.other_cfg_port,
+                    (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
+                );
+                if tried.contains(&(me, other)) {
+                    continue;
+                }
+                if mem.is_rejected(
+                    Path {
+                        local: me,
+                        remote: other,
+                    },
+                    sa.now_ms,
+                ) {
+                    out.push(log(
+                        2,
+                        format!(
+                            "not checking path {} - {}: the peer refused it",
+                            show(me),
+                            show(other)
+                        ),
+                    ));
+                    continue;
+                }
+                tried.push((me, other));
                 out.push(log(
-                    2,
-                    format!(
-                        "not checking path {} - {}: the peer refused it",
-                        show(me),
-                        show(other)
-                    ),
+                    1,
+                    format!("checking path {} - {}", show(me), show(other)),
                 ));
-                continue;
+                out.push(Action::Send {
+                    src: me,
+                    dst: other,
+                });
+                found = true;
             }
-            tried.push((me, other));
-            out.push(log(
-                1,
-                format!("checking path {} - {}", show(me), show(other)),
-            ));
-            out.push(Action::Send {
-                src: me,
-                dst: other,
-            });
-            found = true;
         }
         out.extend(skipped.log("not probing paths"));
         found
@@ -308,6 +327,8 @@ impl MobikeTask {
                 Status::NeedMore
             }
             Exchange::Informational => {
+                // A new message: transmit() counts its retransmissions.
+                self.transmissions = 0;
                 // Queued before we knew whether the peer supports MOBIKE.
                 if !sa.mobike_supported {
                     out.push(log(
@@ -933,31 +954,30 @@ fn return_routability_confirmed(
 /// checked (a peer address with a route).
 fn other_path_exists(sa: &SaView<'_>, mem: &SaMemory) -> bool {
     sa.peer_addresses.iter().any(|peer| {
-        let Some(src) = sa
-            .routes
+        sa.routes
             .iter()
-            .find(|r| r.dst == peer.ip())
-            .and_then(|r| r.src)
-        else {
-            return false;
-        };
-        let path = Path {
-            local: port_for(
-                src,
-                sa.my_host,
-                sa.my_cfg_port,
-                (sa.socket_port, sa.socket_natt_port),
-            ),
-            remote: port_for(
-                peer.ip(),
-                sa.other_host,
-                sa.other_cfg_port,
-                (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
-            ),
-        };
-        sa.families.allows(peer.ip())
-            && (path.local.ip() != sa.my_host.ip() || path.remote.ip() != sa.other_host.ip())
-            && !mem.is_rejected(path, sa.now_ms)
+            .filter(|r| r.dst == peer.ip())
+            .filter_map(|r| r.src)
+            .any(|src| {
+                let path = Path {
+                    local: port_for(
+                        src,
+                        sa.my_host,
+                        sa.my_cfg_port,
+                        (sa.socket_port, sa.socket_natt_port),
+                    ),
+                    remote: port_for(
+                        peer.ip(),
+                        sa.other_host,
+                        sa.other_cfg_port,
+                        (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
+                    ),
+                };
+                sa.families.allows(peer.ip())
+                    && (path.local.ip() != sa.my_host.ip()
+                        || path.remote.ip() != sa.other_host.ip())
+                    && !mem.is_rejected(path, sa.now_ms)
+            })
     })
 }
 
@@ -2364,5 +2384,64 @@ mod tests {
             src: s.my_host,
             dst: s.other_host
         }));
+    }
+
+    fn sends(out: &[Action]) -> Vec<(String, String)> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send { src, dst } => Some((src.to_string(), dst.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_retransmission_without_answer_checks_every_pair_the_kernel_routes() {
+        let peers: Vec<SocketAddr> = vec!["198.18.1.1:4500".parse().unwrap()];
+        // the kernel's first choice is rw-a; policy routing also carries
+        // the gateway's address from rw-b
+        let routes = [
+            Route {
+                dst: peers[0].ip(),
+                src: Some("198.18.1.2".parse().unwrap()),
+            },
+            Route {
+                dst: peers[0].ip(),
+                src: Some("198.18.2.2".parse().unwrap()),
+            },
+        ];
+        let s = sa(&peers, &[], &routes);
+        let mut t = MobikeTask::new(true);
+        let m = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        t.build(&s, &m, &mut SaMemory::default(), &env(), &mut Vec::new());
+        let mut out = Vec::new();
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert_eq!(
+            sends(&out).len(),
+            1,
+            "first transmission: the current path only"
+        );
+        assert!(!t.is_probing());
+        out.clear();
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(t.is_probing());
+        assert_eq!(
+            sends(&out),
+            [
+                ("198.18.1.2:4500".to_string(), "198.18.1.1:4500".to_string()),
+                ("198.18.2.2:4500".to_string(), "198.18.1.1:4500".to_string()),
+            ]
+        );
+        // a new message starts counting again
+        let mut t2 = MobikeTask::new(true);
+        t2.build(&s, &m, &mut SaMemory::default(), &env(), &mut Vec::new());
+        let mut out = Vec::new();
+        t2.transmit(&s, &SaMemory::default(), &mut out);
+        assert_eq!(sends(&out).len(), 1);
     }
 }

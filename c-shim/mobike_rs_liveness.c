@@ -1,0 +1,243 @@
+/*
+ * Polling of CHILD_SA packet counters for the Rust core's silent-failure
+ * detection, and the kernel route lookup per (local, peer) pair. Only
+ * translation and I/O here: the core decides.
+ */
+
+#include "mobike_rs_liveness.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <linux/netlink.h>
+
+#include <processing/jobs/callback_job.h>
+#include <threading/mutex.h>
+#include <processing/jobs/initiate_tasks_job.h>
+
+/** The running poller: the library is preloaded and never unloaded, so
+ * this outlives the plugin object; a generation number retires old jobs. */
+static struct {
+	const mobike_api *api;
+	u_int generation;
+	bool running;
+} poller;
+
+static mutex_t *poller_lock = NULL;
+
+/**
+ * Whether any task is active on the IKE_SA (its exchange decides then).
+ */
+static bool busy(ike_sa_t *ike_sa)
+{
+	enumerator_t *enumerator;
+	task_t *task;
+	bool found;
+
+	enumerator = ike_sa->create_task_enumerator(ike_sa, TASK_QUEUE_ACTIVE);
+	found = enumerator->enumerate(enumerator, &task);
+	enumerator->destroy(enumerator);
+	return found;
+}
+
+/**
+ * Queue a MOBIKE task that checks all paths, and have charon start it.
+ */
+static void queue_probe(const mobike_api *api, ike_sa_t *ike_sa)
+{
+	ike_mobike_t *mobike;
+
+	mobike = mobike_rs_shim_ike_mobike_create(ike_sa, TRUE, api);
+	mobike->roam(mobike, FALSE);
+	ike_sa->queue_task(ike_sa, &mobike->task);
+	lib->processor->queue_job(lib->processor, (job_t*)
+				initiate_tasks_job_create(ike_sa->get_id(ike_sa)));
+}
+
+/**
+ * One look at an IKE_SA's counters.
+ */
+static void check_ike_sa(const mobike_api *api, ike_sa_t *ike_sa,
+						 uint64_t now_ms)
+{
+	enumerator_t *enumerator;
+	child_sa_t *child_sa;
+	uint64_t in = 0, out = 0, bytes, packets, silent_ms = 0;
+	time_t used;
+	bool probe = FALSE, kickable;
+
+	if (ike_sa->get_state(ike_sa) != IKE_ESTABLISHED ||
+		!ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR) ||
+		!ike_sa->supports_extension(ike_sa, EXT_MOBIKE))
+	{
+		return;
+	}
+	enumerator = ike_sa->create_child_sa_enumerator(ike_sa);
+	while (enumerator->enumerate(enumerator, &child_sa))
+	{
+		if (child_sa->get_state(child_sa) != CHILD_INSTALLED)
+		{
+			continue;
+		}
+		packets = 0;
+		child_sa->get_usestats(child_sa, TRUE, &used, &bytes, &packets);
+		in += packets;
+		packets = 0;
+		child_sa->get_usestats(child_sa, FALSE, &used, &bytes, &packets);
+		out += packets;
+	}
+	enumerator->destroy(enumerator);
+	/* an exchange of another kind decides with its own retransmissions; a
+	 * MOBIKE request of ours can be sent to all paths at once */
+	kickable = mobike_rs_shim_kick(ike_sa, TRUE);
+	if (api->sa_liveness(ike_sa->get_unique_id(ike_sa), in, out, now_ms,
+						 busy(ike_sa) && !kickable, &probe,
+						 &silent_ms) != MOBIKE_OK)
+	{
+		return;
+	}
+	if (probe)
+	{
+		DBG1(DBG_IKE, "mobike-rs: packets leave but none arrived on %H - %H "
+			 "for %llu ms, checking all paths", ike_sa->get_my_host(ike_sa),
+			 ike_sa->get_other_host(ike_sa), (unsigned long long)silent_ms);
+		if (!kickable || !mobike_rs_shim_kick(ike_sa, FALSE))
+		{
+			queue_probe(api, ike_sa);
+		}
+	}
+}
+
+static job_requeue_t poll_counters(void *data);
+
+/**
+ * Schedule the next poll of this generation.
+ */
+static void schedule(u_int generation, uint64_t interval_ms)
+{
+	lib->scheduler->schedule_job_ms(lib->scheduler, (job_t*)
+		callback_job_create(poll_counters, (void*)(uintptr_t)generation, NULL, NULL),
+		interval_ms ?: 1000);
+}
+
+static job_requeue_t poll_counters(void *data)
+{
+	u_int generation = (uintptr_t)data;
+	const mobike_api *api;
+	enumerator_t *enumerator;
+	ike_sa_t *ike_sa;
+	timeval_t now;
+	uint64_t interval;
+
+	poller_lock->lock(poller_lock);
+	if (!poller.running || poller.generation != generation)
+	{
+		poller_lock->unlock(poller_lock);
+		return JOB_REQUEUE_NONE;
+	}
+	api = poller.api;
+	poller_lock->unlock(poller_lock);
+
+	interval = api->liveness_interval_ms();
+	if (interval)
+	{
+		time_monotonic(&now);
+		enumerator = charon->ike_sa_manager->create_enumerator(
+												charon->ike_sa_manager, TRUE);
+		while (enumerator->enumerate(enumerator, &ike_sa))
+		{
+			check_ike_sa(api, ike_sa,
+					(uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
+		}
+		enumerator->destroy(enumerator);
+	}
+	schedule(generation, interval);
+	return JOB_REQUEUE_NONE;
+}
+
+/*
+ * Described in header
+ */
+void mobike_rs_liveness_start(const mobike_api *api)
+{
+	if (!poller_lock)
+	{
+		poller_lock = mutex_create(MUTEX_TYPE_DEFAULT);
+	}
+	poller_lock->lock(poller_lock);
+	if (!poller.running)
+	{
+		poller.running = TRUE;
+		poller.api = api;
+		poller.generation++;
+		schedule(poller.generation, api->liveness_interval_ms());
+	}
+	poller_lock->unlock(poller_lock);
+}
+
+/*
+ * Described in header
+ */
+void mobike_rs_liveness_stop(void)
+{
+	if (poller_lock)
+	{
+		poller_lock->lock(poller_lock);
+		poller.running = FALSE;
+		poller_lock->unlock(poller_lock);
+	}
+}
+
+/*
+ * Described in header
+ */
+bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src)
+{
+	static uint32_t seq = 0;
+	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
+	struct timeval timeout = { .tv_usec = 200000 };
+	mobike_addr d, s;
+	uint8_t request[128], answer[4096];
+	size_t len = 0;
+	ssize_t got;
+	uint32_t my_seq;
+	bool done = FALSE, routed = FALSE;
+	int fd, i;
+
+	mobike_rs_addr_from_host(dst, &d);
+	mobike_rs_addr_from_host(src, &s);
+	my_seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+	if (api->route_query_build(&d, &s, my_seq, request, sizeof(request),
+							   &len) != MOBIKE_OK)
+	{
+		return FALSE;
+	}
+	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+	{
+		return FALSE;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	if (sendto(fd, request, len, 0, (struct sockaddr*)&addr,
+			   sizeof(addr)) == (ssize_t)len)
+	{
+		/* bounded: a few datagrams, each wait bounded by the timeout */
+		for (i = 0; i < 8 && !done; i++)
+		{
+			got = recv(fd, answer, sizeof(answer), 0);
+			if (got <= 0)
+			{
+				break;
+			}
+			if (api->route_query_parse(answer, got, my_seq, &done,
+									   &routed) != MOBIKE_OK)
+			{
+				break;
+			}
+		}
+	}
+	close(fd);
+	return done && routed;
+}

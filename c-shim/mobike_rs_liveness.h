@@ -1,0 +1,28 @@
+/*
+ * Silent path failures: polls the packet counters of the IKE_SAs this host
+ * initiated and, when the Rust core says packets leave but none arrive,
+ * queues a MOBIKE task that checks all paths.
+ */
+
+#ifndef MOBIKE_RS_LIVENESS_H_
+#define MOBIKE_RS_LIVENESS_H_
+
+#include "mobike_rs_shim.h"
+
+/**
+ * Start polling (idempotent).
+ */
+void mobike_rs_liveness_start(const mobike_api *api);
+
+/**
+ * Stop polling; a poll already queued does nothing.
+ */
+void mobike_rs_liveness_stop(void);
+
+/**
+ * Ask the kernel whether it routes dst from the local address src
+ * (RTM_GETROUTE with RTA_SRC: policy routing counts).
+ */
+bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src);
+
+#endif /** MOBIKE_RS_LIVENESS_H_ @}*/
