@@ -438,6 +438,14 @@ fn step(
                 Step::Build => {
                     let env = registry::env();
                     let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
+                    #[cfg(feature = "hostile-peer")]
+                    crate::hostile::on_build(
+                        task as usize,
+                        t.core.is_initiator(),
+                        &view,
+                        &message,
+                        &mut t.actions,
+                    );
                     (s, Call::Build)
                 }
                 Step::Process => {
@@ -499,6 +507,8 @@ unsafe extern "C" fn task_transmit(
         t.actions.clear();
         t.next = 0;
         let found = t.core.transmit(&view, &mut t.actions);
+        #[cfg(feature = "hostile-peer")]
+        crate::hostile::on_transmit(task as usize, &mut t.actions);
         let probing = t.core.is_probing();
         registry::with_memory(view.unique_id, |mem| {
             let call = Call::Transmit { probing };
