@@ -43,9 +43,13 @@ pub enum Case {
     /// return routability check moves its traffic onto the victim (RFC 4555
     /// 5.3).
     Bomb(IpAddr),
-    /// `addresses-1000`: 1000 ADDITIONAL_IP4_ADDRESS notifies (198.19.x.y)
-    /// instead of the real address list in UPDATE_SA_ADDRESSES requests.
-    Addresses1000,
+    /// `addresses-<n>` (n from 1 to 1000): n ADDITIONAL_IP4_ADDRESS
+    /// notifies (198.19.x.y) instead of the real address list in
+    /// UPDATE_SA_ADDRESSES requests. The tests use 1000 (more than charon's
+    /// max_packet) and 16 (with UPDATE_SA_ADDRESSES, two NAT-D and COOKIE2
+    /// the 20 notifies charon's parser accepts in one message; with the
+    /// source address one more than the core keeps).
+    Addresses(u16),
     /// `cookie2-<n>` for n in 0, 7, 65, 1000: the COOKIE2 of an
     /// UPDATE_SA_ADDRESSES request is n octets long (RFC 4555 4.2.5 allows
     /// 8 to 64).
@@ -58,7 +62,13 @@ pub enum Case {
     /// 15, NO_ADDITIONAL_ADDRESSES and UPDATE_SA_ADDRESSES with data and
     /// NO_NATS_ALLOWED of 11 octets, and no well-formed address notify or
     /// UPDATE_SA_ADDRESSES (so an honest receiver has nothing to act on).
+    /// charon's own parser checks the lengths of the two address notifies
+    /// and refuses the whole message before MOBIKE sees it.
     BadLengths,
+    /// `bad-lengths-mobike`: like `bad-lengths` with only the malformed
+    /// notifies charon's parser lets through to MOBIKE: UPDATE_SA_ADDRESSES
+    /// and NO_ADDITIONAL_ADDRESSES with data, NO_NATS_ALLOWED of 11 octets.
+    BadLengthsMobike,
 }
 
 impl Case {
@@ -67,14 +77,20 @@ impl Case {
         Some(match s.trim() {
             "nat-lie" => Case::NatLie,
             "bomb" => Case::Bomb(IpAddr::V4(DEFAULT_VICTIM)),
-            "addresses-1000" => Case::Addresses1000,
             "cookie2-0" => Case::Cookie2Len(0),
             "cookie2-7" => Case::Cookie2Len(7),
             "cookie2-65" => Case::Cookie2Len(65),
             "cookie2-1000" => Case::Cookie2Len(1000),
             "cookie2-wrong-echo" => Case::Cookie2WrongEcho,
             "bad-lengths" => Case::BadLengths,
-            other => Case::Bomb(other.strip_prefix("bomb:")?.parse().ok()?),
+            "bad-lengths-mobike" => Case::BadLengthsMobike,
+            other => {
+                if let Some(n) = other.strip_prefix("addresses-") {
+                    let n: u16 = n.parse().ok()?;
+                    return (1..=1000).contains(&n).then_some(Case::Addresses(n));
+                }
+                Case::Bomb(other.strip_prefix("bomb:")?.parse().ok()?)
+            }
         })
     }
 
@@ -83,10 +99,11 @@ impl Case {
         match self {
             Case::NatLie => "nat-lie".into(),
             Case::Bomb(ip) => format!("bomb:{ip}"),
-            Case::Addresses1000 => "addresses-1000".into(),
+            Case::Addresses(n) => format!("addresses-{n}"),
             Case::Cookie2Len(n) => format!("cookie2-{n}"),
             Case::Cookie2WrongEcho => "cookie2-wrong-echo".into(),
             Case::BadLengths => "bad-lengths".into(),
+            Case::BadLengthsMobike => "bad-lengths-mobike".into(),
         }
     }
 }
@@ -162,18 +179,19 @@ pub fn on_build(
             BOMBING_TASK.store(task, Ordering::SeqCst);
             mark(out, case, &format!("UPDATE_SA_ADDRESSES sent from {src}"));
         }
-        Case::Addresses1000 if update_request => {
+        Case::Addresses(n) if update_request => {
             remove(out, NotifyType::AdditionalIp4Address);
             remove(out, NotifyType::AdditionalIp6Address);
             remove(out, NotifyType::NoAdditionalAddresses);
-            for i in 1..=1000u32 {
-                let ip = Ipv4Addr::new(198, 19, (i >> 8) as u8, (i & 0xff) as u8);
+            for i in 1..=n {
+                let [hi, lo] = i.to_be_bytes();
+                let ip = Ipv4Addr::new(198, 19, hi, lo);
                 push(out, &Notify::AdditionalAddress(IpAddr::V4(ip)));
             }
             mark(
                 out,
                 case,
-                "1000 ADDITIONAL_IP4_ADDRESS 198.19.0.1-198.19.3.232",
+                &format!("{n} ADDITIONAL_IP4_ADDRESS from 198.19.0.1"),
             );
         }
         Case::Cookie2Len(n) if update_request => {
@@ -198,7 +216,7 @@ pub fn on_build(
                 "echoing the received COOKIE2 with every bit flipped",
             );
         }
-        Case::BadLengths if update_request => {
+        Case::BadLengths | Case::BadLengthsMobike if update_request => {
             for ty in [
                 NotifyType::UpdateSaAddresses,
                 NotifyType::AdditionalIp4Address,
@@ -208,25 +226,29 @@ pub fn on_build(
             ] {
                 remove(out, ty);
             }
-            let bad: [(NotifyType, usize); 6] = [
+            let mut bad = vec![
                 (NotifyType::UpdateSaAddresses, 4),
                 (NotifyType::NoAdditionalAddresses, 4),
                 (NotifyType::NoNatsAllowed, 11),
-                (NotifyType::AdditionalIp4Address, 3),
-                (NotifyType::AdditionalIp4Address, 5),
-                (NotifyType::AdditionalIp6Address, 15),
             ];
+            if case == Case::BadLengths {
+                bad.extend([
+                    (NotifyType::AdditionalIp4Address, 3),
+                    (NotifyType::AdditionalIp4Address, 5),
+                    (NotifyType::AdditionalIp6Address, 16 - 1),
+                ]);
+            }
+            let what: Vec<String> = bad
+                .iter()
+                .map(|(ty, len)| format!("{}({len})", ty.name()))
+                .collect();
             for (ty, len) in bad {
                 out.push(Action::AddNotify {
                     ty,
                     data: vec![0xbd; len],
                 });
             }
-            mark(
-                out,
-                case,
-                "UPD_SA_ADDR(4) NO_ADD_ADDR(4) NO_NATS(11) ADD_4_ADDR(3) ADD_4_ADDR(5) ADD_6_ADDR(15)",
-            );
+            mark(out, case, &what.join(" "));
         }
         _ => {}
     }
@@ -292,12 +314,14 @@ mod tests {
         for s in [
             "nat-lie",
             "addresses-1000",
+            "addresses-16",
             "cookie2-0",
             "cookie2-7",
             "cookie2-65",
             "cookie2-1000",
             "cookie2-wrong-echo",
             "bad-lengths",
+            "bad-lengths-mobike",
         ] {
             assert_eq!(Case::parse(s).map(Case::name).as_deref(), Some(s));
         }
@@ -310,6 +334,8 @@ mod tests {
             Some(Case::Bomb("198.18.9.9".parse().unwrap()))
         );
         assert_eq!(Case::parse("cookie2-8"), None);
+        assert_eq!(Case::parse("addresses-1001"), None);
+        assert_eq!(Case::parse("addresses-0"), None);
         assert_eq!(Case::parse("bomb:nowhere"), None);
     }
 }
