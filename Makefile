@@ -35,7 +35,7 @@ deps:
 		strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 		libstrongswan-standard-plugins iproute2 iptables iputils-ping \
 		build-essential dpkg-dev pkg-config binutils ca-certificates rpm cpio \
-		debootstrap
+		debootstrap tcpdump valgrind python3
 
 ifeq ($(SUITE),bookworm)
 $(SRC_STAMP):

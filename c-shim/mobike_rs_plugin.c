@@ -142,6 +142,44 @@ METHOD(plugin_t, get_features, int,
 	return countof(f);
 }
 
+/**
+ * Hand the MOBIKE policy settings to the core and log the policy in effect.
+ * A removed setting goes back to its default; a bad one keeps the value
+ * before and says why.
+ */
+static void configure(const mobike_api *api)
+{
+	static const char *keys[] = {
+		"nat_prohibition", "return_routability", "acceptable_peer_addresses",
+		"max_peer_addresses",
+	};
+	char why[256], policy[512];
+	char *value;
+	u_int i;
+
+	for (i = 0; i < countof(keys); i++)
+	{
+		value = lib->settings->get_str(lib->settings,
+						"%s.plugins.mobike-rs.%s", NULL, lib->ns, keys[i]);
+		why[0] = '\0';
+		if (api->config_set(keys[i], value, why, sizeof(why)) != MOBIKE_OK)
+		{
+			DBG1(DBG_CFG, "mobike-rs: %s", why);
+		}
+	}
+	if (api->config_describe(policy, sizeof(policy)) == MOBIKE_OK)
+	{
+		DBG1(DBG_CFG, "mobike-rs: MOBIKE policy: %s", policy);
+	}
+}
+
+METHOD(plugin_t, reload, bool,
+	private_mobike_rs_plugin_t *this)
+{
+	configure(this->api);
+	return TRUE;
+}
+
 METHOD(plugin_t, destroy, void,
 	private_mobike_rs_plugin_t *this)
 {
@@ -176,6 +214,7 @@ plugin_t *mobike_rs_shim_plugin_create(const mobike_api *api)
 			.plugin = {
 				.get_name = _get_name,
 				.get_features = _get_features,
+				.reload = _reload,
 				.destroy = _destroy,
 			},
 		},
@@ -187,5 +226,6 @@ plugin_t *mobike_rs_shim_plugin_create(const mobike_api *api)
 								  "%s.plugins.mobike-rs.mode", "rust", lib->ns);
 	DBG1(DBG_CFG, "mobike-rs: plugin loaded, MOBIKE tasks run in mode '%s'",
 		 mode);
+	configure(api);
 	return &this->public.plugin;
 }

@@ -23,6 +23,12 @@
 /** Most peer or local addresses passed to the core per call */
 #define MAX_VIEW_ADDRS 32
 
+/** Most virtual IPs per side passed to the core per call */
+#define MAX_VIEW_VIPS 8
+
+/** Most traffic selectors per side passed to the core per call */
+#define MAX_VIEW_TS 32
+
 /**
  * A mobike_sa_view and the arrays it points into.
  */
@@ -31,6 +37,12 @@ typedef struct {
 	mobike_addr peers[MAX_VIEW_ADDRS];
 	mobike_addr locals[MAX_VIEW_ADDRS];
 	mobike_route routes[MAX_VIEW_ADDRS];
+	mobike_addr_iface local_ifaces[MAX_VIEW_ADDRS];
+	mobike_addr_iface route_ifaces[MAX_VIEW_ADDRS];
+	mobike_addr my_vips[MAX_VIEW_VIPS];
+	mobike_addr peer_vips[MAX_VIEW_VIPS];
+	mobike_addr_range local_ts[MAX_VIEW_TS];
+	mobike_addr_range remote_ts[MAX_VIEW_TS];
 } mobike_rs_view_storage_t;
 
 /**

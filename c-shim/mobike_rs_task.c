@@ -9,9 +9,18 @@
 #include "mobike_rs_shim.h"
 
 #include <dlfcn.h>
+#include <net/if_arp.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#ifndef ARPHRD_IP6GRE
+/* linux/if_arp.h has it, glibc's net/if_arp.h does not */
+#define ARPHRD_IP6GRE 823
+#endif
 
 #include <encoding/payloads/notify_payload.h>
+#include <processing/jobs/initiate_tasks_job.h>
 
 typedef struct private_mobike_rs_task_t private_mobike_rs_task_t;
 
@@ -195,6 +204,261 @@ static void route_to(host_t *dst, host_t *hint, mobike_addr *out)
 	DESTROY_IF(src);
 }
 
+/**
+ * Whether a network interface is a tunnel device, as sysfs describes it: a
+ * TUN device (kernel-libipsec's, tun_flags exists) or one whose ARPHRD type
+ * is a tunnel's. XFRM interfaces have ARPHRD_NONE, VTI ARPHRD_TUNNEL(6).
+ */
+static bool is_tunnel_iface(const char *name)
+{
+	char path[64];
+	FILE *file;
+	int type = -1;
+
+	/* the kernel's names never hold '/', but never build a path from one */
+	if (!name[0] || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
+	{
+		return FALSE;
+	}
+	snprintf(path, sizeof(path), "/sys/class/net/%s/tun_flags", name);
+	if (access(path, F_OK) == 0)
+	{
+		return TRUE;
+	}
+	snprintf(path, sizeof(path), "/sys/class/net/%s/type", name);
+	file = fopen(path, "r");
+	if (!file)
+	{
+		return FALSE;
+	}
+	if (fscanf(file, "%d", &type) != 1)
+	{
+		type = -1;
+	}
+	fclose(file);
+	switch (type)
+	{
+		case ARPHRD_TUNNEL:		/* IP-in-IP, VTI */
+		case ARPHRD_TUNNEL6:	/* ip6tnl, VTI6 */
+		case ARPHRD_SIT:
+		case ARPHRD_IPGRE:
+		case ARPHRD_IP6GRE:
+		case ARPHRD_NONE:		/* XFRM interfaces, TUN devices */
+			return TRUE;
+		default:
+			return FALSE;
+	}
+}
+
+/**
+ * Describe interface "name" (may be NULL: unknown) for address addr.
+ */
+static void iface_fact(const mobike_addr *addr, const char *name,
+					   mobike_addr_iface *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->addr = *addr;
+	if (!name)
+	{
+		return;
+	}
+	memcpy(out->name, name, min(strlen(name), sizeof(out->name)));
+	if (is_tunnel_iface(name))
+	{
+		out->flags |= MOBIKE_IFACE_TUNNEL;
+	}
+	if (!charon->kernel->is_interface_usable(charon->kernel, name))
+	{
+		out->flags |= MOBIKE_IFACE_IGNORED;
+	}
+}
+
+/**
+ * The interface the kernel's route towards dst leaves through (from the
+ * source address src, family 0 if unknown).
+ */
+static void route_iface(host_t *dst, const mobike_addr *src,
+						mobike_addr_iface *out)
+{
+	host_t *from, *hop;
+	char *name = NULL;
+	mobike_addr addr;
+
+	mobike_rs_addr_from_host(dst, &addr);
+	from = mobike_rs_host_from_addr(src);
+	hop = charon->kernel->get_nexthop(charon->kernel, dst, -1, from, &name);
+	iface_fact(&addr, name, out);
+	free(name);
+	DESTROY_IF(hop);
+	DESTROY_IF(from);
+}
+
+/**
+ * Append a traffic selector as an address range unless it is there already
+ * or the array is full; returns FALSE if it did not fit.
+ */
+static bool add_ts(traffic_selector_t *ts, mobike_addr_range *ranges,
+				   size_t *len)
+{
+	mobike_addr_range r;
+	chunk_t from, to;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	from = ts->get_from_address(ts);
+	to = ts->get_to_address(ts);
+	switch (ts->get_type(ts))
+	{
+		case TS_IPV4_ADDR_RANGE:
+			r.from.family = r.to.family = 4;
+			break;
+		case TS_IPV6_ADDR_RANGE:
+			r.from.family = r.to.family = 6;
+			break;
+		default:
+			return TRUE;
+	}
+	if (from.len != (r.from.family == 4 ? 4 : 16) || to.len != from.len)
+	{
+		return TRUE;
+	}
+	memcpy(r.from.ip, from.ptr, from.len);
+	memcpy(r.to.ip, to.ptr, to.len);
+	for (i = 0; i < *len; i++)
+	{
+		if (memeq(&ranges[i], &r, sizeof(r)))
+		{
+			return TRUE;
+		}
+	}
+	if (*len >= MAX_VIEW_TS)
+	{
+		return FALSE;
+	}
+	ranges[(*len)++] = r;
+	return TRUE;
+}
+
+/**
+ * Traffic selectors of the IKE_SA: its CHILD_SAs' and, as the first
+ * CHILD_SA is negotiated in the IKE_AUTH exchange that carries the first
+ * address list, those its config proposes ("dynamic" ones stay whole
+ * ranges, which exclude nothing).
+ */
+static void fill_ts(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s)
+{
+	mobike_sa_view *v = &s->view;
+	peer_cfg_t *peer_cfg = ike_sa->get_peer_cfg(ike_sa);
+	enumerator_t *enumerator, *inner;
+	child_sa_t *child_sa;
+	child_cfg_t *child_cfg;
+	traffic_selector_t *ts;
+	linked_list_t *list;
+	bool fit = TRUE;
+	int local;
+
+	enumerator = ike_sa->create_child_sa_enumerator(ike_sa);
+	while (enumerator->enumerate(enumerator, &child_sa))
+	{
+		inner = child_sa->create_ts_enumerator(child_sa, TRUE);
+		while (inner->enumerate(inner, &ts))
+		{
+			fit &= add_ts(ts, s->local_ts, &v->local_ts_len);
+		}
+		inner->destroy(inner);
+		inner = child_sa->create_ts_enumerator(child_sa, FALSE);
+		while (inner->enumerate(inner, &ts))
+		{
+			fit &= add_ts(ts, s->remote_ts, &v->remote_ts_len);
+		}
+		inner->destroy(inner);
+	}
+	enumerator->destroy(enumerator);
+	if (peer_cfg)
+	{
+		enumerator = peer_cfg->create_child_cfg_enumerator(peer_cfg);
+		while (enumerator->enumerate(enumerator, &child_cfg))
+		{
+			for (local = 1; local >= 0; local--)
+			{
+				list = child_cfg->get_traffic_selectors(child_cfg, local,
+														NULL, NULL, FALSE);
+				inner = list->create_enumerator(list);
+				while (inner->enumerate(inner, &ts))
+				{
+					fit &= local ? add_ts(ts, s->local_ts, &v->local_ts_len)
+								 : add_ts(ts, s->remote_ts, &v->remote_ts_len);
+				}
+				inner->destroy(inner);
+				list->destroy_offset(list,
+									 offsetof(traffic_selector_t, destroy));
+			}
+		}
+		enumerator->destroy(enumerator);
+	}
+	v->local_ts = s->local_ts;
+	v->remote_ts = s->remote_ts;
+	if (!fit)
+	{
+		DBG2(DBG_IKE, "mobike-rs: only the first %d traffic selectors per "
+			 "side considered", MAX_VIEW_TS);
+	}
+}
+
+/**
+ * Our virtual IPs and the peer's on this IKE_SA.
+ */
+static void fill_vips(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s)
+{
+	mobike_sa_view *v = &s->view;
+	enumerator_t *enumerator;
+	host_t *host;
+
+	enumerator = ike_sa->create_virtual_ip_enumerator(ike_sa, TRUE);
+	while (v->my_vips_len < MAX_VIEW_VIPS &&
+		   enumerator->enumerate(enumerator, &host))
+	{
+		mobike_rs_addr_from_host(host, &s->my_vips[v->my_vips_len++]);
+	}
+	enumerator->destroy(enumerator);
+	enumerator = ike_sa->create_virtual_ip_enumerator(ike_sa, FALSE);
+	while (v->peer_vips_len < MAX_VIEW_VIPS &&
+		   enumerator->enumerate(enumerator, &host))
+	{
+		mobike_rs_addr_from_host(host, &s->peer_vips[v->peer_vips_len++]);
+	}
+	enumerator->destroy(enumerator);
+	v->my_vips = s->my_vips;
+	v->peer_vips = s->peer_vips;
+}
+
+/**
+ * The interface of each local address already in the view.
+ */
+static void fill_local_ifaces(mobike_rs_view_storage_t *s)
+{
+	mobike_sa_view *v = &s->view;
+	host_t *host;
+	char *name;
+	size_t i;
+
+	/* asked outside the address enumerator, which holds the kernel
+	 * interface's lock */
+	for (i = 0; i < v->local_addrs_len; i++)
+	{
+		name = NULL;
+		host = mobike_rs_host_from_addr(&s->locals[i]);
+		if (host && !charon->kernel->get_interface(charon->kernel, host, &name))
+		{
+			name = NULL;
+		}
+		iface_fact(&s->locals[i], name, &s->local_ifaces[v->local_ifaces_len++]);
+		free(name);
+		DESTROY_IF(host);
+	}
+	v->local_ifaces = s->local_ifaces;
+}
+
 /*
  * Described in header
  */
@@ -265,6 +529,11 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 		{
 			s->routes[v->routes_len].dst = s->peers[v->peer_addrs_len];
 			route_to(host, NULL, &s->routes[v->routes_len].src);
+			if (s->routes[v->routes_len].src.family)
+			{
+				route_iface(host, &s->routes[v->routes_len].src,
+							&s->route_ifaces[v->route_ifaces_len++]);
+			}
 			v->routes_len++;
 		}
 		v->peer_addrs_len++;
@@ -272,6 +541,7 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 	enumerator->destroy(enumerator);
 	v->peer_addrs = s->peers;
 	v->routes = s->routes;
+	v->route_ifaces = s->route_ifaces;
 	if (dropped)
 	{
 		DBG1(DBG_IKE, "mobike-rs: only the first %d of %d peer addresses "
@@ -289,6 +559,12 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 		}
 		enumerator->destroy(enumerator);
 		v->local_addrs = s->locals;
+		fill_local_ifaces(s);
+	}
+	if (with_locals || with_routes)
+	{	/* what the core's address filter needs besides interfaces */
+		fill_ts(ike_sa, s);
+		fill_vips(ike_sa, s);
 	}
 	if (with_routes)
 	{
@@ -339,6 +615,7 @@ static void fill_message(message_t *message, mobike_message *m, bool received)
 	}
 	mobike_rs_addr_from_host(message->get_source(message), &m->src);
 	mobike_rs_addr_from_host(message->get_destination(message), &m->dst);
+	m->message_id = message->get_message_id(message);
 	id = message->get_ike_sa_id(message);
 	if (id)
 	{
@@ -380,6 +657,56 @@ static void fill_message(message_t *message, mobike_message *m, bool received)
 	enumerator->destroy(enumerator);
 	m->notifies = notifies;
 	m->notifies_len = len;
+}
+
+/**
+ * Move only the IKE_SA; its CHILD_SAs stay where they are.
+ */
+static void move_ike_sa_only(ike_sa_t *ike_sa, host_t *me, host_t *other)
+{
+	charon->bus->ike_update(charon->bus, ike_sa,
+							me ?: ike_sa->get_my_host(ike_sa),
+							other ?: ike_sa->get_other_host(ike_sa));
+	if (me)
+	{
+		ike_sa->set_my_host(ike_sa, me->clone(me));
+	}
+	if (other)
+	{
+		ike_sa->set_other_host(ike_sa, other->clone(other));
+	}
+}
+
+/**
+ * Have a MOBIKE task run on the IKE_SA: queue one unless one is queued
+ * already (it will do), and let charon initiate it once this exchange is
+ * done.
+ */
+static void queue_mobike_exchange(private_mobike_rs_task_t *this)
+{
+	enumerator_t *enumerator;
+	task_t *task;
+	ike_mobike_t *mobike;
+	bool queued = FALSE;
+
+	enumerator = this->ike_sa->create_task_enumerator(this->ike_sa,
+													  TASK_QUEUE_QUEUED);
+	while (enumerator->enumerate(enumerator, &task))
+	{
+		if (task->get_type(task) == TASK_IKE_MOBIKE)
+		{
+			queued = TRUE;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	if (!queued)
+	{
+		mobike = mobike_rs_shim_ike_mobike_create(this->ike_sa, TRUE, this->api);
+		this->ike_sa->queue_task(this->ike_sa, &mobike->task);
+	}
+	lib->processor->queue_job(lib->processor, (job_t*)
+				initiate_tasks_job_create(this->ike_sa->get_id(this->ike_sa)));
 }
 
 /**
@@ -454,11 +781,21 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 			case MOBIKE_ACTION_UPDATE_HOSTS:
 				me = mobike_rs_host_from_addr(&a.a);
 				other = mobike_rs_host_from_addr(&a.b);
-				this->ike_sa->update_hosts(this->ike_sa, me, other,
-					a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
-						UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL);
+				if (a.value == MOBIKE_UPDATE_IKE_SA_ONLY)
+				{
+					move_ike_sa_only(this->ike_sa, me, other);
+				}
+				else
+				{
+					this->ike_sa->update_hosts(this->ike_sa, me, other,
+						a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
+							UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL);
+				}
 				DESTROY_IF(me);
 				DESTROY_IF(other);
+				break;
+			case MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK:
+				queue_mobike_exchange(this);
 				break;
 			case MOBIKE_ACTION_SEND:
 				me = mobike_rs_host_from_addr(&a.a);

@@ -12,7 +12,24 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 2
+#define MOBIKE_API_VERSION 3
+
+/**
+ * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
+ * VTI, GRE, IP-in-IP, SIT, a TUN device such as kernel-libipsec's).
+ */
+#define MOBIKE_IFACE_TUNNEL (1 << 0)
+
+/**
+ * `mobike_addr_iface.flags` bit: charon's `interfaces_ignore` or
+ * `interfaces_use` exclude the interface.
+ */
+#define MOBIKE_IFACE_IGNORED (1 << 1)
+
+/**
+ * Size of `mobike_addr_iface.name` (Linux IFNAMSIZ).
+ */
+#define MOBIKE_IFACE_NAME_LEN 16
 
 /**
  * `mobike_sa_view.flags` bits.
@@ -71,6 +88,11 @@
 #define MOBIKE_UPDATE_FORCE_ALL 1
 
 #define MOBIKE_UPDATE_FORCE_CHILDREN 2
+
+/**
+ * Move only the IKE_SA (`set_my_host`/`set_other_host`); `a`/`b` as above.
+ */
+#define MOBIKE_UPDATE_IKE_SA_ONLY 3
 
 /**
  * Result of every call. Never renumbered.
@@ -162,6 +184,11 @@ enum mobike_action_kind
    * Log `data`/`len` (UTF-8, not NUL-terminated) at level `value`.
    */
   MOBIKE_ACTION_LOG = 10,
+  /**
+   * Queue a MOBIKE task on the IKE_SA (unless one is queued) and have
+   * charon initiate it: it checks return routability (RFC 4555 3.7).
+   */
+  MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK = 11,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum mobike_action_kind mobike_action_kind;
@@ -201,6 +228,26 @@ typedef struct mobike_route {
 } mobike_route;
 
 /**
+ * An address and an interface: the one a local address is on, or the one
+ * the kernel's route towards a peer address leaves through. `name` is
+ * NUL-terminated unless it fills the array; empty if unknown.
+ */
+typedef struct mobike_addr_iface {
+  struct mobike_addr addr;
+  uint32_t flags;
+  uint8_t name[MOBIKE_IFACE_NAME_LEN];
+} mobike_addr_iface;
+
+/**
+ * An inclusive address range (a traffic selector's addresses); both ends
+ * of the same family.
+ */
+typedef struct mobike_addr_range {
+  struct mobike_addr from;
+  struct mobike_addr to;
+} mobike_addr_range;
+
+/**
  * What charon knows about the IKE_SA (see `mobike::SaView`). Arrays are
  * borrowed for the duration of the call; a NULL array needs length 0.
  */
@@ -227,6 +274,30 @@ typedef struct mobike_sa_view {
    * Monotonic clock in milliseconds (for the status only).
    */
   uint64_t now_ms;
+  /**
+   * The interface of local addresses (those known).
+   */
+  const struct mobike_addr_iface *local_ifaces;
+  uintptr_t local_ifaces_len;
+  /**
+   * The interface the route towards peer addresses leaves through.
+   */
+  const struct mobike_addr_iface *route_ifaces;
+  uintptr_t route_ifaces_len;
+  /**
+   * Virtual IPs in use on the IKE_SA: ours and the peer's.
+   */
+  const struct mobike_addr *my_vips;
+  uintptr_t my_vips_len;
+  const struct mobike_addr *peer_vips;
+  uintptr_t peer_vips_len;
+  /**
+   * Traffic selectors of the IKE_SA's CHILD_SAs and of its config.
+   */
+  const struct mobike_addr_range *local_ts;
+  uintptr_t local_ts_len;
+  const struct mobike_addr_range *remote_ts;
+  uintptr_t remote_ts_len;
 } mobike_sa_view;
 
 /**
@@ -250,6 +321,10 @@ typedef struct mobike_message {
   const struct mobike_notify *notifies;
   uintptr_t notifies_len;
   struct mobike_addr route_src;
+  /**
+   * The IKE message ID.
+   */
+  uint32_t message_id;
 } mobike_message;
 
 /**
@@ -347,6 +422,17 @@ typedef struct mobike_api {
    * Frees a document; NULL is accepted.
    */
   void (*status_free)(struct mobike_status_doc *doc);
+  /**
+   * Sets one `charon.plugins.mobike-rs` setting from its text (key
+   * without the prefix, both NUL-terminated). MOBIKE_INVALID_PARAMETER
+   * leaves the setting as it was and writes why into `out_msg`
+   * (NUL-terminated, truncated to `out_len`).
+   */
+  mobike_result (*config_set)(const char *key, const char *value, char *out_msg, uintptr_t out_len);
+  /**
+   * The settings in effect as one NUL-terminated line.
+   */
+  mobike_result (*config_describe)(char *out, uintptr_t len);
 } mobike_api;
 
 #endif  /* MOBIKE_RS_H */

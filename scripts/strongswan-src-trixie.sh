@@ -34,7 +34,11 @@ if ! grep -qs '^deb-src' "$root/etc/apt/sources.list" "$root"/etc/apt/sources.li
 fi
 rm -rf "$root/tmp/mobike-rs-src"
 mkdir -p "$root/tmp/mobike-rs-src"
-chroot "$root" sh -c "cd /tmp/mobike-rs-src && (apt-get source --download-only 'strongswan=$ver' || apt-get source --download-only strongswan)" >&2 || true
+# The same version can be listed by the point release and the security
+# archive while only one of them has the files: try both.
+chroot "$root" sh -c "cd /tmp/mobike-rs-src && (apt-get source --download-only 'strongswan=$ver' ||
+	apt-get source --download-only strongswan/trixie-security ||
+	apt-get source --download-only strongswan)" >&2 || true
 cd "$dest"
 cp "$root"/tmp/mobike-rs-src/strongswan_"$upstream"* . 2>/dev/null || true
 rm -rf "$root/tmp/mobike-rs-src"
@@ -49,7 +53,10 @@ tar xf "$orig" >&2
 # Debian 13 builds charon with --enable-mediation like Debian 12 (ME
 # changes ike_sa_t, peer_cfg_t, daemon_t and task_type_t).
 debtar=$(ls strongswan_"$upstream"-*.debian.tar.* 2>/dev/null | head -n1 || true)
-if [ -n "$debtar" ] && ! tar xOf "$debtar" debian/rules | grep -q -- '--enable-mediation'; then
+# (debian/rules is read whole first: grep -q stops early and tar's SIGPIPE
+# would fail the pipe under pipefail.)
+rules=$([ -z "$debtar" ] || tar xOf "$debtar" debian/rules)
+if [ -n "$debtar" ] && ! grep -q -- '--enable-mediation' <<<"$rules"; then
 	echo "strongswan-src-trixie: debian/rules of $ver has no --enable-mediation; check the flags" >&2
 	exit 1
 fi

@@ -23,6 +23,21 @@ SCENARIOS=(
 	"return rust stock"
 	"return stock rust"
 	"status rust rust"
+	"break6 rust stock"
+	"break6 stock rust"
+	"break6 rust rust"
+	"v4to6 rust stock"
+	"v4to6 rust rust"
+	"v6to4 rust stock"
+	"v6to4 rust rust"
+	"rr stock rust"
+	"rr rust rust"
+	"natprohibited rust rust"
+	"natallowed rust rust"
+	"unacceptable rust rust"
+	"unacceptable stock rust"
+	"filter rust stock"
+	"filter stock rust"
 	"negotiate stock rust@trixie"
 	"negotiate rust rust@trixie"
 	"negotiate rust@trixie stock"
@@ -67,11 +82,12 @@ start_node() { # NODE FLAVOUR[@trixie] [strongswan.conf lines...]
 	charon_start "$node" "$flavour" "$@"
 }
 
+# GW_CONF: strongswan.conf lines for gw's charon section.
 setup() { # NAME RW GW [nat] [rw strongswan.conf lines...]
 	local name=$1 rwf=$2 gwf=$3 nat=${4:-}
 	shift 4 2>/dev/null || shift $#
 	lab_up "$name" "$nat" || return 1
-	start_node gw "$gwf" || return 1
+	start_node gw "$gwf" ${GW_CONF:+"$GW_CONF"} || return 1
 	start_node rw "$rwf" "$@" || return 1
 	tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out" 2>/dev/null)" || return 1
 	[ "$(sa_field rw state)" = ESTABLISHED ] || fail "IKE_SA not established" || return 1
@@ -97,13 +113,17 @@ scenario_negotiate() {
 }
 
 # b/c) the preferred interface goes down while the second address works.
+# The addresses are the lab's (LAB_FAMILY): rw moves from LAB_RW_A to
+# LAB_RW_B and then talks to LAB_GW_B, gw's address of that family.
 move_away() {
 	local spis_before spis_after
 	spis_before=$(sa_field rw spis)
-	[ "$(sa_field rw local)" = "198.18.1.2[4500]" ] || fail "rw not on rw-a before the move: $(sa_field rw local)" || return 1
+	[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ] || fail "rw not on rw-a before the move: $(sa_field rw local)" || return 1
 	ip -n "$LAB_NS-rw" link set rw-a down
-	wait_for '[ "$(sa_field rw local)" = "198.18.2.2[4500]" ]' ||
+	wait_for '[ "$(sa_field rw local)" = "${LAB_RW_B}[4500]" ]' ||
 		fail "rw's IKE_SA did not move to rw-b: $(sa_field rw local)" || return 1
+	[ "$(sa_field rw remote)" = "${LAB_GW_B}[4500]" ] ||
+		fail "rw talks to $(sa_field rw remote) after the move, expected ${LAB_GW_B}[4500]" || return 1
 	ping_ok || fail "traffic did not resume after the move" || return 1
 	spis_after=$(sa_field rw spis)
 	[ -n "$spis_before" ] && [ "$spis_before" = "$spis_after" ] ||
@@ -112,16 +132,36 @@ move_away() {
 		fail "more than one IKE_SA after the move" || return 1
 	! in_log rw 'reauthenticating IKE_SA|establishing IKE_SA.*#2' ||
 		fail "rw reauthenticated instead of moving" || return 1
-	lab_log "moved: 198.18.1.2 -> $(sa_field rw local), same IKE_SA $spis_after"
+	lab_log "moved: $LAB_RW_A -> $(sa_field rw local), same IKE_SA $spis_after"
 }
 
 scenario_break() {
 	local rwf=$1 gwf=$2
 	setup "brk" "$rwf" "$gwf" "" || return 1
 	move_away || return 1
-	[ "$(sa_field gw remote)" = "198.18.2.2[4500]" ] ||
-		fail "gateway sees rw at $(sa_field gw remote), expected 198.18.2.2[4500]" || return 1
+	[ "$(sa_field gw remote)" = "${LAB_RW_B}[4500]" ] ||
+		fail "gateway sees rw at $(sa_field gw remote), expected ${LAB_RW_B}[4500]" || return 1
+	[ "$(sa_field gw local)" = "${LAB_GW_B}[4500]" ] ||
+		fail "gateway uses $(sa_field gw local), expected ${LAB_GW_B}[4500]" || return 1
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# The same break-before-make in the IPv6-only lab (2001:db8::/32, IPv6
+# virtual IP and traffic selectors).
+scenario_break6() {
+	LAB_FAMILY=6 scenario_break "$@"
+}
+
+# Across address families: set up over IPv4 (rw-a), rw-a goes down and the
+# IKE_SA moves to IPv6 (rw-b to gw's IPv6 address, which gw announced with
+# ADDITIONAL_IP6_ADDRESS); and the reverse. The tunnel's inner family stays
+# IPv4.
+scenario_v4to6() {
+	LAB_FAMILY=46 scenario_break "$@"
+}
+
+scenario_v6to4() {
+	LAB_FAMILY=64 scenario_break "$@"
 }
 
 scenario_nat() {
@@ -182,12 +222,168 @@ scenario_status() {
 	esac
 	printf '%s' "$after" | grep -q '"updates_sent":[1-9]' || fail "rw counted no UPDATE_SA_ADDRESSES" || return 1
 	case "$gw_after" in
-		*'"path":{"local":"198.18.1.1:4500","remote":"198.18.2.2:4500"}'*'"reason":"peer-update"'*'"updates_received":'[1-9]*) ;;
+		*'"path":{"local":"198.18.1.1:4500","remote":"198.18.2.2:4500"}'*'"reason":"return-routability-confirmed"'*'"updates_received":'[1-9]*) ;;
 		*) fail "gw status after the move: $gw_after" || return 1 ;;
 	esac
 	status rw | grep -q "last update: .* (path check answered): 198.18.1.2\[4500\] - 198.18.1.1\[4500\] -> 198.18.2.2\[4500\]" ||
 		fail "text status: $(status rw)" || return 1
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# RFC 4555 3.5/3.7 on the wire: after the road warrior's move, the rust
+# gateway checks return routability of the new address with its own
+# INFORMATIONAL request (COOKIE2 inside) and sends ESP there only after the
+# answer. rw drops its first answer to a request of gw (u32: non-ESP marker
+# 0, exchange 37, flags I|R), so the window is a whole retransmission long.
+# RR_MODE=after shows the check failing (ESP first).
+scenario_rr() {
+	local rwf=$1 gwf=$2 i
+	command -v tcpdump >/dev/null 2>&1 || { lab_log "SKIP: tcpdump missing"; return 77; }
+	command -v python3 >/dev/null 2>&1 || { lab_log "SKIP: python3 missing"; return 77; }
+	GW_CONF="plugins { mobike-rs { return_routability = ${RR_MODE:-before} } }" \
+		setup "rr" "$rwf" "$gwf" "" || return 1
+	ip netns exec "$LAB_NS-gw" timeout 60 tcpdump -i gw-a -U --immediate-mode -n -w "$LAB_DIR/gw.pcap" \
+		udp port 4500 >/dev/null 2>&1 &
+	for i in $(seq 1 50); do
+		[ "$(stat -c %s "$LAB_DIR/gw.pcap" 2>/dev/null || echo 0)" -ge 24 ] && break
+		sleep 0.1
+	done
+	ip netns exec "$LAB_NS-rw" iptables -A OUTPUT -p udp --dport 4500 -m u32 \
+		--u32 "0>>22&0x3C@8=0 && 0>>22&0x3C@28&0xFFFF=0x2528" -m quota --quota 150 -j DROP ||
+		fail "iptables u32/quota rule" || return 1
+	# traffic both ways during the move: gw answers every ping
+	ip netns exec "$LAB_NS-rw" ping -q -i 0.01 -w 12 -W 1 "$LAB_LAN" >/dev/null 2>&1 &
+	move_away || return 1
+	wait_for 'in_log gw "return routability of .* confirmed"' ||
+		fail "gw never confirmed return routability" || return 1
+	in_log gw 'generating INFORMATIONAL request [0-9]+ \[ .*N\(COOKIE2\)' ||
+		fail "gw sent no INFORMATIONAL request with COOKIE2" || return 1
+	sleep 0.5
+	ip netns pids "$LAB_NS-gw" | while read -r p; do
+		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = tcpdump ] && kill -INT "$p"
+	done
+	wait_for '! ip netns pids "$LAB_NS-gw" | xargs -r -n1 -I{} cat /proc/{}/comm 2>/dev/null | grep -qx tcpdump'
+	python3 tests/lab/ike_pcap.py check-before "$LAB_DIR/gw.pcap" "$LAB_RW_B" >&2 ||
+		fail "the wire does not show the check before the move (return_routability = ${RR_MODE:-before})" || return 1
+	[ "$(sa_field gw remote)" = "${LAB_RW_B}[4500]" ] || fail "gw not on rw's new address" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# RFC 4555 3.9: with nat_prohibition on rw, a move onto the path through the
+# lab's NAT router is refused by gw with UNEXPECTED_NAT_DETECTED (rw retries,
+# then gives the path up; gw changes nothing) ...
+scenario_natprohibited() {
+	local rwf=$1 gwf=$2 spis
+	setup "nnp" "$rwf" "$gwf" nat "plugins { mobike-rs { nat_prohibition = yes } }" || return 1
+	spis=$(sa_field rw spis)
+	ip -n "$LAB_NS-rw" link set rw-a down
+	wait_for 'in_log rw "peer refused path .*UNEXPECTED_NAT_DETECTED"' ||
+		fail "rw did not give the NAT path up" || return 1
+	in_log gw 'generating INFORMATIONAL response [0-9]+ \[ .*N\(UNEXPECT_NAT\)' ||
+		fail "gw did not answer UNEXPECTED_NAT_DETECTED" || return 1
+	[ "$(grep -c 'answering UNEXPECTED_NAT_DETECTED, changing nothing' "$LAB_DIR/gw/charon.log")" -ge 3 ] ||
+		fail "rw did not retry with new requests" || return 1
+	[ "$(sa_field gw remote)" = "198.18.1.2[4500]" ] ||
+		fail "gw moved to $(sa_field gw remote) although the path has a NAT" || return 1
+	[ "$(sa_field gw spis)" = "$spis" ] && [ "$(sa_field rw spis)" = "$spis" ] ||
+		fail "the IKE_SA did not stay" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# ... and the same move without a NAT on the path succeeds.
+scenario_natallowed() {
+	local rwf=$1 gwf=$2
+	setup "nna" "$rwf" "$gwf" "" "plugins { mobike-rs { nat_prohibition = yes } }" || return 1
+	move_away || return 1
+	! in_log gw 'UNEXPECTED_NAT' || fail "gw refused a path without NAT" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# RFC 4555 3.5: gw accepts road warriors only from 198.18.1.0/24; rw's
+# move to 198.18.2.2 is answered with UNACCEPTABLE_ADDRESSES and changes
+# nothing on gw. A rust rw gives the path up (it has no other).
+scenario_unacceptable() {
+	local rwf=$1 gwf=$2 spis
+	GW_CONF="plugins { mobike-rs { acceptable_peer_addresses = 198.18.1.0/24 } }" \
+		setup "una" "$rwf" "$gwf" "" || return 1
+	spis=$(sa_field gw spis)
+	ip -n "$LAB_NS-rw" link set rw-a down
+	wait_for 'in_log gw "generating INFORMATIONAL response [0-9]+ \\[ .*N\\(UNACCEPT_ADDR\\)"' ||
+		fail "gw did not answer UNACCEPTABLE_ADDRESSES" || return 1
+	in_log gw 'not acceptable \(acceptable_peer_addresses = 198.18.1.0-198.18.1.255\)' ||
+		fail "gw did not log why" || return 1
+	if [ "$rwf" = rust ]; then
+		wait_for 'in_log rw "peer refused path .*UNACCEPTABLE_ADDRESSES"' ||
+			fail "rw did not give the path up" || return 1
+	fi
+	[ "$(sa_field gw remote)" = "198.18.1.2[4500]" ] ||
+		fail "gw moved to $(sa_field gw remote)" || return 1
+	[ "$(sa_field gw spis)" = "$spis" ] || fail "gw's IKE_SA changed" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# f) addresses that cannot carry IKE are neither announced nor probed by a
+# rust node (strongSwan issue #299): the gateway's LAN address inside its
+# traffic selectors (put on a LAN interface, where charon enumerates it,
+# unlike lo), the road warrior's virtual IP, an address on kernel-libipsec's
+# TUN device; real second addresses (rw 198.18.2.2, gw 198.18.1.11) still
+# are. The stock peer's own "got additional MOBIKE peer address" lines show
+# what arrived; the rust node's "not announcing" line says why.
+scenario_filter() {
+	local rwf=$1 gwf=$2 rust stock real tunaddr tun before got
+	lab_up "flt" "" || return 1
+	ip -n "$LAB_NS-gw" addr del 198.18.100.1/32 dev lo
+	# a veth pair stands in for the LAN (no dummy module everywhere)
+	ip link add lan0 netns "$LAB_NS-gw" type veth peer name lan0p netns "$LAB_NS-gw"
+	ip -n "$LAB_NS-gw" addr add 198.18.100.1/24 dev lan0
+	ip -n "$LAB_NS-gw" link set lan0p up
+	ip -n "$LAB_NS-gw" link set lan0 up
+	ip -n "$LAB_NS-gw" addr add 198.18.1.11/24 dev gw-a
+	start_node gw "$gwf" || return 1
+	start_node rw "$rwf" || return 1
+	tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out" 2>/dev/null)" || return 1
+	ping_ok || fail "no traffic through the new tunnel" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf" || return 1
+	got='got additional MOBIKE peer address'
+	if [ "$gwf" = rust ]; then
+		rust=gw stock=rw real=198.18.1.11 tunaddr=198.18.4.4
+		# IKE_AUTH: no CHILD_SA yet, the configured TS already count
+		in_log gw 'not announcing .*198\.18\.100\.1 \(inside traffic selector 198\.18\.100\.0\.\.198\.18\.100\.255\)' ||
+			fail "gw did not say why it left out its LAN address" || return 1
+		in_log rw "$got: 198\.18\.1\.11\$" || fail "rw got no address list with gw's real second address" || return 1
+	else
+		rust=rw stock=gw real=198.18.2.2 tunaddr=198.18.3.3
+		# stock charon announces its LAN address (the design brief's finding)
+		in_log rw "$got: 198\.18\.100\.1\$" && lab_log "stock gw announced its LAN address 198.18.100.1"
+	fi
+	# An address on the rust node's TUN device: an address change, so
+	# charon sends an updated list (RFC 4555 3.6) on the working path.
+	tun=$(ip -n "$LAB_NS-$rust" -o link show | sed -n 's/^[0-9]*: \(ipsec[0-9]*\):.*/\1/p' | head -n 1)
+	[ -n "$tun" ] || fail "$rust: no kernel-libipsec TUN device" || return 1
+	before=$(grep -c "$got: ${real//./\\.}\$" "$LAB_DIR/$stock/charon.log")
+	ip -n "$LAB_NS-$rust" addr add "$tunaddr/32" dev "$tun"
+	wait_for 'in_log "$rust" "not announcing .*${tunaddr//./\\.} \(on tunnel interface $tun\)"' ||
+		fail "$rust did not say why it left out $tunaddr on $tun" || return 1
+	wait_for '[ "$(grep -c "$got: ${real//./\\.}\$" "$LAB_DIR/$stock/charon.log")" -gt "$before" ]' ||
+		fail "$stock got no updated list with $real from $rust" || return 1
+	! in_log "$stock" "$got: (198\.18\.100\.|198\.18\.200\.|${tunaddr//./\\.}\$)" ||
+		fail "$stock got an address of the tunnel: $(grep -E "$got: (198\.18\.100|198\.18\.200|$tunaddr)" "$LAB_DIR/$stock/charon.log")" || return 1
+	lab_log "$rust announced $real, not its LAN/virtual/$tun ($tunaddr) addresses"
+	[ "$rust" = rw ] || return 0
+	# The rust rw probes after rw-a goes down: never towards the gw's LAN
+	# address it was told about, which lies inside its own tunnel.
+	ip -n "$LAB_NS-rw" link set rw-a down
+	wait_for '[ "$(sa_field rw local)" = "198.18.2.2[4500]" ]' ||
+		fail "rw's IKE_SA did not move to rw-b: $(sa_field rw local)" || return 1
+	ping_ok || fail "traffic did not resume after the move" || return 1
+	in_log rw 'checking path 198\.18\.2\.2\[4500\] - 198\.18\.1\.1\[4500\]' ||
+		fail "rw did not probe the gateway's real address" || return 1
+	! in_log rw 'checking path .* - 198\.18\.100\.1\[' || fail "rw probed into its own tunnel" || return 1
+	if in_log rw "$got: 198\.18\.100\.1\$"; then
+		in_log rw 'not probing paths .*198\.18\.2\.2 - 198\.18\.100\.1 \(inside traffic selector' ||
+			fail "rw kept 198.18.100.1 but did not say why it left it out" || return 1
+	fi
+	lab_log "rw moved to $(sa_field rw local) - $(sa_field rw remote) without probing 198.18.100.1"
 }
 
 # Reasons to skip everything, checked once.
@@ -254,7 +450,10 @@ for s in "${selected[@]}"; do
 		"scenario_$kind" "$rwf" "$gwf"
 	)
 	rc=$?
-	if [ $rc = 0 ]; then
+	if [ $rc = 77 ]; then
+		echo "SKIP $name: a tool it needs is missing (see above)"
+		skipped=$((skipped + 1))
+	elif [ $rc = 0 ]; then
 		echo "PASS $name ($((SECONDS - t0))s)"
 		passed=$((passed + 1))
 	else

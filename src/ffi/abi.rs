@@ -16,16 +16,18 @@ use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::mobike::policy::AddressRange;
 use crate::mobike::status::Call;
 use crate::mobike::{
     self, Action, Condition, Exchange, Extension, Families, MobikeTask, RawNotify, Route, Status,
     UpdateForce,
 };
+use crate::mobike::{Interface, OnInterface};
 
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 2;
+pub const MOBIKE_API_VERSION: u32 = 3;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -53,6 +55,35 @@ pub struct mobike_notify {
 pub struct mobike_route {
     pub dst: mobike_addr,
     pub src: mobike_addr,
+}
+
+/// An inclusive address range (a traffic selector's addresses); both ends
+/// of the same family.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct mobike_addr_range {
+    pub from: mobike_addr,
+    pub to: mobike_addr,
+}
+
+/// `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
+/// VTI, GRE, IP-in-IP, SIT, a TUN device such as kernel-libipsec's).
+pub const MOBIKE_IFACE_TUNNEL: u32 = 1 << 0;
+/// `mobike_addr_iface.flags` bit: charon's `interfaces_ignore` or
+/// `interfaces_use` exclude the interface.
+pub const MOBIKE_IFACE_IGNORED: u32 = 1 << 1;
+/// Size of `mobike_addr_iface.name` (Linux IFNAMSIZ).
+pub const MOBIKE_IFACE_NAME_LEN: usize = 16;
+
+/// An address and an interface: the one a local address is on, or the one
+/// the kernel's route towards a peer address leaves through. `name` is
+/// NUL-terminated unless it fills the array; empty if unknown.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct mobike_addr_iface {
+    pub addr: mobike_addr,
+    pub flags: u32,
+    pub name: [u8; MOBIKE_IFACE_NAME_LEN],
 }
 
 /// `mobike_sa_view.flags` bits.
@@ -93,6 +124,22 @@ pub struct mobike_sa_view {
     pub route_current: mobike_addr,
     /// Monotonic clock in milliseconds (for the status only).
     pub now_ms: u64,
+    /// The interface of local addresses (those known).
+    pub local_ifaces: *const mobike_addr_iface,
+    pub local_ifaces_len: usize,
+    /// The interface the route towards peer addresses leaves through.
+    pub route_ifaces: *const mobike_addr_iface,
+    pub route_ifaces_len: usize,
+    /// Virtual IPs in use on the IKE_SA: ours and the peer's.
+    pub my_vips: *const mobike_addr,
+    pub my_vips_len: usize,
+    pub peer_vips: *const mobike_addr,
+    pub peer_vips_len: usize,
+    /// Traffic selectors of the IKE_SA's CHILD_SAs and of its config.
+    pub local_ts: *const mobike_addr_range,
+    pub local_ts_len: usize,
+    pub remote_ts: *const mobike_addr_range,
+    pub remote_ts_len: usize,
 }
 
 /// `mobike_message.exchange` values.
@@ -112,6 +159,8 @@ pub struct mobike_message {
     pub notifies: *const mobike_notify,
     pub notifies_len: usize,
     pub route_src: mobike_addr,
+    /// The IKE message ID.
+    pub message_id: u32,
 }
 
 /// Result of every call. Never renumbered.
@@ -160,6 +209,9 @@ pub enum mobike_action_kind {
     MOBIKE_ACTION_SEND = 9,
     /// Log `data`/`len` (UTF-8, not NUL-terminated) at level `value`.
     MOBIKE_ACTION_LOG = 10,
+    /// Queue a MOBIKE task on the IKE_SA (unless one is queued) and have
+    /// charon initiate it: it checks return routability (RFC 4555 3.7).
+    MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK = 11,
 }
 
 /// `value` of MOBIKE_ACTION_ENABLE_EXTENSION.
@@ -172,6 +224,8 @@ pub const MOBIKE_CONDITION_NAT_FAKE: u32 = 3;
 /// `value` of MOBIKE_ACTION_UPDATE_HOSTS.
 pub const MOBIKE_UPDATE_FORCE_ALL: u32 = 1;
 pub const MOBIKE_UPDATE_FORCE_CHILDREN: u32 = 2;
+/// Move only the IKE_SA (`set_my_host`/`set_other_host`); `a`/`b` as above.
+pub const MOBIKE_UPDATE_IKE_SA_ONLY: u32 = 3;
 
 /// One action. `data` is borrowed from the task and valid until the next
 /// call that takes the task mutably (other than `task_next_action`).
@@ -263,6 +317,18 @@ pub struct mobike_api {
     ) -> mobike_result,
     /// Frees a document; NULL is accepted.
     pub status_free: unsafe extern "C" fn(doc: *mut mobike_status_doc),
+    /// Sets one `charon.plugins.mobike-rs` setting from its text (key
+    /// without the prefix, both NUL-terminated). MOBIKE_INVALID_PARAMETER
+    /// leaves the setting as it was and writes why into `out_msg`
+    /// (NUL-terminated, truncated to `out_len`).
+    pub config_set: unsafe extern "C" fn(
+        key: *const c_char,
+        value: *const c_char,
+        out_msg: *mut c_char,
+        out_len: usize,
+    ) -> mobike_result,
+    /// The settings in effect as one NUL-terminated line.
+    pub config_describe: unsafe extern "C" fn(out: *mut c_char, len: usize) -> mobike_result,
 }
 
 /// Opaque status document: the answer to one `mobike-rs status` request.
@@ -297,6 +363,8 @@ pub static MOBIKE_API: mobike_api = mobike_api {
     status_add: super::status::status_add,
     status_finish: super::status::status_finish,
     status_free: super::status::status_free,
+    config_set: super::config::config_set,
+    config_describe: super::config::config_describe,
 };
 
 /// Set once any panic was caught: new tasks go to the built-in MOBIKE.
@@ -433,10 +501,10 @@ fn step(
         };
         t.actions.clear();
         t.next = 0;
+        let env = registry::env();
         let status = registry::with_memory(view.unique_id, |mem| {
             let (status, call) = match which {
                 Step::Build => {
-                    let env = registry::env();
                     let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
                     #[cfg(feature = "hostile-peer")]
                     crate::hostile::on_build(
@@ -449,7 +517,7 @@ fn step(
                     (s, Call::Build)
                 }
                 Step::Process => {
-                    let s = t.core.process(&view, &message, mem, &mut t.actions);
+                    let s = t.core.process(&view, &message, mem, &env, &mut t.actions);
                     (s, Call::Process)
                 }
             };
@@ -506,13 +574,15 @@ unsafe extern "C" fn task_transmit(
         };
         t.actions.clear();
         t.next = 0;
-        let found = t.core.transmit(&view, &mut t.actions);
-        #[cfg(feature = "hostile-peer")]
-        crate::hostile::on_transmit(task as usize, &mut t.actions);
-        let probing = t.core.is_probing();
-        registry::with_memory(view.unique_id, |mem| {
-            let call = Call::Transmit { probing };
-            mem.stats.record(&view, call, &t.actions, Status::NeedMore)
+        let found = registry::with_memory(view.unique_id, |mem| {
+            let found = t.core.transmit(&view, mem, &mut t.actions);
+            #[cfg(feature = "hostile-peer")]
+            crate::hostile::on_transmit(task as usize, &mut t.actions);
+            let call = Call::Transmit {
+                probing: t.core.is_probing(),
+            };
+            mem.stats.record(&view, call, &t.actions, Status::NeedMore);
+            found
         });
         // SAFETY: checked non-NULL above.
         unsafe { *out_found = found };
@@ -612,6 +682,33 @@ pub(crate) struct ViewStorage {
     peers: Vec<SocketAddr>,
     locals: Vec<IpAddr>,
     routes: Vec<Route>,
+    local_ifaces: Vec<OnInterface>,
+    route_ifaces: Vec<OnInterface>,
+    my_vips: Vec<IpAddr>,
+    peer_vips: Vec<IpAddr>,
+    local_ts: Vec<AddressRange>,
+    remote_ts: Vec<AddressRange>,
+}
+
+/// The core's form of an interface fact; `None` without an address.
+fn on_interface_of(f: &mobike_addr_iface) -> Option<OnInterface> {
+    let addr = ip_of(&f.addr).ok().flatten()?;
+    let len = f.name.iter().position(|b| *b == 0).unwrap_or(f.name.len());
+    Some(OnInterface {
+        addr,
+        iface: Interface {
+            name: String::from_utf8_lossy(&f.name[..len]).into_owned(),
+            tunnel: f.flags & MOBIKE_IFACE_TUNNEL != 0,
+            ignored: f.flags & MOBIKE_IFACE_IGNORED != 0,
+        },
+    })
+}
+
+/// The core's form of a range; `None` unless both ends are of one family.
+fn range_of(r: &mobike_addr_range) -> Option<AddressRange> {
+    let from = ip_of(&r.from).ok().flatten()?;
+    let to = ip_of(&r.to).ok().flatten()?;
+    (from.is_ipv4() == to.is_ipv4()).then_some(AddressRange { from, to })
 }
 
 impl ViewStorage {
@@ -623,6 +720,20 @@ impl ViewStorage {
                 slice_of(sa.local_addrs, sa.local_addrs_len)?,
                 slice_of(sa.routes, sa.routes_len)?,
             )
+        };
+        // SAFETY: as above.
+        let (local_ifaces, route_ifaces, my_vips, peer_vips, local_ts, remote_ts) = unsafe {
+            (
+                slice_of(sa.local_ifaces, sa.local_ifaces_len)?,
+                slice_of(sa.route_ifaces, sa.route_ifaces_len)?,
+                slice_of(sa.my_vips, sa.my_vips_len)?,
+                slice_of(sa.peer_vips, sa.peer_vips_len)?,
+                slice_of(sa.local_ts, sa.local_ts_len)?,
+                slice_of(sa.remote_ts, sa.remote_ts_len)?,
+            )
+        };
+        let ips = |a: &[mobike_addr]| -> Vec<IpAddr> {
+            a.iter().filter_map(|a| ip_of(a).ok().flatten()).collect()
         };
         Ok(ViewStorage {
             peers: peers
@@ -643,6 +754,12 @@ impl ViewStorage {
                     })
                 })
                 .collect(),
+            local_ifaces: local_ifaces.iter().filter_map(on_interface_of).collect(),
+            route_ifaces: route_ifaces.iter().filter_map(on_interface_of).collect(),
+            my_vips: ips(my_vips),
+            peer_vips: ips(peer_vips),
+            local_ts: local_ts.iter().filter_map(range_of).collect(),
+            remote_ts: remote_ts.iter().filter_map(range_of).collect(),
         })
     }
 
@@ -675,6 +792,12 @@ impl ViewStorage {
             routes: &self.routes,
             route_current: ip_of(&sa.route_current).ok().flatten(),
             now_ms: sa.now_ms,
+            local_interfaces: &self.local_ifaces,
+            route_interfaces: &self.route_ifaces,
+            my_vips: &self.my_vips,
+            peer_vips: &self.peer_vips,
+            local_ts: &self.local_ts,
+            remote_ts: &self.remote_ts,
         })
     }
 }
@@ -712,6 +835,7 @@ fn message_of<'a>(
         dst: sock_of(&msg.dst).ok()??,
         spi_i: msg.spi_i,
         spi_r: msg.spi_r,
+        message_id: msg.message_id,
         notifies,
         route_src: ip_of(&msg.route_src).ok().flatten(),
     })
@@ -770,7 +894,11 @@ fn action_to_c(action: &Action) -> mobike_action {
             out.value = match force {
                 UpdateForce::All => MOBIKE_UPDATE_FORCE_ALL,
                 UpdateForce::Children => MOBIKE_UPDATE_FORCE_CHILDREN,
+                UpdateForce::IkeSaOnly => MOBIKE_UPDATE_IKE_SA_ONLY,
             };
+        }
+        Action::QueueReturnRoutabilityCheck => {
+            out.kind = MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK;
         }
         Action::Send { src, dst } => {
             out.kind = MOBIKE_ACTION_SEND;
@@ -873,5 +1001,89 @@ mod tests {
             let text = unsafe { std::ffi::CStr::from_ptr((MOBIKE_API.result_text)(r)) };
             assert!(!text.to_bytes().is_empty());
         }
+    }
+
+    #[test]
+    fn filter_facts_reach_the_core() {
+        let a = |s: &str| addr_to_c(Some(SocketAddr::new(s.parse().unwrap(), 0)));
+        let mut name = [0u8; MOBIKE_IFACE_NAME_LEN];
+        name[..6].copy_from_slice(b"ipsec0");
+        let ifaces = [
+            mobike_addr_iface {
+                addr: a("198.18.3.3"),
+                flags: MOBIKE_IFACE_TUNNEL,
+                name,
+            },
+            // a name filling the array has no NUL
+            mobike_addr_iface {
+                addr: a("198.18.4.4"),
+                flags: MOBIKE_IFACE_IGNORED,
+                name: [b'x'; MOBIKE_IFACE_NAME_LEN],
+            },
+            // no address: dropped
+            mobike_addr_iface::default(),
+        ];
+        let vips = [a("198.18.200.1")];
+        let ts = [
+            mobike_addr_range {
+                from: a("198.18.100.0"),
+                to: a("198.18.100.255"),
+            },
+            // mixed families: dropped
+            mobike_addr_range {
+                from: a("198.18.100.0"),
+                to: a("2001:db8::1"),
+            },
+        ];
+        let sa = mobike_sa_view {
+            unique_id: 1,
+            flags: 0,
+            spi_i: [0; 8],
+            spi_r: [0; 8],
+            my_host: a("198.18.1.2"),
+            other_host: a("198.18.1.1"),
+            my_cfg_port: 500,
+            other_cfg_port: 500,
+            socket_port: 500,
+            socket_natt_port: 4500,
+            families: MOBIKE_FAMILY_V4,
+            peer_addrs: std::ptr::null(),
+            peer_addrs_len: 0,
+            local_addrs: std::ptr::null(),
+            local_addrs_len: 0,
+            routes: std::ptr::null(),
+            routes_len: 0,
+            route_current: mobike_addr::default(),
+            now_ms: 0,
+            local_ifaces: ifaces.as_ptr(),
+            local_ifaces_len: ifaces.len(),
+            route_ifaces: ifaces.as_ptr(),
+            route_ifaces_len: 1,
+            my_vips: vips.as_ptr(),
+            my_vips_len: 1,
+            peer_vips: std::ptr::null(),
+            peer_vips_len: 0,
+            local_ts: ts.as_ptr(),
+            local_ts_len: ts.len(),
+            remote_ts: std::ptr::null(),
+            remote_ts_len: 0,
+        };
+        let storage = ViewStorage::new(&sa).unwrap();
+        let v = storage.view(&sa).unwrap();
+        assert_eq!(v.local_interfaces.len(), 2);
+        assert_eq!(v.local_interfaces[0].iface.name, "ipsec0");
+        assert!(v.local_interfaces[0].iface.tunnel && !v.local_interfaces[0].iface.ignored);
+        assert_eq!(v.local_interfaces[1].iface.name, "x".repeat(16));
+        assert!(v.local_interfaces[1].iface.ignored && !v.local_interfaces[1].iface.tunnel);
+        assert_eq!(v.route_interfaces.len(), 1);
+        assert_eq!(v.my_vips, ["198.18.200.1".parse::<IpAddr>().unwrap()]);
+        assert!(v.peer_vips.is_empty() && v.remote_ts.is_empty());
+        assert_eq!(v.local_ts.len(), 1);
+        // a NULL array with a length is refused
+        let bad = mobike_sa_view {
+            local_ts: std::ptr::null(),
+            ..sa
+        };
+        assert!(ViewStorage::new(&bad).is_err());
     }
 }

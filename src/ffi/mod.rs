@@ -1,11 +1,12 @@
 //! The boundary: the C ABI over the core ([`abi`]), the process-wide state
-//! behind it ([`registry`]), the status socket's documents ([`status`]) and
+//! behind it ([`registry`]), the settings ([`config`]), the status socket's documents ([`status`]) and
 //! charon's two entry points ([`entry`]).
 //!
 //! The only module with `unsafe` code. Nothing here decides anything about
 //! MOBIKE: it converts, checks pointers and catches panics.
 
 pub mod abi;
+pub mod config;
 pub mod entry;
 pub mod registry;
 pub mod status;

@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::mobike::policy::SettingError;
 use crate::mobike::task::Env;
-use crate::mobike::SaMemory;
+use crate::mobike::{Policy, SaMemory};
 
 /// Most IKE_SAs whose memory is kept (a gateway with many road warriors).
 pub const MAX_SAS: usize = 1 << 17;
@@ -73,7 +74,34 @@ pub fn env() -> Env<'static> {
     Env {
         rng: rng(),
         fake_natd_source: fake,
+        policy: policy_lock()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
     }
+}
+
+fn policy_lock() -> &'static RwLock<Policy> {
+    static P: OnceLock<RwLock<Policy>> = OnceLock::new();
+    P.get_or_init(|| RwLock::new(Policy::default()))
+}
+
+/// Applies one setting to the process-wide policy (see [`Policy::set`]);
+/// `None` sets it back to its default.
+pub fn set_policy(key: &str, value: Option<&str>) -> Result<(), SettingError> {
+    let mut p = policy_lock().write().unwrap_or_else(|p| p.into_inner());
+    match value {
+        Some(v) => p.set(key, v),
+        None => p.reset(key),
+    }
+}
+
+/// The policy as one log line.
+pub fn describe_policy() -> String {
+    policy_lock()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .describe()
 }
 
 /// What the status shows of IKE_SA `unique_id`; `None` if no MOBIKE task

@@ -153,6 +153,18 @@ mod tests {
             routes_len: 0,
             route_current: mobike_addr::default(),
             now_ms: 5_000,
+            local_ifaces: std::ptr::null(),
+            local_ifaces_len: 0,
+            route_ifaces: std::ptr::null(),
+            route_ifaces_len: 0,
+            my_vips: std::ptr::null(),
+            my_vips_len: 0,
+            peer_vips: std::ptr::null(),
+            peer_vips_len: 0,
+            local_ts: std::ptr::null(),
+            local_ts_len: 0,
+            remote_ts: std::ptr::null(),
+            remote_ts_len: 0,
         }
     }
 

@@ -12,23 +12,28 @@
 
 pub mod addr;
 pub mod cookie;
+pub mod filter;
+pub mod memory;
 pub mod natd;
 pub mod notify;
+pub mod policy;
 pub mod status;
 pub mod task;
 
 use std::net::SocketAddr;
 
+pub use addr::Path;
 pub use addr::{Families, Route};
-pub use natd::SaMemory;
+pub use filter::{AddressFilter, Interface, OnInterface};
+pub use memory::SaMemory;
 pub use notify::{Notify, NotifyType};
+pub use policy::{Policy, ReturnRoutability};
 pub use status::{SaStats, UpdateReason};
 pub use task::MobikeTask;
 
-/// Most addresses of either peer kept or announced (strongSwan's built-in
-/// announces at most 8; the peer's list is bounded here, RFC 4555 leaves it
-/// open and a peer controls it).
-pub const MAX_PEER_ADDRESSES: usize = 16;
+/// Most addresses of the peer ever kept, whatever `max_peer_addresses`
+/// says (RFC 4555 leaves the list open and a peer controls it).
+pub const MAX_PEER_ADDRESSES: usize = policy::PEER_ADDRESSES_LIMIT;
 /// Most ADDITIONAL_*_ADDRESS notifies we put in one message.
 pub const MAX_ANNOUNCED_ADDRESSES: usize = 8;
 /// COOKIE2 length we send (RFC 4555 3.5 allows 8..=64).
@@ -77,6 +82,9 @@ pub enum UpdateForce {
     All,
     /// Only the CHILD_SAs (UPDATE_HOSTS_FORCE_CHILDREN), e.g. after NAT state changed.
     Children,
+    /// Only the IKE_SA's addresses; the CHILD_SAs stay until the return
+    /// routability check of the new path is answered (RFC 4555 3.5).
+    IkeSaOnly,
 }
 
 /// One decision for the caller to apply, in the order given.
@@ -114,6 +122,10 @@ pub enum Action {
         src: SocketAddr,
         dst: SocketAddr,
     },
+    /// Queue an INFORMATIONAL exchange on this IKE_SA (a MOBIKE task, unless
+    /// one is queued already) that checks the return routability of the
+    /// IKE_SA's current path (RFC 4555 3.7).
+    QueueReturnRoutabilityCheck,
     /// A line for the daemon's log, IKE group; level 1 or 2.
     Log {
         level: u8,
@@ -169,6 +181,20 @@ pub struct SaView<'a> {
     pub route_current: Option<std::net::IpAddr>,
     /// The caller's monotonic clock in milliseconds (stats only).
     pub now_ms: u64,
+    /// The interface each local address is on (as far as known).
+    pub local_interfaces: &'a [OnInterface],
+    /// For peer addresses: the interface the kernel's route towards it
+    /// leaves through (from the source in `routes`), as far as known.
+    pub route_interfaces: &'a [OnInterface],
+    /// Virtual IPs in use on this IKE_SA: ours and the peer's.
+    pub my_vips: &'a [std::net::IpAddr],
+    pub peer_vips: &'a [std::net::IpAddr],
+    /// Traffic selectors of this IKE_SA, local and remote, as address
+    /// ranges: those of its CHILD_SAs and those its config proposes (the
+    /// first CHILD_SA is negotiated in the very IKE_AUTH exchange that
+    /// carries the first address list, RFC 4555 3.4).
+    pub local_ts: &'a [policy::AddressRange],
+    pub remote_ts: &'a [policy::AddressRange],
 }
 
 /// A received message (for `process`) or the message being built (for
@@ -182,6 +208,8 @@ pub struct Message<'a> {
     /// SPIs from the message header (network byte order).
     pub spi_i: [u8; 8],
     pub spi_r: [u8; 8],
+    /// The IKE message ID (orders the peer's requests, RFC 4555 3.5).
+    pub message_id: u32,
     /// Notify payloads, raw, in message order (received messages only).
     pub notifies: &'a [RawNotify<'a>],
     /// For `build`: the kernel's source address towards `dst` with `src` as
@@ -228,5 +256,11 @@ pub(crate) fn test_view<'a>(
         routes,
         route_current: Some("198.18.1.2".parse().unwrap()),
         now_ms: 0,
+        local_interfaces: &[],
+        route_interfaces: &[],
+        my_vips: &[],
+        peer_vips: &[],
+        local_ts: &[],
+        remote_ts: &[],
     }
 }

@@ -3,7 +3,6 @@
 //! SHA-1(SPIi | SPIr | address | port), and detection of changed NAT
 //! mappings during DPD.
 //!
-//! Owns: [`SaMemory`], the little per-IKE_SA state charon has no place for.
 //! Never: trusts a hash for anything but comparison.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,28 +11,6 @@ use ring::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY};
 
 use super::notify::{Notify, NotifyType};
 use super::{Action, Condition, Extension, Message};
-
-/// Per-IKE_SA state kept between tasks.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SaMemory {
-    /// NAT_DETECTION_DESTINATION_IP hash last received in an INFORMATIONAL
-    /// response (what the peer saw as our address), to notice a changed
-    /// NAT mapping.
-    pub last_natd_dst_hash: Option<[u8; 20]>,
-    /// What `mobike-rs status` shows (see [`super::status`]).
-    pub stats: super::status::SaStats,
-}
-
-impl SaMemory {
-    /// Records `hash`; true if a different one was recorded before
-    /// (the semantics of charon's `ike_sa->has_mapping_changed`).
-    pub fn mapping_changed(&mut self, hash: [u8; 20]) -> bool {
-        match self.last_natd_dst_hash.replace(hash) {
-            None => false,
-            Some(old) => old != hash,
-        }
-    }
-}
 
 /// SHA-1(SPIi | SPIr | IP | port) (RFC 7296 2.23).
 pub fn hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> [u8; 20] {
@@ -171,7 +148,7 @@ mod tests {
 
     #[test]
     fn mapping_memory_semantics() {
-        let mut m = SaMemory::default();
+        let mut m = super::super::SaMemory::default();
         assert!(!m.mapping_changed([1; 20]), "first hash only recorded");
         assert!(!m.mapping_changed([1; 20]));
         assert!(m.mapping_changed([2; 20]));

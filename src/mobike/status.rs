@@ -29,6 +29,11 @@ pub enum UpdateReason {
     NatMappingChanged,
     /// The NAT state changed with the new path (CHILD_SAs only).
     NatStateAfterUpdate,
+    /// The peer's UPDATE_SA_ADDRESSES, once the return routability check
+    /// of its new path was answered (RFC 4555 3.5, 3.7).
+    ReturnRoutabilityConfirmed,
+    /// The peer refused the new path; back to the one before.
+    PathRefused,
 }
 
 impl UpdateReason {
@@ -40,6 +45,8 @@ impl UpdateReason {
             UpdateReason::PathCheckAnswered => "path-check-answered",
             UpdateReason::NatMappingChanged => "nat-mapping-changed",
             UpdateReason::NatStateAfterUpdate => "nat-state-after-update",
+            UpdateReason::ReturnRoutabilityConfirmed => "return-routability-confirmed",
+            UpdateReason::PathRefused => "path-refused",
         }
     }
 }
@@ -52,6 +59,10 @@ impl fmt::Display for UpdateReason {
             UpdateReason::PathCheckAnswered => "path check answered",
             UpdateReason::NatMappingChanged => "NAT mapping changed",
             UpdateReason::NatStateAfterUpdate => "NAT state after update",
+            UpdateReason::ReturnRoutabilityConfirmed => {
+                "peer's UPDATE_SA_ADDRESSES, return routability confirmed"
+            }
+            UpdateReason::PathRefused => "peer refused the new path",
         })
     }
 }
@@ -165,7 +176,10 @@ impl SaStats {
                     if *reason == UpdateReason::NatMappingChanged {
                         c.nat_mapping_changes = c.nat_mapping_changes.saturating_add(1);
                     }
-                    if *reason == UpdateReason::PeerUpdate {
+                    if matches!(
+                        reason,
+                        UpdateReason::PeerUpdate | UpdateReason::ReturnRoutabilityConfirmed
+                    ) {
                         c.updates_received = c.updates_received.saturating_add(1);
                     }
                     if to != from {

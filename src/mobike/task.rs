@@ -9,11 +9,12 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use super::addr::{port_for, show, IKEV2_NATT_PORT, IKEV2_UDP_PORT};
+use super::addr::{port_for, show, Path, IKEV2_NATT_PORT, IKEV2_UDP_PORT};
+use super::memory::NAT_RETRIES;
 use super::notify::{self, Notify, NotifyType};
 use super::{
-    cookie, natd, Action, Exchange, Extension, Message, SaMemory, SaView, Status, UpdateForce,
-    UpdateReason, MAX_ANNOUNCED_ADDRESSES, MAX_PEER_ADDRESSES,
+    cookie, natd, Action, Exchange, Extension, Message, Policy, ReturnRoutability, SaMemory,
+    SaView, Status, UpdateForce, UpdateReason, MAX_ANNOUNCED_ADDRESSES,
 };
 
 /// What the core needs from its environment besides the call's facts.
@@ -23,6 +24,8 @@ pub struct Env<'a> {
     /// The made-up source address hashed into NAT_DETECTION_SOURCE_IP when
     /// UDP encapsulation is forced (random per process, stable within it).
     pub fake_natd_source: Ipv4Addr,
+    /// The administrator's settings.
+    pub policy: Policy,
 }
 
 /// State of one MOBIKE task.
@@ -48,12 +51,35 @@ pub struct MobikeTask {
     addresses_updated: bool,
     /// MOBIKE_SUPPORTED was handled in IKE_AUTH (first request only).
     ike_auth_done: bool,
+    /// Responder: the request's NO_NATS_ALLOWED did not match its IP
+    /// header; answer UNEXPECTED_NAT_DETECTED (RFC 4555 3.9).
+    nat_mismatch: bool,
+    /// Responder: the request's addresses are not acceptable; answer
+    /// UNACCEPTABLE_ADDRESSES (RFC 4555 3.5).
+    unacceptable: bool,
+    /// Requester: this request checks the return routability of this path
+    /// (RFC 4555 3.7) and is sent there only.
+    return_routability_check: Option<Path>,
+    /// Initiator: the path before this task moved us, to return to when
+    /// the peer refuses every other (RFC 4555 3.5).
+    previous_path: Option<Path>,
 }
 
 /// What the notifies of a received message said.
 #[derive(Default)]
 struct Received {
     natd: Vec<(NotifyType, [u8; 20])>,
+    /// The new peer address set (ADDITIONAL_*_ADDRESS or
+    /// NO_ADDITIONAL_ADDRESSES), the message's source first.
+    address_set: Option<Vec<SocketAddr>>,
+    /// Addresses beyond `max_peer_addresses`, and outside
+    /// `acceptable_peer_addresses`.
+    dropped: usize,
+    unacceptable_dropped: usize,
+    /// NO_NATS_ALLOWED: the addresses the sender says it used.
+    no_nats_allowed: Option<(SocketAddr, SocketAddr)>,
+    unacceptable_addresses: bool,
+    unexpected_nat_detected: bool,
 }
 
 impl MobikeTask {
@@ -70,6 +96,10 @@ impl MobikeTask {
             address: false,
             addresses_updated: false,
             ike_auth_done: false,
+            nat_mismatch: false,
+            unacceptable: false,
+            return_routability_check: None,
+            previous_path: None,
         }
     }
 
@@ -128,9 +158,8 @@ impl MobikeTask {
         env: &Env<'_>,
         out: &mut Vec<Action>,
     ) -> Status {
-        let _ = mem;
         if self.build_as_initiator {
-            self.build_request(sa, msg, env, out)
+            self.build_request(sa, msg, mem, env, out)
         } else {
             self.build_response(sa, msg, env, out)
         }
@@ -142,18 +171,28 @@ impl MobikeTask {
         sa: &SaView<'_>,
         msg: &Message<'_>,
         mem: &mut SaMemory,
+        env: &Env<'_>,
         out: &mut Vec<Action>,
     ) -> Status {
         if self.initiator {
-            self.process_response(sa, msg, mem, out)
+            self.process_response(sa, msg, mem, env, out)
         } else {
-            self.process_request(sa, msg, mem, out)
+            self.process_request(sa, msg, mem, env, out)
         }
     }
 
     /// `ike_mobike_t.transmit`: decide the paths this (re)transmission goes
     /// to, as [`Action::Send`]; returns false if no path was found.
-    pub fn transmit(&mut self, sa: &SaView<'_>, out: &mut Vec<Action>) -> bool {
+    pub fn transmit(&mut self, sa: &SaView<'_>, mem: &SaMemory, out: &mut Vec<Action>) -> bool {
+        if let Some(path) = self.return_routability_check {
+            // RFC 4555 3.7: an answer proves return routability only if the
+            // request went to that one address.
+            out.push(Action::Send {
+                src: path.local,
+                dst: path.remote,
+            });
+            return true;
+        }
         if !self.check {
             // The current path still has a route from our address: send
             // there only, to the hosts as they are now (a peer's MOBIKE
@@ -176,7 +215,11 @@ impl MobikeTask {
             self.check = true;
         }
         // RFC 4555 3.5: the same message goes to every path we can route;
-        // the first path that answers wins.
+        // the first path that answers wins. A path that cannot carry IKE
+        // (into this IKE_SA's tunnel, through a tunnel interface, to a
+        // link-local address, see super::filter) is not tried.
+        let filter = super::filter::AddressFilter::new(sa);
+        let mut skipped = super::filter::Skipped::default();
         let mut found = false;
         let mut tried: Vec<(SocketAddr, SocketAddr)> = Vec::new();
         for peer in sa.peer_addresses {
@@ -191,6 +234,10 @@ impl MobikeTask {
             else {
                 continue;
             };
+            if let Err(why) = filter.path(src, peer.ip()) {
+                skipped.note(format_args!("{src} - {}", peer.ip()), why);
+                continue;
+            }
             let me = port_for(
                 src,
                 sa.my_host,
@@ -206,6 +253,23 @@ impl MobikeTask {
             if tried.contains(&(me, other)) {
                 continue;
             }
+            if mem.is_rejected(
+                Path {
+                    local: me,
+                    remote: other,
+                },
+                sa.now_ms,
+            ) {
+                out.push(log(
+                    2,
+                    format!(
+                        "not checking path {} - {}: the peer refused it",
+                        show(me),
+                        show(other)
+                    ),
+                ));
+                continue;
+            }
             tried.push((me, other));
             out.push(log(
                 1,
@@ -217,6 +281,7 @@ impl MobikeTask {
             });
             found = true;
         }
+        out.extend(skipped.log("not probing paths"));
         found
     }
 
@@ -224,6 +289,7 @@ impl MobikeTask {
         &mut self,
         sa: &SaView<'_>,
         msg: &Message<'_>,
+        mem: &mut SaMemory,
         env: &Env<'_>,
         out: &mut Vec<Action>,
     ) -> Status {
@@ -234,6 +300,9 @@ impl MobikeTask {
                 if !self.ike_auth_done {
                     add(out, &Notify::MobikeSupported);
                     build_address_list(sa, out);
+                    // RFC 4555 3.9: the first IKE_AUTH request can set
+                    // addresses, so it carries NO_NATS_ALLOWED too.
+                    no_nats_allowed(&env.policy, msg.src, msg.dst, out);
                     self.ike_auth_done = true;
                 }
                 Status::NeedMore
@@ -279,11 +348,38 @@ impl MobikeTask {
                         ),
                     ));
                 }
-                if self.address && !self.check {
+                let list = self.address && !self.check;
+                if list {
                     build_address_list(sa, out);
+                }
+                // RFC 4555 3.9: every request that can change addresses.
+                if self.update || list {
+                    no_nats_allowed(&env.policy, msg.src, msg.dst, out);
                 }
                 if self.natd {
                     natd::build(&msg, sa.force_encap, env.fake_natd_source, out);
+                }
+                // As original responder we check that the initiator can
+                // receive at the address it moved to (RFC 4555 3.5, 3.7):
+                // any INFORMATIONAL request of ours with a fresh COOKIE2,
+                // sent to that address only.
+                let pending = mem.return_routability_pending.map(|(p, _)| p);
+                if let (false, None, Some(path)) = (sa.original_initiator, &self.cookie2, pending) {
+                    let Some(c) = cookie::generate(env.rng) else {
+                        out.push(log(1, "no random bytes for COOKIE2, closing IKE_SA".into()));
+                        return Status::Failed;
+                    };
+                    add(out, &Notify::Cookie2(c.clone()));
+                    self.cookie2 = Some(c);
+                    self.return_routability_check = Some(path);
+                    self.check = false;
+                    out.push(log(
+                        1,
+                        format!(
+                            "checking return routability of {} (COOKIE2)",
+                            show(path.remote)
+                        ),
+                    ));
                 }
                 Status::NeedMore
             }
@@ -301,13 +397,22 @@ impl MobikeTask {
         match msg.exchange {
             // In the last IKE_AUTH response only.
             Exchange::IkeAuth if sa.authenticated => {
-                if sa.mobike_supported {
+                if self.nat_mismatch {
+                    add(out, &Notify::UnexpectedNatDetected);
+                } else if sa.mobike_supported {
                     add(out, &Notify::MobikeSupported);
                     build_address_list(sa, out);
                 }
                 Status::Success
             }
             Exchange::Informational => {
+                // RFC 4555 3.9, 3.5: the refusals.
+                if self.nat_mismatch {
+                    add(out, &Notify::UnexpectedNatDetected);
+                }
+                if self.unacceptable {
+                    add(out, &Notify::UnacceptableAddresses);
+                }
                 if self.natd_seen {
                     natd::build(msg, sa.force_encap, env.fake_natd_source, out);
                 }
@@ -325,49 +430,81 @@ impl MobikeTask {
         sa: &SaView<'_>,
         msg: &Message<'_>,
         mem: &mut SaMemory,
+        env: &Env<'_>,
         out: &mut Vec<Action>,
     ) -> Status {
         match msg.exchange {
             Exchange::IkeAuth => {
                 if !self.ike_auth_done {
-                    self.read_notifies(sa, msg, out);
                     self.ike_auth_done = true;
+                    let mut r = self.read_notifies(sa, msg, &env.policy, out);
+                    if self.refuses_nat(msg, &r, out) {
+                        // No MOBIKE on an IKE_SA whose addresses were
+                        // modified on the way: nothing can move it.
+                        out.retain(|a| *a != Action::EnableExtension(Extension::Mobike));
+                        return Status::NeedMore;
+                    }
+                    self.apply_address_set(&env.policy, &mut r, out);
                 }
                 Status::NeedMore
             }
             Exchange::Informational => {
-                let r = self.read_notifies(sa, msg, out);
-                if self.natd {
-                    let o = natd::process(msg, &r.natd, false, mem);
-                    natd::apply(&o, sa.force_encap, out);
-                    self.natd_seen = o.seen;
+                let mut r = self.read_notifies(sa, msg, &env.policy, out);
+                let o = self.natd.then(|| natd::process(msg, &r.natd, false, mem));
+                self.natd_seen = o.as_ref().is_some_and(|o| o.seen);
+                let changes = self.update || r.address_set.is_some();
+                // RFC 4555 3.5, 3.6: a request older than one already
+                // processed gets its answer, nothing else.
+                if changes && mem.is_older_update(msg.message_id) {
+                    out.push(log(
+                        1,
+                        format!(
+                            "request {} is older than request {} that updated addresses, changing nothing",
+                            msg.message_id,
+                            mem.newest_update_mid.unwrap_or(0)
+                        ),
+                    ));
+                    self.update = false;
+                    return Status::NeedMore;
                 }
-                let (mut me_new, mut other_new) = (None, None);
+                if changes && self.refuses_nat(msg, &r, out) {
+                    self.update = false;
+                    return Status::NeedMore;
+                }
+                if self.update && !env.policy.accepts(msg.src.ip()) {
+                    // RFC 4555 3.5: local policy decides which pairs are
+                    // acceptable; refuse and change nothing.
+                    out.push(log(
+                        1,
+                        format!(
+                            "path {} - {} is not acceptable (acceptable_peer_addresses = {}), answering UNACCEPTABLE_ADDRESSES",
+                            show(msg.dst),
+                            show(msg.src),
+                            env.policy.show("acceptable_peer_addresses")
+                        ),
+                    ));
+                    self.unacceptable = true;
+                    self.update = false;
+                    return Status::NeedMore;
+                }
+                self.apply_address_set(&env.policy, &mut r, out);
+                if let Some(o) = &o {
+                    natd::apply(o, sa.force_encap, out);
+                }
                 if self.update {
-                    // RFC 4555 3.5: the addresses of the request are the
-                    // new path.
-                    me_new = Some(msg.dst);
-                    other_new = Some(msg.src);
+                    self.peer_update(sa, msg, mem, &env.policy, out);
                 } else if self.addresses_updated
                     && sa.original_initiator
                     && msg.src != sa.other_host
                 {
                     // As original initiator we follow a responder that used
                     // another address of its list to reach us.
-                    other_new = Some(msg.src);
-                    me_new = Some(msg.dst);
-                }
-                if me_new.is_some() || other_new.is_some() {
                     update_hosts(
                         sa,
-                        me_new,
-                        other_new,
+                        Some(msg.dst),
+                        Some(msg.src),
                         UpdateForce::All,
-                        if self.update {
-                            UpdateReason::PeerUpdate
-                        } else {
-                            UpdateReason::FollowedPeer
-                        },
+                        UpdateReason::FollowedPeer,
                         out,
                     );
                 }
@@ -382,15 +519,38 @@ impl MobikeTask {
         sa: &SaView<'_>,
         msg: &Message<'_>,
         mem: &mut SaMemory,
+        env: &Env<'_>,
         out: &mut Vec<Action>,
     ) -> Status {
         match msg.exchange {
             // In the last IKE_AUTH response only.
             Exchange::IkeAuth if sa.authenticated => {
-                self.read_notifies(sa, msg, out);
+                let mut r = self.read_notifies(sa, msg, &env.policy, out);
+                if r.unexpected_nat_detected {
+                    // RFC 4555 3.9: retry from a new IKE_SA_INIT (charon's
+                    // keyingtries) rather than use a path that was modified.
+                    out.push(log(
+                        1,
+                        "peer saw our addresses modified on the way (UNEXPECTED_NAT_DETECTED), IKE_SA fails and is retried".into(),
+                    ));
+                    return Status::Failed;
+                }
+                self.apply_address_set(&env.policy, &mut r, out);
                 Status::Success
             }
             Exchange::Informational => {
+                let sent = self.cookie2.take();
+                let mut r = self.read_notifies(sa, msg, &env.policy, out);
+                if let Some(sent) = sent {
+                    let echoed = self.cookie2.take();
+                    if !echoed.is_some_and(|e| cookie::matches(&sent, &e)) {
+                        out.push(log(1, "COOKIE2 mismatch, closing IKE_SA".into()));
+                        return Status::Failed;
+                    }
+                }
+                if let Some(path) = self.return_routability_check.take() {
+                    return_routability_confirmed(sa, path, mem, out);
+                }
                 // A queued check or update supersedes what this answer says
                 // (RFC 4555 3.5: act on the newest information).
                 if sa.newer_update_queued {
@@ -400,15 +560,13 @@ impl MobikeTask {
                     ));
                     return Status::Success;
                 }
-                let sent = self.cookie2.take();
-                let r = self.read_notifies(sa, msg, out);
-                if let Some(sent) = sent {
-                    let echoed = self.cookie2.take();
-                    if !echoed.is_some_and(|e| cookie::matches(&sent, &e)) {
-                        out.push(log(1, "COOKIE2 mismatch, closing IKE_SA".into()));
-                        return Status::Failed;
-                    }
+                if self.update && (r.unexpected_nat_detected || r.unacceptable_addresses) {
+                    return self.path_refused(sa, &r, mem, out);
                 }
+                if self.update {
+                    mem.nat_retries = 0;
+                }
+                self.apply_address_set(&env.policy, &mut r, out);
                 let mut force = false;
                 if self.natd {
                     let mut o = natd::process(msg, &r.natd, true, mem);
@@ -453,6 +611,10 @@ impl MobikeTask {
                             },
                             out,
                         );
+                        self.previous_path.get_or_insert(Path {
+                            local: sa.my_host,
+                            remote: sa.other_host,
+                        });
                         if sa.original_initiator {
                             // RFC 4555 3.5: the answering path wins; a new
                             // exchange on it moves the peer's SAs too.
@@ -474,24 +636,176 @@ impl MobikeTask {
         }
     }
 
-    /// Reads the MOBIKE notifies of a received message into the task and
-    /// the peer address set (RFC 4555 3.4, 3.6: a list replaces the whole
-    /// set; the address the message came from stays in it).
+    /// RFC 4555 3.5: moves to the path of the peer's UPDATE_SA_ADDRESSES,
+    /// the IPsec SAs only once its return routability is known (policy).
+    fn peer_update(
+        &mut self,
+        sa: &SaView<'_>,
+        msg: &Message<'_>,
+        mem: &mut SaMemory,
+        policy: &Policy,
+        out: &mut Vec<Action>,
+    ) {
+        let path = Path {
+            local: msg.dst,
+            remote: msg.src,
+        };
+        let moved = path.remote != sa.other_host || path.local != sa.my_host;
+        let check = if moved {
+            policy.return_routability
+        } else {
+            ReturnRoutability::Off
+        };
+        // A newer update restarts the check (RFC 4621 5.5.2); back on a
+        // checked path, nothing is pending.
+        mem.return_routability_pending = match check {
+            ReturnRoutability::Before => Some((path, true)),
+            ReturnRoutability::After => Some((path, false)),
+            ReturnRoutability::Off => None,
+        };
+        if check == ReturnRoutability::Before {
+            out.push(log(
+                1,
+                format!(
+                    "peer moves to {} - {}: checking its return routability before moving (return_routability = before)",
+                    show(path.local),
+                    show(path.remote)
+                ),
+            ));
+        } else {
+            update_hosts(
+                sa,
+                Some(path.local),
+                Some(path.remote),
+                UpdateForce::All,
+                UpdateReason::PeerUpdate,
+                out,
+            );
+        }
+        if check != ReturnRoutability::Off {
+            out.push(Action::QueueReturnRoutabilityCheck);
+        }
+    }
+
+    /// RFC 4555 3.9: a NO_NATS_ALLOWED that does not match the IP header
+    /// means the addresses were modified on the way. Its contents serve
+    /// the log and nothing else.
+    fn refuses_nat(&mut self, msg: &Message<'_>, r: &Received, out: &mut Vec<Action>) -> bool {
+        let Some((src, dst)) = r.no_nats_allowed else {
+            return false;
+        };
+        if src == msg.src && dst == msg.dst {
+            return false;
+        }
+        out.push(log(
+            1,
+            format!(
+                "NO_NATS_ALLOWED says {} - {}, the request came {} - {}: answering UNEXPECTED_NAT_DETECTED, changing nothing",
+                show(src),
+                show(dst),
+                show(msg.src),
+                show(msg.dst)
+            ),
+        ));
+        self.nat_mismatch = true;
+        true
+    }
+
+    /// The peer refused the path we moved to (RFC 4555 3.5
+    /// UNACCEPTABLE_ADDRESSES, 3.9 UNEXPECTED_NAT_DETECTED): retry, try
+    /// another path, or go back to the one before.
+    fn path_refused(
+        &mut self,
+        sa: &SaView<'_>,
+        r: &Received,
+        mem: &mut SaMemory,
+        out: &mut Vec<Action>,
+    ) -> Status {
+        let path = Path {
+            local: sa.my_host,
+            remote: sa.other_host,
+        };
+        if r.unexpected_nat_detected && !r.unacceptable_addresses {
+            mem.nat_retries = mem.nat_retries.saturating_add(1);
+            if mem.nat_retries < NAT_RETRIES {
+                // RFC 4555 3.9: one modified packet must not cost a path.
+                out.push(log(
+                    1,
+                    format!(
+                        "peer saw our addresses on {} - {} modified (UNEXPECTED_NAT_DETECTED), retrying with a new request ({} of {})",
+                        show(path.local),
+                        show(path.remote),
+                        mem.nat_retries,
+                        NAT_RETRIES - 1
+                    ),
+                ));
+                return Status::NeedMore;
+            }
+        }
+        mem.nat_retries = 0;
+        mem.reject_path(path, sa.now_ms);
+        self.update = false;
+        out.push(log(
+            1,
+            format!(
+                "peer refused path {} - {} ({})",
+                show(path.local),
+                show(path.remote),
+                if r.unacceptable_addresses {
+                    "UNACCEPTABLE_ADDRESSES"
+                } else {
+                    "UNEXPECTED_NAT_DETECTED"
+                }
+            ),
+        ));
+        if other_path_exists(sa, mem) {
+            out.push(log(1, "checking the other paths".into()));
+            self.check = true;
+            return Status::NeedMore;
+        }
+        match self.previous_path.filter(|p| *p != path) {
+            Some(prev) => {
+                out.push(log(
+                    1,
+                    "no other path, going back to the previous one".into(),
+                ));
+                update_hosts(
+                    sa,
+                    Some(prev.local),
+                    Some(prev.remote),
+                    UpdateForce::All,
+                    UpdateReason::PathRefused,
+                    out,
+                );
+            }
+            None => out.push(log(1, "no other path, keeping this one".into())),
+        }
+        Status::Success
+    }
+
+    /// Reads the MOBIKE notifies of a received message: flags into the
+    /// task, everything else into [`Received`] for the caller to decide on.
     fn read_notifies(
         &mut self,
         sa: &SaView<'_>,
         msg: &Message<'_>,
+        policy: &Policy,
         out: &mut Vec<Action>,
     ) -> Received {
         let mut r = Received::default();
-        let mut set: Option<Vec<SocketAddr>> = None;
-        let mut dropped = 0usize;
+        let mut logged = [false; 2];
         for raw in msg.notifies {
             let n = match notify::decode(raw) {
                 Ok(Some(n)) => n,
                 Ok(None) => continue,
                 Err(m) => {
-                    out.push(log(1, m.to_string()));
+                    // One line per kind of bad notify: a peer must not be
+                    // able to flood the log.
+                    let k = usize::from(m.ty != NotifyType::AdditionalIp4Address);
+                    if !logged[k] || m.ty == NotifyType::Cookie2 {
+                        out.push(log(1, m.to_string()));
+                    }
+                    logged[k] = true;
                     continue;
                 }
             };
@@ -509,19 +823,23 @@ impl MobikeTask {
                 }
                 Notify::Cookie2(c) => self.cookie2 = Some(c),
                 Notify::AdditionalAddress(ip) => {
-                    let set = set.get_or_insert_with(|| vec![msg.src]);
+                    let set = r.address_set.get_or_insert_with(|| vec![msg.src]);
                     if set.iter().any(|a| a.ip() == ip) {
                         continue;
                     }
-                    if set.len() >= MAX_PEER_ADDRESSES {
-                        dropped += 1;
+                    if !policy.accepts(ip) {
+                        r.unacceptable_dropped += 1;
+                        continue;
+                    }
+                    if set.len() >= policy.max_peer_addresses {
+                        r.dropped += 1;
                         continue;
                     }
                     out.push(log(2, format!("got additional MOBIKE peer address: {ip}")));
                     set.push(SocketAddr::new(ip, 0));
                 }
                 Notify::NoAdditionalAddresses => {
-                    set = Some(vec![msg.src]);
+                    r.address_set = Some(vec![msg.src]);
                 }
                 Notify::UpdateSaAddresses => self.update = true,
                 Notify::NatDetectionSourceIp(h) => {
@@ -532,33 +850,135 @@ impl MobikeTask {
                     self.natd = true;
                     r.natd.push((NotifyType::NatDetectionDestinationIp, h));
                 }
-                Notify::UnacceptableAddresses
-                | Notify::UnexpectedNatDetected
-                | Notify::NoNatsAllowed { .. } => {
-                    out.push(log(
-                        2,
-                        format!("received {}, not acted on", notify::encode(&n).0.name()),
-                    ));
-                }
+                Notify::NoNatsAllowed { src, dst } => r.no_nats_allowed = Some((src, dst)),
+                Notify::UnacceptableAddresses => r.unacceptable_addresses = true,
+                Notify::UnexpectedNatDetected => r.unexpected_nat_detected = true,
             }
-        }
-        if let Some(set) = set {
-            if dropped > 0 {
-                out.push(log(
-                    1,
-                    format!("dropping {dropped} peer addresses beyond the limit of {MAX_PEER_ADDRESSES}"),
-                ));
-            }
-            out.push(log(
-                1,
-                format!("peer address set replaced: {} addresses", set.len()),
-            ));
-            out.push(Action::ClearPeerAddresses);
-            out.extend(set.into_iter().map(Action::AddPeerAddress));
-            self.addresses_updated = true;
         }
         r
     }
+
+    /// RFC 4555 3.4, 3.6: a received list replaces the whole peer address
+    /// set; the address the message came from stays in it.
+    fn apply_address_set(&mut self, policy: &Policy, r: &mut Received, out: &mut Vec<Action>) {
+        let Some(set) = r.address_set.take() else {
+            return;
+        };
+        if r.dropped > 0 {
+            out.push(log(
+                1,
+                format!(
+                    "dropping {} peer addresses beyond the limit of {} (max_peer_addresses)",
+                    r.dropped, policy.max_peer_addresses
+                ),
+            ));
+        }
+        if r.unacceptable_dropped > 0 {
+            out.push(log(
+                1,
+                format!(
+                    "dropping {} peer addresses outside acceptable_peer_addresses",
+                    r.unacceptable_dropped
+                ),
+            ));
+        }
+        out.push(log(
+            1,
+            format!("peer address set replaced: {} addresses", set.len()),
+        ));
+        out.push(Action::ClearPeerAddresses);
+        out.extend(set.into_iter().map(Action::AddPeerAddress));
+        self.addresses_updated = true;
+    }
+}
+
+/// As original responder: the answer to our return routability check of
+/// `path` arrived; the SAs move there if they wait for it and no newer
+/// update asked for another path since (RFC 4555 3.5, 3.7).
+fn return_routability_confirmed(
+    sa: &SaView<'_>,
+    path: Path,
+    mem: &mut SaMemory,
+    out: &mut Vec<Action>,
+) {
+    match mem.return_routability_pending {
+        Some((p, move_now)) if p == path => {
+            mem.return_routability_pending = None;
+            out.push(log(
+                1,
+                format!("return routability of {} confirmed", show(path.remote)),
+            ));
+            if move_now {
+                update_hosts(
+                    sa,
+                    Some(path.local),
+                    Some(path.remote),
+                    UpdateForce::All,
+                    UpdateReason::ReturnRoutabilityConfirmed,
+                    out,
+                );
+            }
+        }
+        _ => out.push(log(
+            1,
+            format!(
+                "return routability of {} confirmed, but the peer moved since; a newer check follows",
+                show(path.remote)
+            ),
+        )),
+    }
+}
+
+/// Whether a path other than the current one and not refused could be
+/// checked (a peer address with a route).
+fn other_path_exists(sa: &SaView<'_>, mem: &SaMemory) -> bool {
+    sa.peer_addresses.iter().any(|peer| {
+        let Some(src) = sa
+            .routes
+            .iter()
+            .find(|r| r.dst == peer.ip())
+            .and_then(|r| r.src)
+        else {
+            return false;
+        };
+        let path = Path {
+            local: port_for(
+                src,
+                sa.my_host,
+                sa.my_cfg_port,
+                (sa.socket_port, sa.socket_natt_port),
+            ),
+            remote: port_for(
+                peer.ip(),
+                sa.other_host,
+                sa.other_cfg_port,
+                (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
+            ),
+        };
+        sa.families.allows(peer.ip())
+            && (path.local.ip() != sa.my_host.ip() || path.remote.ip() != sa.other_host.ip())
+            && !mem.is_rejected(path, sa.now_ms)
+    })
+}
+
+/// NO_NATS_ALLOWED with the addresses this message uses, when the policy
+/// asks for it (RFC 4555 3.9).
+fn no_nats_allowed(policy: &Policy, src: SocketAddr, dst: SocketAddr, out: &mut Vec<Action>) {
+    if !policy.nat_prohibition {
+        return;
+    }
+    if src.ip().is_unspecified() || dst.ip().is_unspecified() || src.is_ipv4() != dst.is_ipv4() {
+        out.push(log(
+            1,
+            format!(
+                "no NO_NATS_ALLOWED: addresses {} - {} not known yet",
+                show(src),
+                show(dst)
+            ),
+        ));
+        return;
+    }
+    add(out, &Notify::NoNatsAllowed { src, dst });
 }
 
 fn log(level: u8, text: String) -> Action {
@@ -602,14 +1022,23 @@ fn update_hosts(
 }
 
 /// Our additional addresses (RFC 4555 3.4): every usable local address but
-/// the IKE_SA's own, at most [`MAX_ANNOUNCED_ADDRESSES`].
+/// the IKE_SA's own, at most [`MAX_ANNOUNCED_ADDRESSES`]. An address that
+/// cannot carry IKE (inside this IKE_SA's tunnel, on a tunnel interface,
+/// link-local, see [`super::filter`]) is not announced: the peer would
+/// probe it, or move the IKE_SA into its own tunnel.
 fn build_address_list(sa: &SaView<'_>, out: &mut Vec<Action>) {
+    let filter = super::filter::AddressFilter::new(sa);
+    let mut skipped = super::filter::Skipped::default();
     let mut added = 0;
     for ip in sa
         .local_addresses
         .iter()
         .filter(|ip| **ip != sa.my_host.ip())
     {
+        if let Err(why) = filter.local(*ip) {
+            skipped.note(*ip, why);
+            continue;
+        }
         if added >= MAX_ANNOUNCED_ADDRESSES {
             break;
         }
@@ -619,6 +1048,7 @@ fn build_address_list(sa: &SaView<'_>, out: &mut Vec<Action>) {
     if added == 0 {
         add(out, &Notify::NoAdditionalAddresses);
     }
+    out.extend(skipped.log("not announcing"));
     out.push(log(2, format!("announcing {added} additional addresses")));
 }
 
@@ -639,6 +1069,7 @@ mod tests {
         Env {
             rng: &RNG,
             fake_natd_source: Ipv4Addr::new(198, 18, 99, 99),
+            policy: Policy::default(),
         }
     }
 
@@ -653,6 +1084,7 @@ mod tests {
             dst: dst.parse().unwrap(),
             spi_i: [1; 8],
             spi_r: [2; 8],
+            message_id: 1,
             notifies,
             route_src: None,
         }
@@ -743,11 +1175,11 @@ mod tests {
         let mut s = sa(&[], &[], &[]);
         s.mobike_configured = false;
         let mut out = Vec::new();
-        MobikeTask::new(false).process(&s, &m, &mut SaMemory::default(), &mut out);
+        MobikeTask::new(false).process(&s, &m, &mut SaMemory::default(), &env(), &mut out);
         assert!(!out.contains(&Action::EnableExtension(Extension::Mobike)));
         s.mobike_configured = true;
         out.clear();
-        MobikeTask::new(false).process(&s, &m, &mut SaMemory::default(), &mut out);
+        MobikeTask::new(false).process(&s, &m, &mut SaMemory::default(), &env(), &mut out);
         assert!(out.contains(&Action::EnableExtension(Extension::Mobike)));
         // the response carries MOBIKE_SUPPORTED only once MOBIKE is on
         out.clear();
@@ -776,7 +1208,13 @@ mod tests {
             &n,
         );
         let mut out = Vec::new();
-        MobikeTask::new(false).process(&sa(&[], &[], &[]), &m, &mut SaMemory::default(), &mut out);
+        MobikeTask::new(false).process(
+            &sa(&[], &[], &[]),
+            &m,
+            &mut SaMemory::default(),
+            &env(),
+            &mut out,
+        );
         let set: Vec<&Action> = out
             .iter()
             .filter(|a| !matches!(a, Action::Log { .. }))
@@ -808,12 +1246,18 @@ mod tests {
             &n,
         );
         let mut out = Vec::new();
-        MobikeTask::new(false).process(&sa(&[], &[], &[]), &m, &mut SaMemory::default(), &mut out);
+        MobikeTask::new(false).process(
+            &sa(&[], &[], &[]),
+            &m,
+            &mut SaMemory::default(),
+            &env(),
+            &mut out,
+        );
         let kept = out
             .iter()
             .filter(|a| matches!(a, Action::AddPeerAddress(_)))
             .count();
-        assert_eq!(kept, MAX_PEER_ADDRESSES);
+        assert_eq!(kept, crate::mobike::policy::PEER_ADDRESSES_DEFAULT);
         let drops: Vec<_> = out
             .iter()
             .filter(|a| matches!(a, Action::Log { level: 1, text } if text.starts_with("dropping")))
@@ -835,7 +1279,13 @@ mod tests {
         );
         let mut out = Vec::new();
         let mut t = MobikeTask::new(false);
-        t.process(&sa(&[], &[], &[]), &m, &mut SaMemory::default(), &mut out);
+        t.process(
+            &sa(&[], &[], &[]),
+            &m,
+            &mut SaMemory::default(),
+            &env(),
+            &mut out,
+        );
         assert!(
             out.iter()
                 .all(|a| matches!(a, Action::Log { level: 1, .. })),
@@ -862,15 +1312,11 @@ mod tests {
         let mut t = MobikeTask::new(false);
         let mut out = Vec::new();
         assert_eq!(
-            t.process(&s, &m, &mut SaMemory::default(), &mut out),
+            t.process(&s, &m, &mut SaMemory::default(), &env(), &mut out),
             Status::NeedMore
         );
-        assert!(out.contains(&Action::UpdateHosts {
-            me: Some("198.18.1.1:4500".parse().unwrap()),
-            other: Some("198.18.2.2:4500".parse().unwrap()),
-            force: UpdateForce::All,
-            reason: UpdateReason::PeerUpdate,
-        }));
+        assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
+        assert!(out.contains(&Action::QueueReturnRoutabilityCheck));
         out.clear();
         let resp = msg(
             Exchange::Informational,
@@ -915,7 +1361,7 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(
-            t.process(s, &answer, &mut SaMemory::default(), &mut out),
+            t.process(s, &answer, &mut SaMemory::default(), &env(), &mut out),
             Status::NeedMore,
             "an update follows"
         );
@@ -944,7 +1390,7 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(
-            t.process(&s, &resp, &mut SaMemory::default(), &mut out),
+            t.process(&s, &resp, &mut SaMemory::default(), &env(), &mut out),
             Status::Success
         );
     }
@@ -969,7 +1415,7 @@ mod tests {
             );
             let mut out = Vec::new();
             assert_eq!(
-                t.process(&s, &resp, &mut SaMemory::default(), &mut out),
+                t.process(&s, &resp, &mut SaMemory::default(), &env(), &mut out),
                 Status::Failed,
                 "{echoed:?}"
             );
@@ -994,7 +1440,7 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(
-            t.process(&s, &answer, &mut SaMemory::default(), &mut out),
+            t.process(&s, &answer, &mut SaMemory::default(), &env(), &mut out),
             Status::Success
         );
         assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
@@ -1014,8 +1460,8 @@ mod tests {
         let s = sa(&[], &[], &[]);
         let mut t = MobikeTask::new(false);
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        t.process(&s, &m, &mut SaMemory::default(), &mut a);
-        t.process(&s, &m, &mut SaMemory::default(), &mut b);
+        t.process(&s, &m, &mut SaMemory::default(), &env(), &mut a);
+        t.process(&s, &m, &mut SaMemory::default(), &env(), &mut b);
         assert_eq!(a, b);
     }
 
@@ -1023,7 +1469,7 @@ mod tests {
     fn transmit_uses_the_current_path_while_it_routes() {
         let s = sa(&[], &[], &[]);
         let mut out = Vec::new();
-        assert!(MobikeTask::new(true).transmit(&s, &mut out));
+        assert!(MobikeTask::new(true).transmit(&s, &SaMemory::default(), &mut out));
         assert_eq!(
             out,
             [Action::Send {
@@ -1061,7 +1507,7 @@ mod tests {
         s.route_current = Some("198.18.2.2".parse().unwrap()); // rw-a is gone
         let mut t = MobikeTask::new(true);
         let mut out = Vec::new();
-        assert!(t.transmit(&s, &mut out));
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
         assert!(t.is_probing());
         let sends: Vec<_> = out
             .iter()
@@ -1087,7 +1533,7 @@ mod tests {
             v6: false,
         };
         out.clear();
-        t.transmit(&s, &mut out);
+        t.transmit(&s, &SaMemory::default(), &mut out);
         assert_eq!(
             out.iter()
                 .filter(|a| matches!(a, Action::Send { .. }))
@@ -1103,7 +1549,7 @@ mod tests {
         out.clear();
         let mut t = MobikeTask::new(true);
         t.enable_probing();
-        assert!(!t.transmit(&s, &mut out));
+        assert!(!t.transmit(&s, &SaMemory::default(), &mut out));
     }
 
     #[test]
@@ -1163,7 +1609,7 @@ mod tests {
                 &n,
             );
             out.clear();
-            let st = t.process(&s, &resp, mem, &mut out);
+            let st = t.process(&s, &resp, mem, &env(), &mut out);
             (st, out)
         };
         let (st, out) = dpd(&mut mem, "198.18.1.254:4500");
@@ -1196,7 +1642,7 @@ mod tests {
             "198.18.1.1:4500",
             &n,
         );
-        t.process(&s, &m, &mut SaMemory::default(), &mut Vec::new());
+        t.process(&s, &m, &mut SaMemory::default(), &env(), &mut Vec::new());
         t.migrate();
         t.roam(true);
         let mut out = Vec::new();
@@ -1211,5 +1657,712 @@ mod tests {
             Status::NeedMore
         );
         assert!(!notifies(&out).contains(&NotifyType::Cookie2));
+    }
+
+    fn env_with(f: impl FnOnce(&mut Policy)) -> Env<'static> {
+        let mut e = env();
+        f(&mut e.policy);
+        e
+    }
+
+    fn path(l: &str, r: &str) -> Path {
+        Path {
+            local: l.parse().unwrap(),
+            remote: r.parse().unwrap(),
+        }
+    }
+
+    fn updates(out: &[Action]) -> Vec<(UpdateForce, UpdateReason)> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::UpdateHosts { force, reason, .. } => Some((*force, *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The gateway's view after moving its IKE_SA to the road warrior's
+    /// new address: original responder.
+    fn gw_view<'a>() -> SaView<'a> {
+        let mut s = sa(&[], &[], &[]);
+        s.original_initiator = false;
+        s.my_host = "198.18.1.1:4500".parse().unwrap();
+        s.other_host = "198.18.2.2:4500".parse().unwrap();
+        s.route_current = None;
+        s
+    }
+
+    fn peer_update(
+        e: &Env<'_>,
+        mem: &mut SaMemory,
+        src: &str,
+        mid: u32,
+    ) -> (MobikeTask, Vec<Action>) {
+        let n = [raw(NotifyType::UpdateSaAddresses, &[])];
+        let mut m = msg(Exchange::Informational, src, "198.18.1.1:4500", &n);
+        m.message_id = mid;
+        let mut t = MobikeTask::new(false);
+        let mut out = Vec::new();
+        // the gateway, still on the road warrior's first address
+        let mut s = gw_view();
+        s.other_host = "198.18.1.2:4500".parse().unwrap();
+        assert_eq!(t.process(&s, &m, mem, e, &mut out), Status::NeedMore);
+        (t, out)
+    }
+
+    #[test]
+    fn responder_moves_ipsec_sas_only_after_the_return_routability_check() {
+        let e = env();
+        let mut mem = SaMemory::default();
+        let (_, out) = peer_update(&e, &mut mem, "198.18.2.2:4500", 3);
+        assert!(updates(&out).is_empty(), "nothing moves before the check");
+        assert!(out.contains(&Action::QueueReturnRoutabilityCheck));
+        let checked = path("198.18.1.1:4500", "198.18.2.2:4500");
+        assert_eq!(mem.return_routability_pending, Some((checked, true)));
+
+        // the queued task: an INFORMATIONAL request with a fresh COOKIE2,
+        // while the IKE_SA is still on the old path
+        let mut s = gw_view();
+        s.other_host = "198.18.1.2:4500".parse().unwrap();
+        let mut t = MobikeTask::new(true);
+        let mut out = Vec::new();
+        let req = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &[],
+        );
+        assert_eq!(t.build(&s, &req, &mut mem, &e, &mut out), Status::NeedMore);
+        let cookie = data_of(&out, NotifyType::Cookie2);
+        assert!(!notifies(&out).contains(&NotifyType::UpdateSaAddresses));
+        // sent to the checked address only, even without a route (RFC 4555 3.7)
+        out.clear();
+        assert!(t.transmit(&s, &mem, &mut out));
+        assert_eq!(
+            out,
+            [Action::Send {
+                src: checked.local,
+                dst: checked.remote
+            }]
+        );
+        assert!(!t.is_probing());
+
+        let n = [raw(NotifyType::Cookie2, &cookie)];
+        let resp = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        out.clear();
+        assert_eq!(
+            t.process(&s, &resp, &mut mem, &e, &mut out),
+            Status::Success
+        );
+        assert!(out.contains(&Action::UpdateHosts {
+            me: Some(checked.local),
+            other: Some(checked.remote),
+            force: UpdateForce::All,
+            reason: UpdateReason::ReturnRoutabilityConfirmed,
+        }));
+        assert_eq!(mem.return_routability_pending, None);
+
+        // a wrong echo closes the IKE_SA and moves nothing
+        let (_, _) = peer_update(&e, &mut mem, "198.18.2.2:4500", 4);
+        let mut t = MobikeTask::new(true);
+        t.build(&s, &req, &mut mem, &e, &mut Vec::new());
+        let n = [raw(NotifyType::Cookie2, &[1; 16])];
+        let resp = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        assert_eq!(t.process(&s, &resp, &mut mem, &e, &mut out), Status::Failed);
+        assert!(updates(&out).is_empty());
+    }
+
+    #[test]
+    fn a_newer_update_restarts_the_check_and_the_old_answer_moves_nothing() {
+        let e = env();
+        let mut mem = SaMemory::default();
+        peer_update(&e, &mut mem, "198.18.2.2:4500", 3);
+        let s = gw_view();
+        let mut t = MobikeTask::new(true);
+        let req = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &[],
+        );
+        let mut out = Vec::new();
+        t.build(&s, &req, &mut mem, &e, &mut out);
+        let cookie = data_of(&out, NotifyType::Cookie2);
+        // the initiator moves again before the check is answered
+        peer_update(&e, &mut mem, "198.18.3.2:4500", 5);
+        assert_eq!(
+            mem.return_routability_pending,
+            Some((path("198.18.1.1:4500", "198.18.3.2:4500"), true))
+        );
+        let mut s2 = gw_view();
+        s2.other_host = "198.18.3.2:4500".parse().unwrap();
+        let n = [raw(NotifyType::Cookie2, &cookie)];
+        let resp = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        out.clear();
+        assert_eq!(
+            t.process(&s2, &resp, &mut mem, &e, &mut out),
+            Status::Success
+        );
+        assert!(updates(&out).is_empty(), "{out:?}");
+        assert!(mem.return_routability_pending.is_some());
+    }
+
+    #[test]
+    fn return_routability_after_and_off() {
+        let after = env_with(|p| p.return_routability = ReturnRoutability::After);
+        let mut mem = SaMemory::default();
+        let (_, out) = peer_update(&after, &mut mem, "198.18.2.2:4500", 1);
+        assert_eq!(
+            updates(&out),
+            [(UpdateForce::All, UpdateReason::PeerUpdate)]
+        );
+        assert!(out.contains(&Action::QueueReturnRoutabilityCheck));
+        assert_eq!(
+            mem.return_routability_pending,
+            Some((path("198.18.1.1:4500", "198.18.2.2:4500"), false))
+        );
+        let off = env_with(|p| p.return_routability = ReturnRoutability::Off);
+        let mut mem = SaMemory::default();
+        let (_, out) = peer_update(&off, &mut mem, "198.18.2.2:4500", 1);
+        assert_eq!(
+            updates(&out),
+            [(UpdateForce::All, UpdateReason::PeerUpdate)]
+        );
+        assert!(!out.contains(&Action::QueueReturnRoutabilityCheck));
+        assert_eq!(mem.return_routability_pending, None);
+        // an update on the path in use needs no check
+        let mut mem = SaMemory::default();
+        let (_, out) = peer_update(&env(), &mut mem, "198.18.1.2:4500", 1);
+        assert!(!out.contains(&Action::QueueReturnRoutabilityCheck));
+    }
+
+    #[test]
+    fn older_requests_are_answered_and_change_nothing() {
+        let e = env();
+        let mut mem = SaMemory::default();
+        peer_update(&e, &mut mem, "198.18.2.2:4500", 7);
+        let (_, out) = peer_update(&e, &mut mem, "198.18.3.2:4500", 6);
+        assert!(updates(&out).is_empty());
+        assert!(!out.contains(&Action::QueueReturnRoutabilityCheck));
+        // an older address list is not taken either
+        let n = [raw(NotifyType::NoAdditionalAddresses, &[])];
+        let mut m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        m.message_id = 5;
+        let mut out = Vec::new();
+        MobikeTask::new(false).process(&sa(&[], &[], &[]), &m, &mut mem, &e, &mut out);
+        assert!(!out.contains(&Action::ClearPeerAddresses));
+    }
+
+    #[test]
+    fn nat_prohibition_sends_no_nats_allowed_where_addresses_can_change() {
+        let e = env_with(|p| p.nat_prohibition = true);
+        let locals: Vec<IpAddr> = vec!["198.18.1.2".parse().unwrap()];
+        let s = sa(&[], &locals, &[]);
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &e, &mut out);
+        let expect = notify::encode(&Notify::NoNatsAllowed {
+            src: "198.18.1.2:4500".parse().unwrap(),
+            dst: "198.18.1.1:4500".parse().unwrap(),
+        })
+        .1;
+        assert_eq!(data_of(&out, NotifyType::NoNatsAllowed), expect);
+        // the update after a check, from the answering path
+        let mut t = checked_task(&s);
+        let mut out = Vec::new();
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        t.build(&s, &m, &mut SaMemory::default(), &e, &mut out);
+        assert_eq!(data_of(&out, NotifyType::NoNatsAllowed).len(), 12);
+        // a plain DPD cannot change addresses: none
+        let mut out = Vec::new();
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &e, &mut out);
+        assert!(!notifies(&out).contains(&NotifyType::NoNatsAllowed));
+        // without the setting: none
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert!(!notifies(&out).contains(&NotifyType::NoNatsAllowed));
+    }
+
+    #[test]
+    fn responder_refuses_a_modified_update_with_unexpected_nat_detected() {
+        let said = notify::encode(&Notify::NoNatsAllowed {
+            src: "198.18.2.2:4500".parse().unwrap(),
+            dst: "198.18.1.1:4500".parse().unwrap(),
+        })
+        .1;
+        let n = [
+            raw(NotifyType::UpdateSaAddresses, &[]),
+            raw(NotifyType::NoNatsAllowed, &said),
+            raw(NotifyType::NoAdditionalAddresses, &[]),
+            raw(NotifyType::Cookie2, &[4; 8]),
+        ];
+        let s = sa(&[], &[], &[]);
+        for (src, refused) in [("198.18.1.254:31000", true), ("198.18.2.2:4500", false)] {
+            let m = msg(Exchange::Informational, src, "198.18.1.1:4500", &n);
+            let mut t = MobikeTask::new(false);
+            let mut out = Vec::new();
+            let mut mem = SaMemory::default();
+            t.process(&s, &m, &mut mem, &env(), &mut out);
+            assert!(updates(&out).is_empty(), "{src}: the check comes first");
+            assert_eq!(
+                out.contains(&Action::QueueReturnRoutabilityCheck),
+                !refused,
+                "{src}"
+            );
+            assert_eq!(out.contains(&Action::ClearPeerAddresses), !refused);
+            let mut resp = Vec::new();
+            let r = msg(Exchange::Informational, "198.18.1.1:4500", src, &[]);
+            assert_eq!(
+                t.build(&s, &r, &mut mem, &env(), &mut resp),
+                Status::Success
+            );
+            assert_eq!(
+                notifies(&resp).contains(&NotifyType::UnexpectedNatDetected),
+                refused
+            );
+            assert!(notifies(&resp).contains(&NotifyType::Cookie2));
+        }
+        // in IKE_AUTH: no MOBIKE on that IKE_SA
+        let n = [
+            raw(NotifyType::MobikeSupported, &[]),
+            raw(NotifyType::NoNatsAllowed, &said),
+        ];
+        let m = msg(
+            Exchange::IkeAuth,
+            "198.18.1.254:31000",
+            "198.18.1.1:4500",
+            &n,
+        );
+        let mut t = MobikeTask::new(false);
+        let mut out = Vec::new();
+        t.process(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert!(!out.contains(&Action::EnableExtension(Extension::Mobike)));
+        let mut resp = Vec::new();
+        let r = msg(
+            Exchange::IkeAuth,
+            "198.18.1.1:4500",
+            "198.18.1.254:31000",
+            &[],
+        );
+        t.build(&s, &r, &mut SaMemory::default(), &env(), &mut resp);
+        assert_eq!(notifies(&resp), [NotifyType::UnexpectedNatDetected]);
+        // and the initiator gives that IKE_SA up
+        let n = [raw(NotifyType::UnexpectedNatDetected, &[])];
+        let m = msg(Exchange::IkeAuth, "198.18.1.1:4500", "198.18.1.2:4500", &n);
+        assert_eq!(
+            MobikeTask::new(true).process(
+                &s,
+                &m,
+                &mut SaMemory::default(),
+                &env(),
+                &mut Vec::new()
+            ),
+            Status::Failed
+        );
+    }
+
+    #[test]
+    fn responder_refuses_unacceptable_addresses_and_drops_them_from_lists() {
+        let e = env_with(|p| p.set("acceptable_peer_addresses", "198.18.1.0/24").unwrap());
+        let mut mem = SaMemory::default();
+        let n = [raw(NotifyType::UpdateSaAddresses, &[])];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        let mut t = MobikeTask::new(false);
+        let mut out = Vec::new();
+        t.process(&sa(&[], &[], &[]), &m, &mut mem, &e, &mut out);
+        assert!(updates(&out).is_empty());
+        let mut resp = Vec::new();
+        let r = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &[],
+        );
+        t.build(&sa(&[], &[], &[]), &r, &mut mem, &e, &mut resp);
+        assert_eq!(notifies(&resp), [NotifyType::UnacceptableAddresses]);
+        // lists keep only acceptable addresses
+        let n = [
+            raw(NotifyType::AdditionalIp4Address, &[198, 18, 1, 7]),
+            raw(NotifyType::AdditionalIp4Address, &[198, 18, 9, 9]),
+        ];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        MobikeTask::new(false).process(&sa(&[], &[], &[]), &m, &mut mem, &e, &mut out);
+        let kept: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::AddPeerAddress(a) => Some(a.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kept, ["198.18.1.2:4500", "198.18.1.7:0"]);
+    }
+
+    /// A road warrior that moved to 198.18.2.2 and sent its update; the
+    /// peer can also be reached at 198.18.3.1 (via 198.18.2.2).
+    fn refused_update(
+        mem: &mut SaMemory,
+        with_other_path: bool,
+        answer: NotifyType,
+    ) -> (MobikeTask, Status, Vec<Action>) {
+        let peers: Vec<SocketAddr> = vec![
+            "198.18.1.1:4500".parse().unwrap(),
+            "198.18.3.1:4500".parse().unwrap(),
+        ];
+        let routes = [
+            Route {
+                dst: peers[0].ip(),
+                src: Some("198.18.2.2".parse().unwrap()),
+            },
+            Route {
+                dst: peers[1].ip(),
+                src: Some("198.18.2.2".parse().unwrap()),
+            },
+        ];
+        let n_peers = if with_other_path { 2 } else { 1 };
+        let mut s = sa(&peers[..n_peers], &[], &routes);
+        let mut t = checked_task(&s);
+        s.my_host = "198.18.2.2:4500".parse().unwrap();
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        let mut out = Vec::new();
+        t.build(&s, &m, mem, &env(), &mut out);
+        let cookie = data_of(&out, NotifyType::Cookie2);
+        let n = [raw(answer, &[]), raw(NotifyType::Cookie2, &cookie)];
+        let resp = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        let st = t.process(&s, &resp, mem, &env(), &mut out);
+        (t, st, out)
+    }
+
+    #[test]
+    fn unexpected_nat_detected_is_retried_then_the_path_is_given_up() {
+        let mut mem = SaMemory::default();
+        for _ in 1..NAT_RETRIES {
+            let (t, st, _) = refused_update(&mut mem, false, NotifyType::UnexpectedNatDetected);
+            assert_eq!(st, Status::NeedMore, "a new request");
+            assert!(t.will_check_or_update());
+            assert!(mem.rejected_paths.is_empty());
+        }
+        let (_, st, out) = refused_update(&mut mem, false, NotifyType::UnexpectedNatDetected);
+        assert_eq!(st, Status::Success);
+        assert_eq!(mem.rejected_paths.len(), 1);
+        // back to where we were before the check moved us
+        assert!(out.contains(&Action::UpdateHosts {
+            me: Some("198.18.1.2:4500".parse().unwrap()),
+            other: Some("198.18.1.1:4500".parse().unwrap()),
+            force: UpdateForce::All,
+            reason: UpdateReason::PathRefused,
+        }));
+    }
+
+    #[test]
+    fn unacceptable_addresses_make_the_initiator_try_another_path() {
+        let mut mem = SaMemory::default();
+        let (mut t, st, _) = refused_update(&mut mem, true, NotifyType::UnacceptableAddresses);
+        assert_eq!(st, Status::NeedMore);
+        assert!(t.is_probing(), "checks the other paths");
+        // the refused path is left out of the check
+        let peers: Vec<SocketAddr> = vec![
+            "198.18.1.1:4500".parse().unwrap(),
+            "198.18.3.1:4500".parse().unwrap(),
+        ];
+        let routes = [
+            Route {
+                dst: peers[0].ip(),
+                src: Some("198.18.2.2".parse().unwrap()),
+            },
+            Route {
+                dst: peers[1].ip(),
+                src: Some("198.18.2.2".parse().unwrap()),
+            },
+        ];
+        let mut s = sa(&peers, &[], &routes);
+        s.my_host = "198.18.2.2:4500".parse().unwrap();
+        let mut out = Vec::new();
+        assert!(t.transmit(&s, &mem, &mut out));
+        let sends: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { dst, .. } => Some(dst.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sends, ["198.18.3.1:4500"]);
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn range(from: &str, to: &str) -> crate::mobike::policy::AddressRange {
+        crate::mobike::policy::AddressRange {
+            from: ip(from),
+            to: ip(to),
+        }
+    }
+
+    fn on(addr: &str, name: &str, tunnel: bool) -> crate::mobike::OnInterface {
+        crate::mobike::OnInterface {
+            addr: ip(addr),
+            iface: crate::mobike::Interface {
+                name: name.into(),
+                tunnel,
+                ignored: false,
+            },
+        }
+    }
+
+    fn announced(out: &[Action]) -> Vec<Vec<u8>> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::AddNotify {
+                    ty: NotifyType::AdditionalIp4Address | NotifyType::AdditionalIp6Address,
+                    data,
+                } => Some(data.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn logs(out: &[Action], level: u8) -> Vec<&str> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Log { level: l, text } if *l == level => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn address_list_leaves_out_what_cannot_carry_ike() {
+        let locals: Vec<IpAddr> = [
+            "198.18.1.2",   // the IKE_SA's own
+            "198.18.2.2",   // a real second address
+            "198.18.200.1", // our virtual IP
+            "198.18.3.3",   // on kernel-libipsec's TUN device
+            "fe80::2",      // link-local
+            "198.18.100.1", // inside the traffic selectors
+            "2001:db8::2",  // real
+        ]
+        .iter()
+        .map(|a| ip(a))
+        .collect();
+        let vips = [ip("198.18.200.1")];
+        let ifaces = [
+            on("198.18.3.3", "ipsec0", true),
+            on("198.18.2.2", "rw-b", false),
+        ];
+        let ts = [range("198.18.100.0", "198.18.100.255")];
+        let mut s = sa(&[], &locals, &[]);
+        s.my_vips = &vips;
+        s.local_interfaces = &ifaces;
+        s.local_ts = &ts;
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert_eq!(
+            announced(&out),
+            [
+                vec![198, 18, 2, 2],
+                vec![0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+            ]
+        );
+        let skipped: Vec<_> = logs(&out, 2)
+            .into_iter()
+            .filter(|l| l.starts_with("not announcing"))
+            .collect();
+        assert_eq!(
+            skipped,
+            ["not announcing 198.18.200.1 (virtual IP), 198.18.3.3 (on tunnel interface ipsec0), \
+              fe80::2 (link-local), 198.18.100.1 (inside traffic selector 198.18.100.0..198.18.100.255)"]
+        );
+    }
+
+    #[test]
+    fn left_out_addresses_take_no_place_in_the_list() {
+        let mut locals: Vec<IpAddr> = (1..=10u16)
+            .map(|i| IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, i)))
+            .collect();
+        locals.extend((1..=9u8).map(|i| IpAddr::V4(Ipv4Addr::new(198, 18, 10, i))));
+        let s = sa(&[], &locals, &[]);
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        let list = announced(&out);
+        assert_eq!(list.len(), MAX_ANNOUNCED_ADDRESSES);
+        assert!(list.iter().all(|a| a.len() == 4), "no link-local address");
+    }
+
+    #[test]
+    fn only_unusable_addresses_announce_no_additional_addresses() {
+        // the gateway answering IKE_AUTH: its LAN address is inside the TS
+        let locals = [ip("198.18.1.2"), ip("198.18.100.1")];
+        let ts = [range("198.18.100.0", "198.18.100.255")];
+        let mut s = sa(&[], &locals, &[]);
+        s.local_ts = &ts;
+        s.original_initiator = false;
+        let mut out = Vec::new();
+        let resp = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        assert_eq!(
+            MobikeTask::new(false).build(&s, &resp, &mut SaMemory::default(), &env(), &mut out),
+            Status::Success
+        );
+        assert_eq!(
+            notifies(&out),
+            [
+                NotifyType::MobikeSupported,
+                NotifyType::NoAdditionalAddresses
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_tunnel_announces_every_real_address() {
+        let locals = [ip("198.18.1.2"), ip("198.18.2.2")];
+        let ts = [range("0.0.0.0", "255.255.255.255")];
+        let mut s = sa(&[], &locals, &[]);
+        s.remote_ts = &ts;
+        s.local_ts = &ts;
+        let mut out = Vec::new();
+        let m = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert_eq!(announced(&out), [vec![198, 18, 2, 2]]);
+    }
+
+    #[test]
+    fn transmit_does_not_probe_into_the_tunnel() {
+        let peers: Vec<SocketAddr> = [
+            "198.18.1.1:4500", // current
+            "198.18.100.1:0",  // the gateway's LAN, inside the remote TS
+            "198.18.200.9:0",  // the peer's virtual IP
+            "[fe80::1]:0",     // link-local
+            "198.18.9.1:0",    // reachable only through xfrm0
+            "198.18.5.1:0",    // a real second address
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let routes: Vec<Route> = peers
+            .iter()
+            .map(|p| Route {
+                dst: p.ip(),
+                src: Some(if p.is_ipv4() {
+                    ip("198.18.2.2")
+                } else {
+                    ip("fe80::2")
+                }),
+            })
+            .collect();
+        let ts = [range("198.18.100.0", "198.18.100.255")];
+        let vips = [ip("198.18.200.9")];
+        let via = [on("198.18.9.1", "xfrm0", true)];
+        let mut s = sa(&peers, &[], &routes);
+        s.route_current = None; // the current path lost its route
+        s.remote_ts = &ts;
+        s.peer_vips = &vips;
+        s.route_interfaces = &via;
+        let mut out = Vec::new();
+        let mut t = MobikeTask::new(true);
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        let sends: Vec<_> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { dst, .. } => Some(dst.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sends, ["198.18.1.1:4500", "198.18.5.1:4500"]);
+        let skipped: Vec<_> = logs(&out, 2)
+            .into_iter()
+            .filter(|l| l.starts_with("not probing"))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "not probing paths 198.18.2.2 - 198.18.100.1 (inside traffic selector \
+              198.18.100.0..198.18.100.255), 198.18.2.2 - 198.18.200.9 (virtual IP), \
+              fe80::2 - fe80::1 (link-local), 198.18.2.2 - 198.18.9.1 (routed through \
+              tunnel interface xfrm0)"
+            ]
+        );
+        // nothing else left: no path found
+        let mut s = sa(&peers[1..3], &[], &routes[1..3]);
+        s.remote_ts = &ts;
+        s.peer_vips = &vips;
+        let mut t = MobikeTask::new(true);
+        t.enable_probing();
+        out.clear();
+        assert!(!t.transmit(&s, &SaMemory::default(), &mut out));
+    }
+
+    #[test]
+    fn transmit_keeps_the_current_path_whatever_the_facts_say() {
+        // The current path runs over an address inside the TS and an
+        // interface called a tunnel: it works, so it stays a candidate.
+        let peers: Vec<SocketAddr> = vec!["198.18.1.1:4500".parse().unwrap()];
+        let routes = [Route {
+            dst: peers[0].ip(),
+            src: Some(ip("198.18.1.2")),
+        }];
+        let ts = [range("198.18.1.1", "198.18.1.1")];
+        let via = [on("198.18.1.1", "ipsec0", true)];
+        let mut s = sa(&peers, &[], &routes);
+        s.remote_ts = &ts;
+        s.route_interfaces = &via;
+        let mut t = MobikeTask::new(true);
+        t.enable_probing();
+        let mut out = Vec::new();
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(out.contains(&Action::Send {
+            src: s.my_host,
+            dst: s.other_host
+        }));
     }
 }

@@ -11,6 +11,20 @@
 # route goes through rt. Each charon runs in its own netns and mount
 # namespace (private /run), with its own strongswan.conf, log and vici
 # socket under $LAB_DIR. Everything is removed by lab_down, also on failure.
+#
+# LAB_FAMILY chooses the outer address family of each segment (rw-a's, the
+# one gw is on, and rw-b's, through rt):
+#   4  (default) the lab above, IPv4 only
+#   6  the same on IPv6 only: 2001:db8:1::/64 for rw-a/gw (rt 2001:db8:1::fe),
+#      2001:db8:2::/64 for rw-b/rt-b, LAN 2001:db8:100::1, virtual IPs from
+#      2001:db8:200::/112 and IPv6 traffic selectors
+#   46 rw-a IPv4 only, rw-b IPv6 only; gw has both, so MOBIKE announces its
+#      IPv6 address and the IKE_SA set up over IPv4 can move to IPv6
+#   64 the reverse: rw-a IPv6 only, rw-b IPv4 only, set up over IPv6
+# The tunnel's inner family (traffic selectors, virtual IP, the address
+# ping_ok pings) is IPv6 in the IPv6-only lab and IPv4 otherwise: with
+# kernel-libipsec the road warrior needs a virtual IP of that family.
+# IPv6 addresses are added without DAD, so they are usable at once.
 
 LAB_LIB=${MOBIKE_RS_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/libmobike_rs.so}
 LAB_CLI=${MOBIKE_RS_CLI:-$(dirname "$LAB_LIB")/mobike-rs}
@@ -22,34 +36,98 @@ LAB_ROOT_SWANCTL_LOAD=${LAB_ROOT_SWANCTL_LOAD:-random nonce openssl pem pkcs1 pk
 
 lab_log() { printf '  %s\n' "$*" >&2; }
 
-# lab_up NAME [nat]: namespaces, links, addresses, routes.
+# lab_addr FAMILY ROLE: the lab's address (or prefix) for ROLE in FAMILY.
+lab_addr() {
+	case "$1:$2" in
+		4:rw-a) echo 198.18.1.2/24 ;;
+		4:rw-b) echo 198.18.2.2/24 ;;
+		4:gw) echo 198.18.1.1/24 ;;
+		4:br1) echo 198.18.1.254/24 ;;
+		4:rt-b) echo 198.18.2.1/24 ;;
+		4:net-b) echo 198.18.2.0/24 ;;
+		4:lan) echo 198.18.100.1/32 ;;
+		4:lan-net) echo 198.18.100.0/24 ;;
+		4:pool) echo 198.18.200.0/24 ;;
+		4:vip) echo 0.0.0.0 ;;
+		6:rw-a) echo 2001:db8:1::2/64 ;;
+		6:rw-b) echo 2001:db8:2::2/64 ;;
+		6:gw) echo 2001:db8:1::1/64 ;;
+		6:br1) echo 2001:db8:1::fe/64 ;;
+		6:rt-b) echo 2001:db8:2::1/64 ;;
+		6:net-b) echo 2001:db8:2::/64 ;;
+		6:lan) echo 2001:db8:100::1/128 ;;
+		6:lan-net) echo 2001:db8:100::/64 ;;
+		6:pool) echo 2001:db8:200::/112 ;;
+		6:vip) echo :: ;;
+		*) return 1 ;;
+	esac
+}
+
+# lab_ip FAMILY ROLE: lab_addr without the prefix length.
+lab_ip() { local a; a=$(lab_addr "$1" "$2") && echo "${a%/*}"; }
+
+# lab_addr_add NS FAMILY ROLE DEV
+lab_addr_add() {
+	if [ "$2" = 6 ]; then
+		ip -n "$1" addr add "$(lab_addr 6 "$3")" dev "$4" nodad
+	else
+		ip -n "$1" addr add "$(lab_addr 4 "$3")" dev "$4"
+	fi
+}
+
+# lab_up NAME [nat]: namespaces, links, addresses, routes. Sets LAB_RW_A,
+# LAB_RW_B (rw's address on each interface), LAB_GW (the gateway address rw
+# starts with), LAB_GW_B (gw's address of rw-b's family) and LAB_LAN.
 lab_up() {
 	LAB_NAME=$1
+	local fa fb fams
+	case "${LAB_FAMILY:-4}" in
+		4) fa=4 fb=4 ;;
+		6) fa=6 fb=6 ;;
+		46) fa=4 fb=6 ;;
+		64) fa=6 fb=4 ;;
+		*) lab_log "LAB_FAMILY must be 4, 6, 46 or 64, not '$LAB_FAMILY'"; return 1 ;;
+	esac
+	fams=$fa
+	[ "$fb" != "$fa" ] && fams="$fa $fb"
+	LAB_INNER=4
+	[ "$fams" = 6 ] && LAB_INNER=6
+	LAB_RW_A=$(lab_ip "$fa" rw-a) LAB_RW_B=$(lab_ip "$fb" rw-b)
+	LAB_GW=$(lab_ip "$fa" gw) LAB_GW_B=$(lab_ip "$fb" gw) LAB_LAN=$(lab_ip "$LAB_INNER" lan)
 	LAB_NS="mrs$$-$LAB_NAME"
 	LAB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mobike-rs-lab.XXXXXX")
-	local rw="$LAB_NS-rw" gw="$LAB_NS-gw" rt="$LAB_NS-rt"
+	local rw="$LAB_NS-rw" gw="$LAB_NS-gw" rt="$LAB_NS-rt" f
 	ip netns add "$rw" && ip netns add "$gw" && ip netns add "$rt" || return 1
-	for n in "$rw" "$gw" "$rt"; do ip -n "$n" link set lo up; done
+	for n in "$rw" "$gw" "$rt"; do
+		ip -n "$n" link set lo up
+		# Links created below inherit "default": no DAD on link-local either.
+		[ "$fa$fb" != 44 ] && ip netns exec "$n" sysctl -qw net.ipv6.conf.default.accept_dad=0
+	done
 	ip -n "$rt" link add br1 type bridge
 	ip link add rw-a netns "$rw" type veth peer name p-rwa netns "$rt"
 	ip link add gw-a netns "$gw" type veth peer name p-gwa netns "$rt"
 	ip link add rw-b netns "$rw" type veth peer name rt-b netns "$rt"
 	ip -n "$rt" link set p-rwa master br1
 	ip -n "$rt" link set p-gwa master br1
-	ip -n "$rt" addr add 198.18.1.254/24 dev br1
-	ip -n "$rt" addr add 198.18.2.1/24 dev rt-b
+	for f in $fams; do lab_addr_add "$rt" "$f" br1 br1; done
+	lab_addr_add "$rt" "$fb" rt-b rt-b
 	for l in br1 p-rwa p-gwa rt-b; do ip -n "$rt" link set "$l" up; done
-	ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1
-	ip -n "$rw" addr add 198.18.1.2/24 dev rw-a
-	ip -n "$rw" addr add 198.18.2.2/24 dev rw-b
+	if [ "$fb" = 6 ]; then
+		ip netns exec "$rt" sysctl -qw net.ipv6.conf.all.forwarding=1
+	else
+		ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1
+	fi
+	lab_addr_add "$rw" "$fa" rw-a rw-a
+	lab_addr_add "$rw" "$fb" rw-b rw-b
 	ip -n "$rw" link set rw-a up
 	ip -n "$rw" link set rw-b up
-	ip -n "$rw" route add default via 198.18.2.1 dev rw-b metric 100
-	ip -n "$gw" addr add 198.18.1.1/24 dev gw-a
+	ip -n "$rw" -"$fb" route add default via "$(lab_ip "$fb" rt-b)" dev rw-b metric 100
+	for f in $fams; do lab_addr_add "$gw" "$f" gw gw-a; done
 	ip -n "$gw" link set gw-a up
-	ip -n "$gw" addr add 198.18.100.1/32 dev lo
-	ip -n "$gw" route add 198.18.2.0/24 via 198.18.1.254
+	lab_addr_add "$gw" "$LAB_INNER" lan lo
+	ip -n "$gw" -"$fb" route add "$(lab_addr "$fb" net-b)" via "$(lab_ip "$fb" br1)"
 	if [ "${2:-}" = nat ]; then
+		[ "$fb" = 4 ] || { lab_log "the NAT lab is IPv4 only"; return 1; }
 		ip netns exec "$rt" iptables -t nat -A POSTROUTING -s 198.18.2.0/24 -o br1 -j MASQUERADE
 	fi
 }
@@ -187,15 +265,15 @@ tunnel_up() {
 	cat >"$LAB_DIR/rw/swanctl.conf" <<EOF
 connections {
 	gw {
-		remote_addrs = 198.18.1.1
-		vips = 0.0.0.0
+		remote_addrs = ${LAB_GW:-198.18.1.1}
+		vips = $(lab_addr "${LAB_INNER:-4}" vip)
 		mobike = yes
 		$extra_rw
 		local { auth = psk
 			id = rw.lab.test }
 		remote { auth = psk
 			id = gw.lab.test }
-		children { net { remote_ts = 198.18.100.0/24 } }
+		children { net { remote_ts = $(lab_addr "${LAB_INNER:-4}" lan-net) } }
 	}
 }
 secrets { ike-lab { secret = $LAB_PSK } }
@@ -209,10 +287,10 @@ connections {
 			id = gw.lab.test }
 		remote { auth = psk
 			id = rw.lab.test }
-		children { net { local_ts = 198.18.100.0/24 } }
+		children { net { local_ts = $(lab_addr "${LAB_INNER:-4}" lan-net) } }
 	}
 }
-pools { rwpool { addrs = 198.18.200.0/24 } }
+pools { rwpool { addrs = $(lab_addr "${LAB_INNER:-4}" pool) } }
 secrets { ike-lab { secret = $LAB_PSK } }
 EOF
 	swan gw --load-all --file "$LAB_DIR/gw/swanctl.conf" >/dev/null 2>&1 || return 1
@@ -243,12 +321,13 @@ status() {
 # sa_raw NODE: `swanctl --list-sas --raw` (conditions such as nat-local).
 sa_raw() { swan "$1" --list-sas --raw 2>/dev/null; }
 
-# ping_ok [TRIES]: a ping from rw through the tunnel gets an answer,
+# ping_ok [TRIES]: a ping from rw through the tunnel to gw's LAN address
+# (IPv4 or IPv6, see LAB_FAMILY) gets an answer,
 # trying at most TRIES times (one second each).
 ping_ok() {
 	local i
 	for i in $(seq 1 "${1:-$LAB_WAIT}"); do
-		ip netns exec "$LAB_NS-rw" ping -c 1 -W 1 198.18.100.1 >/dev/null 2>&1 && return 0
+		ip netns exec "$LAB_NS-rw" ping -c 1 -W 1 "${LAB_LAN:-198.18.100.1}" >/dev/null 2>&1 && return 0
 	done
 	return 1
 }

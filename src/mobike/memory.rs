@@ -1,0 +1,117 @@
+//! What the core remembers of one IKE_SA between its MOBIKE tasks: the
+//! little that charon has no place for (the design brief: addresses, hosts
+//! and NAT state stay in charon's IKE_SA).
+//!
+//! Owns: [`SaMemory`]. Every collection in it is bounded; a peer cannot
+//! make it grow.
+//! Never: holds anything that cannot be rebuilt by running MOBIKE again
+//! (losing it costs at most one extra exchange).
+
+use super::addr::Path;
+
+/// Most paths remembered as refused by the peer (RFC 4555 3.5, 3.9).
+pub const MAX_REJECTED_PATHS: usize = 8;
+/// How long a refused path is left out of path checks, in milliseconds: the
+/// peer's policy or the NAT in between may change.
+pub const REJECTED_PATH_TTL_MS: u64 = 60_000;
+/// Requests retried after UNEXPECTED_NAT_DETECTED before the path counts as
+/// refused (RFC 4555 3.9: "several times"; charon's default retransmits
+/// are 5, a modified packet costs one try each).
+pub const NAT_RETRIES: u8 = 3;
+
+/// Per-IKE_SA state kept between tasks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SaMemory {
+    /// NAT_DETECTION_DESTINATION_IP hash last received in an INFORMATIONAL
+    /// response (what the peer saw as our address), to notice a changed
+    /// NAT mapping.
+    pub last_natd_dst_hash: Option<[u8; 20]>,
+    /// Message ID of the newest request of the peer that updated addresses
+    /// or the address set (RFC 4555 3.5, 3.6: older ones change nothing).
+    pub newest_update_mid: Option<u32>,
+    /// As responder: the path whose return routability is still to be
+    /// confirmed (RFC 4555 3.5, 3.7), and whether the IPsec SAs wait for it
+    /// (`return_routability = before`) or moved already (`after`).
+    pub return_routability_pending: Option<(Path, bool)>,
+    /// Paths the peer refused (UNACCEPTABLE_ADDRESSES, or repeated
+    /// UNEXPECTED_NAT_DETECTED), with the time of refusal.
+    pub rejected_paths: Vec<(Path, u64)>,
+    /// UNEXPECTED_NAT_DETECTED answers received on the path being updated.
+    pub nat_retries: u8,
+    /// What `mobike-rs status` shows (see [`super::status`]).
+    pub stats: super::status::SaStats,
+}
+
+impl SaMemory {
+    /// Records `hash`; true if a different one was recorded before
+    /// (the semantics of charon's `ike_sa->has_mapping_changed`).
+    pub fn mapping_changed(&mut self, hash: [u8; 20]) -> bool {
+        match self.last_natd_dst_hash.replace(hash) {
+            None => false,
+            Some(old) => old != hash,
+        }
+    }
+
+    /// Whether a request with message ID `mid` is older than one already
+    /// processed; otherwise it becomes the newest.
+    pub fn is_older_update(&mut self, mid: u32) -> bool {
+        match self.newest_update_mid {
+            Some(newest) if mid < newest => true,
+            _ => {
+                self.newest_update_mid = Some(mid);
+                false
+            }
+        }
+    }
+
+    /// Remembers that the peer refused `path`.
+    pub fn reject_path(&mut self, path: Path, now_ms: u64) {
+        self.rejected_paths.retain(|(p, _)| *p != path);
+        if self.rejected_paths.len() >= MAX_REJECTED_PATHS {
+            self.rejected_paths.remove(0);
+        }
+        self.rejected_paths.push((path, now_ms));
+    }
+
+    /// Whether `path` was refused within [`REJECTED_PATH_TTL_MS`].
+    pub fn is_rejected(&self, path: Path, now_ms: u64) -> bool {
+        self.rejected_paths
+            .iter()
+            .any(|(p, at)| *p == path && now_ms.saturating_sub(*at) < REJECTED_PATH_TTL_MS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(l: &str, r: &str) -> Path {
+        Path {
+            local: l.parse().unwrap(),
+            remote: r.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn older_updates_are_recognised() {
+        let mut m = SaMemory::default();
+        assert!(!m.is_older_update(5));
+        assert!(!m.is_older_update(5), "a retransmission is not older");
+        assert!(!m.is_older_update(7));
+        assert!(m.is_older_update(6));
+        assert_eq!(m.newest_update_mid, Some(7));
+    }
+
+    #[test]
+    fn refused_paths_are_bounded_and_expire() {
+        let mut m = SaMemory::default();
+        for i in 0..20 {
+            m.reject_path(path(&format!("198.18.2.{i}:4500"), "198.18.1.1:4500"), 1000);
+        }
+        assert_eq!(m.rejected_paths.len(), MAX_REJECTED_PATHS);
+        let last = path("198.18.2.19:4500", "198.18.1.1:4500");
+        assert!(m.is_rejected(last, 1000));
+        assert!(!m.is_rejected(path("198.18.2.0:4500", "198.18.1.1:4500"), 1000));
+        assert!(!m.is_rejected(last, 1000 + REJECTED_PATH_TTL_MS));
+    }
+}
