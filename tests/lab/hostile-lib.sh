@@ -175,7 +175,9 @@ remote_of() {
 }
 
 # log_after NODE PATTERN: the lines of NODE's log after the first line
-# matching PATTERN (empty if none matches).
+# matching the ERE PATTERN (empty if none matches). The pattern goes
+# through the environment: awk -v would process its backslashes.
 log_after() {
-	awk -v p="$2" 'found { print } !found && $0 ~ p { found = 1 }' "$LAB_DIR/$1/charon.log" 2>/dev/null
+	LOG_AFTER_RE=$2 awk 'BEGIN { p = ENVIRON["LOG_AFTER_RE"] }
+		found { print } !found && $0 ~ p { found = 1 }' "$LAB_DIR/$1/charon.log" 2>/dev/null
 }
