@@ -23,7 +23,8 @@ SRC_STAMP := $(TREE_DIR)/.tree
 BUILD_ENV = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
 	CARGO_TARGET_DIR=$(TARGET_DIR)
 
-.PHONY: all build trixie test unit interop abi-guard demo deps header deb rpm package-test clean
+.PHONY: all build trixie test unit interop abi-guard demo deps header deb rpm package-test clean \
+	hostile hostile-lib
 
 all: build
 
@@ -64,6 +65,16 @@ interop: build
 # A library built for another charon configuration is refused at runtime.
 abi-guard: build
 	tests/abi-guard.sh
+
+# Test-only: the library built as a hostile MOBIKE peer (cargo feature
+# hostile-peer, its own target dir; never packaged), and the tests of what
+# an honest charon does about it.
+hostile-lib: $(SRC_STAMP)
+	STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
+		CARGO_TARGET_DIR=target/hostile $(CARGO) build --release --features hostile-peer
+
+hostile: build hostile-lib
+	tests/hostile.sh
 
 # The library for Debian 13's strongSwan 6.0.1 (interop scenarios *@trixie).
 trixie:

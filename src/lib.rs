@@ -10,4 +10,7 @@
 //! strongSwan tree) is the only code that touches charon's objects.
 
 pub mod ffi;
+/// Test-only: a hostile MOBIKE peer (cargo feature `hostile-peer`).
+#[cfg(feature = "hostile-peer")]
+pub mod hostile;
 pub mod mobike;

@@ -543,6 +543,14 @@ fn step(
             let (status, call) = match which {
                 Step::Build => {
                     let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
+                    #[cfg(feature = "hostile-peer")]
+                    crate::hostile::on_build(
+                        task as usize,
+                        t.core.is_initiator(),
+                        &view,
+                        &message,
+                        &mut t.actions,
+                    );
                     (s, Call::Build)
                 }
                 Step::Process => {
@@ -605,6 +613,8 @@ unsafe extern "C" fn task_transmit(
         t.next = 0;
         let found = registry::with_memory(view.unique_id, |mem| {
             let found = t.core.transmit(&view, mem, &mut t.actions);
+            #[cfg(feature = "hostile-peer")]
+            crate::hostile::on_transmit(task as usize, &mut t.actions);
             let call = Call::Transmit {
                 probing: t.core.is_probing(),
             };
