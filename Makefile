@@ -23,8 +23,8 @@ SRC_STAMP := $(TREE_DIR)/.tree
 BUILD_ENV = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
 	CARGO_TARGET_DIR=$(TARGET_DIR)
 
-.PHONY: all build trixie test unit interop abi-guard demo deps header deb rpm package-test clean \
-	hostile hostile-lib
+.PHONY: all build trixie test unit interop memcheck abi-guard demo deps header deb rpm package-test clean \
+	hostile hostile-lib fuzz
 
 all: build
 
@@ -61,6 +61,11 @@ unit: $(SRC_STAMP)
 
 interop: build
 	tests/interop.sh
+
+# The interop scenarios with the rust-flavoured charons under valgrind
+# memcheck: no invalid access, no leak of ours (tests/valgrind.supp).
+memcheck: build
+	tests/memcheck.sh
 
 # A library built for another charon configuration is refused at runtime.
 abi-guard: build

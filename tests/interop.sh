@@ -436,6 +436,9 @@ skip_reason() {
 		{ echo "$LAB_LIB was built without the shim (STRONGSWAN_SRC unset)"; return; }
 }
 
+# Sourced (tests/memcheck.sh): the scenarios above, nothing run.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
 if [ "${1:-}" = -l ]; then
 	printf '%s\n' "${SCENARIOS[@]}"
 	exit 0

@@ -30,6 +30,7 @@ LAB_LIB=${MOBIKE_RS_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tar
 LAB_CLI=${MOBIKE_RS_CLI:-$(dirname "$LAB_LIB")/mobike-rs}
 LAB_PSK=mobike-rs-lab-psk-0123456789
 LAB_WAIT=${LAB_WAIT:-15}   # seconds any single wait may take
+LAB_WRAPPER=${LAB_WRAPPER:-} # a command non-chroot charons run under (charon_start)
 # swanctl's plugins when it runs from a tree (LAB_ROOT_<node>): its built-in
 # list names plugins a minimal tree lacks, each one an error line.
 LAB_ROOT_SWANCTL_LOAD=${LAB_ROOT_SWANCTL_LOAD:-random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey}
@@ -199,7 +200,10 @@ charon {
 	$(printf '%s\n' "$@")
 }
 EOF
-	local run="STRONGSWAN_CONF=$d/strongswan.conf ${LD_DEBUG_DIR:+LD_DEBUG=bindings LD_DEBUG_OUTPUT=$LD_DEBUG_DIR/ld} $preload exec $daemon"
+	# LAB_WRAPPER (tests/memcheck.sh: valgrind) is a command charon runs
+	# under; it gets the environment and LAB_NODE_DIR, so valgrind can write
+	# --log-file=%q{LAB_NODE_DIR}/valgrind.log. Unset, nothing changes.
+	local run="STRONGSWAN_CONF=$d/strongswan.conf ${LD_DEBUG_DIR:+LD_DEBUG=bindings LD_DEBUG_OUTPUT=$LD_DEBUG_DIR/ld} $preload${LAB_WRAPPER:+ LAB_NODE_DIR=$d} exec ${LAB_WRAPPER:+$LAB_WRAPPER }$daemon"
 	local root_var="LAB_ROOT_$node" root
 	root=${!root_var:-}
 	if [ -n "$root" ]; then
