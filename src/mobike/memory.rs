@@ -45,11 +45,15 @@ pub struct SaMemory {
 }
 
 impl SaMemory {
-    /// Records `hash`; true if a different one was recorded before
-    /// (the semantics of charon's `ike_sa->has_mapping_changed`).
+    /// Records `hash`; true if a different one was recorded before, or
+    /// none at all. Without a reference (an IKE_SA set up behind the NAT
+    /// has seen NAT-D only in IKE_SA_INIT, which charon keeps), the
+    /// mapping is suspected to have changed (RFC 4555 3.8 MAY): charon's
+    /// `has_mapping_changed` answers no there, and an idle road warrior
+    /// whose NAT mapped it to new ports then never recovers.
     pub fn mapping_changed(&mut self, hash: [u8; 20]) -> bool {
         match self.last_natd_dst_hash.replace(hash) {
-            None => false,
+            None => true,
             Some(old) => old != hash,
         }
     }

@@ -149,7 +149,10 @@ mod tests {
     #[test]
     fn mapping_memory_semantics() {
         let mut m = super::super::SaMemory::default();
-        assert!(!m.mapping_changed([1; 20]), "first hash only recorded");
+        assert!(
+            m.mapping_changed([1; 20]),
+            "no reference: suspected (RFC 4555 3.8)"
+        );
         assert!(!m.mapping_changed([1; 20]));
         assert!(m.mapping_changed([2; 20]));
         assert!(!m.mapping_changed([2; 20]));
