@@ -85,7 +85,7 @@ hostile: build hostile-lib
 trixie:
 	$(MAKE) build SUITE=trixie
 
-test: build trixie unit interop abi-guard package-test
+test: build trixie unit interop abi-guard hostile memcheck package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh

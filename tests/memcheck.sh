@@ -35,6 +35,7 @@ MEMCHECK_SCENARIOS=(
 	"unacceptable rust rust"
 	"v4to6 rust rust"
 	"filter rust stock"
+	"silent rust stock"
 )
 MEMCHECK_TIMEOUT=${MEMCHECK_TIMEOUT:-1800}
 # Under valgrind charon starts and answers many times slower, more so on a
