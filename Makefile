@@ -81,6 +81,12 @@ hostile-lib: $(SRC_STAMP)
 hostile: build hostile-lib
 	tests/hostile.sh
 
+# Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS from its seeds in
+# fuzz/seeds/; fails on any crash (needs no strongSwan tree).
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 # The library for Debian 13's strongSwan 6.0.1 (interop scenarios *@trixie).
 trixie:
 	$(MAKE) build SUITE=trixie
