@@ -492,16 +492,29 @@ impl MobikeTask {
                     self.update = false;
                     return Status::NeedMore;
                 }
-                if self.update && !env.policy.accepts(msg.src.ip()) {
+                // A path that cannot carry IKE (the request came through
+                // the tunnel, from a virtual IP, ...) is never taken either
+                // (issue 3, strongSwan #299).
+                let unusable = super::filter::AddressFilter::new(sa)
+                    .path(msg.dst.ip(), msg.src.ip())
+                    .err();
+                let refusal = if !env.policy.accepts(msg.src.ip()) {
+                    Some(format!(
+                        "acceptable_peer_addresses = {}",
+                        env.policy.show("acceptable_peer_addresses")
+                    ))
+                } else {
+                    unusable.as_ref().map(|why| why.to_string())
+                };
+                if let (true, Some(why)) = (self.update, refusal) {
                     // RFC 4555 3.5: local policy decides which pairs are
                     // acceptable; refuse and change nothing.
                     out.push(log(
                         1,
                         format!(
-                            "path {} - {} is not acceptable (acceptable_peer_addresses = {}), answering UNACCEPTABLE_ADDRESSES",
+                            "path {} - {} is not acceptable ({why}), answering UNACCEPTABLE_ADDRESSES",
                             show(msg.dst),
                             show(msg.src),
-                            env.policy.show("acceptable_peer_addresses")
                         ),
                     ));
                     self.unacceptable = true;
@@ -518,6 +531,17 @@ impl MobikeTask {
                     && sa.original_initiator
                     && msg.src != sa.other_host
                 {
+                    if let Some(why) = unusable {
+                        out.push(log(
+                            1,
+                            format!(
+                                "not following the peer to {} - {} ({why})",
+                                show(msg.dst),
+                                show(msg.src)
+                            ),
+                        ));
+                        return Status::NeedMore;
+                    }
                     // As original initiator we follow a responder that used
                     // another address of its list to reach us.
                     update_hosts(
@@ -2055,6 +2079,59 @@ mod tests {
             })
             .collect();
         assert_eq!(kept, ["198.18.1.2:4500", "198.18.1.7:0"]);
+    }
+
+    #[test]
+    fn a_move_onto_a_path_that_cannot_carry_ike_is_refused() {
+        // Found by fuzz/fuzz_targets/exchange.rs: an UPDATE_SA_ADDRESSES
+        // from the peer's virtual IP (through the tunnel) was accepted and
+        // the return routability check sent into the tunnel.
+        let vips: [IpAddr; 1] = ["198.18.100.1".parse().unwrap()];
+        let mut s = sa(&[], &[], &[]);
+        s.peer_vips = &vips;
+        let n = [
+            raw(NotifyType::UpdateSaAddresses, &[]),
+            raw(NotifyType::Cookie2, &[7; 16]),
+        ];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.100.1:4500",
+            "198.18.1.2:4500",
+            &n,
+        );
+        let mut mem = SaMemory::default();
+        let mut t = MobikeTask::new(false);
+        let mut out = Vec::new();
+        t.process(&s, &m, &mut mem, &env(), &mut out);
+        assert!(updates(&out).is_empty(), "{out:?}");
+        assert!(!out.contains(&Action::QueueReturnRoutabilityCheck));
+        assert!(mem.return_routability_pending.is_none());
+        assert!(out.contains(&Action::Log {
+            level: 1,
+            text: "path 198.18.1.2[4500] - 198.18.100.1[4500] is not acceptable (virtual IP), answering UNACCEPTABLE_ADDRESSES".into()
+        }));
+        let mut resp = Vec::new();
+        let r = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.100.1:4500",
+            &[],
+        );
+        t.build(&s, &r, &mut mem, &env(), &mut resp);
+        assert!(notifies(&resp).contains(&NotifyType::UnacceptableAddresses));
+        // Nor does an original initiator follow a peer whose address list
+        // comes from there.
+        s.original_initiator = true;
+        let n = [raw(NotifyType::AdditionalIp4Address, &[198, 18, 3, 1])];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.100.1:4500",
+            "198.18.1.2:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        MobikeTask::new(false).process(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert!(updates(&out).is_empty(), "{out:?}");
     }
 
     /// A road warrior that moved to 198.18.2.2 and sent its update; the
