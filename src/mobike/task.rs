@@ -188,6 +188,20 @@ impl MobikeTask {
     /// to, as [`Action::Send`]; returns false if no path was found.
     pub fn transmit(&mut self, sa: &SaView<'_>, mem: &SaMemory, out: &mut Vec<Action>) -> bool {
         if let Some(path) = self.return_routability_check {
+            // What the filter knows may have changed since the request
+            // (traffic selectors of a new CHILD_SA, virtual IPs,
+            // interfaces): the check never goes where IKE cannot.
+            let filter = super::filter::AddressFilter::new(sa);
+            if let Err(why) = filter.path(path.local.ip(), path.remote.ip()) {
+                out.push(log(
+                    1,
+                    format!(
+                        "not checking return routability of {} ({why})",
+                        show(path.remote)
+                    ),
+                ));
+                return false;
+            }
             // RFC 4555 3.7: an answer proves return routability only if the
             // request went to that one address.
             out.push(Action::Send {
@@ -2132,6 +2146,39 @@ mod tests {
         let mut out = Vec::new();
         MobikeTask::new(false).process(&s, &m, &mut SaMemory::default(), &env(), &mut out);
         assert!(updates(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn the_return_routability_check_never_goes_where_ike_cannot() {
+        // Found by fuzz/fuzz_targets/exchange.rs: the check was sent to an
+        // address that had become the peer's virtual IP since the update.
+        let e = env();
+        let mut mem = SaMemory::default();
+        let (_, out) = peer_update(&e, &mut mem, "198.18.2.2:4500", 3);
+        assert!(out.contains(&Action::QueueReturnRoutabilityCheck));
+        let mut s = gw_view();
+        s.other_host = "198.18.1.2:4500".parse().unwrap();
+        let mut t = MobikeTask::new(true);
+        let mut out = Vec::new();
+        let req = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.2.2:4500",
+            &[],
+        );
+        t.build(&s, &req, &mut mem, &e, &mut out);
+        assert!(notifies(&out).contains(&NotifyType::Cookie2));
+        let vips: [IpAddr; 1] = ["198.18.2.2".parse().unwrap()];
+        s.peer_vips = &vips;
+        out.clear();
+        assert!(!t.transmit(&s, &mem, &mut out));
+        assert_eq!(
+            out,
+            [Action::Log {
+                level: 1,
+                text: "not checking return routability of 198.18.2.2[4500] (virtual IP)".into()
+            }]
+        );
     }
 
     /// A road warrior that moved to 198.18.2.2 and sent its update; the
