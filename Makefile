@@ -91,7 +91,7 @@ fuzz:
 trixie:
 	$(MAKE) build SUITE=trixie
 
-test: build trixie unit interop abi-guard hostile memcheck package-test
+test: build trixie unit fuzz interop abi-guard hostile memcheck package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh
