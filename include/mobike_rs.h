@@ -95,6 +95,31 @@
 #define MOBIKE_UPDATE_IKE_SA_ONLY 3
 
 /**
+ * `mobike_roam_decision.kind`: nothing to do.
+ */
+#define MOBIKE_ROAM_NONE 0
+
+/**
+ * Call charon's roam now (`address` as its argument).
+ */
+#define MOBIKE_ROAM_NOW 1
+
+/**
+ * Look up each of `checks` in charon's address cache first and report
+ * with `kernel_monitor_settle`.
+ */
+#define MOBIKE_ROAM_CHECK 2
+
+/**
+ * Findings for `kernel_monitor_settle`, one per check.
+ */
+#define MOBIKE_CACHE_NOT_USABLE 0
+
+#define MOBIKE_CACHE_USABLE 1
+
+#define MOBIKE_CACHE_VIRTUAL 2
+
+/**
  * Result of every call. Never renumbered.
  */
 enum mobike_result
@@ -195,6 +220,12 @@ typedef enum mobike_action_kind mobike_action_kind;
 #else
 typedef uint32_t mobike_action_kind;
 #endif // __STDC_VERSION__ >= 202311L
+
+/**
+ * Opaque handle of one kernel monitor. Created by `kernel_monitor_new`,
+ * freed by `kernel_monitor_free` (exactly once). The shim serializes calls.
+ */
+typedef struct mobike_kernel_monitor mobike_kernel_monitor;
 
 /**
  * Opaque status document: the answer to one `mobike-rs status` request.
@@ -342,6 +373,38 @@ typedef struct mobike_action {
 } mobike_action;
 
 /**
+ * One address charon's cache must show as `usable` (or not).
+ */
+typedef struct mobike_cache_check {
+  struct mobike_addr addr;
+  bool usable;
+} mobike_cache_check;
+
+/**
+ * What the shim does after a monitor call.
+ */
+typedef struct mobike_roam_decision {
+  /**
+   * MOBIKE_ROAM_NONE, MOBIKE_ROAM_NOW or MOBIKE_ROAM_CHECK.
+   */
+  uint32_t kind;
+  /**
+   * Addresses changed (charon's `roam(address)`).
+   */
+  bool address;
+  /**
+   * The roam runs although charon's address cache had not caught up.
+   */
+  bool forced;
+  /**
+   * Interface of the first event, NUL-terminated ("" if unknown).
+   */
+  char ifname[16];
+  uintptr_t checks_len;
+  struct mobike_cache_check checks[8];
+} mobike_roam_decision;
+
+/**
  * The core's functions, as the shim sees them.
  */
 typedef struct mobike_api {
@@ -468,6 +531,56 @@ typedef struct mobike_api {
                                      uint32_t seq,
                                      bool *out_done,
                                      bool *out_routed);
+  /**
+   * A kernel monitor (immediate roam triggers), NULL on failure.
+   * `ignore`: interface names whose events never trigger, separated by
+   * commas or spaces, `*` at the end matching a prefix (NUL-terminated
+   * or NULL); `routing_table`: charon's own routing table.
+   */
+  struct mobike_kernel_monitor *(*kernel_monitor_new)(const char *ignore, uint32_t routing_table);
+  /**
+   * Frees a monitor; NULL is accepted. Must not be called twice.
+   */
+  void (*kernel_monitor_free)(struct mobike_kernel_monitor *m);
+  /**
+   * Writes the next request to send on the monitor's socket (the link,
+   * then the address dump) into `out` (`cap` bytes); false if none now.
+   */
+  bool (*kernel_monitor_request)(struct mobike_kernel_monitor *m,
+                                 uint8_t *out,
+                                 uintptr_t cap,
+                                 uintptr_t *out_len);
+  /**
+   * One datagram read from the socket; `out` says what to do.
+   */
+  mobike_result (*kernel_monitor_read)(struct mobike_kernel_monitor *m,
+                                       const uint8_t *bytes,
+                                       uintptr_t len,
+                                       uint64_t now_ms,
+                                       struct mobike_roam_decision *out);
+  /**
+   * The socket lost events (ENOBUFS).
+   */
+  mobike_result (*kernel_monitor_lost)(struct mobike_kernel_monitor *m,
+                                       uint64_t now_ms,
+                                       struct mobike_roam_decision *out);
+  /**
+   * What charon's address cache showed for each check of the last
+   * MOBIKE_ROAM_CHECK (`found[i]`: MOBIKE_CACHE_*).
+   */
+  mobike_result (*kernel_monitor_settle)(struct mobike_kernel_monitor *m,
+                                         const uint32_t *found,
+                                         uintptr_t len,
+                                         uint64_t now_ms,
+                                         struct mobike_roam_decision *out);
+  /**
+   * Serves a due deadline (`out`) and writes the next one to
+   * `out_next_ms` (0: none).
+   */
+  mobike_result (*kernel_monitor_deadline)(struct mobike_kernel_monitor *m,
+                                           uint64_t now_ms,
+                                           struct mobike_roam_decision *out,
+                                           uint64_t *out_next_ms);
 } mobike_api;
 
 #endif  /* MOBIKE_RS_H */

@@ -24,6 +24,7 @@ use crate::mobike::{
 };
 use crate::mobike::{Interface, OnInterface};
 
+use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
@@ -362,6 +363,55 @@ pub struct mobike_api {
         out_done: *mut bool,
         out_routed: *mut bool,
     ) -> mobike_result,
+    /// A kernel monitor (immediate roam triggers), NULL on failure.
+    /// `ignore`: interface names whose events never trigger, separated by
+    /// commas or spaces, `*` at the end matching a prefix (NUL-terminated
+    /// or NULL); `routing_table`: charon's own routing table.
+    pub kernel_monitor_new: unsafe extern "C" fn(
+        ignore: *const c_char,
+        routing_table: u32,
+    ) -> *mut mobike_kernel_monitor,
+    /// Frees a monitor; NULL is accepted. Must not be called twice.
+    pub kernel_monitor_free: unsafe extern "C" fn(m: *mut mobike_kernel_monitor),
+    /// Writes the next request to send on the monitor's socket (the link,
+    /// then the address dump) into `out` (`cap` bytes); false if none now.
+    pub kernel_monitor_request: unsafe extern "C" fn(
+        m: *mut mobike_kernel_monitor,
+        out: *mut u8,
+        cap: usize,
+        out_len: *mut usize,
+    ) -> bool,
+    /// One datagram read from the socket; `out` says what to do.
+    pub kernel_monitor_read: unsafe extern "C" fn(
+        m: *mut mobike_kernel_monitor,
+        bytes: *const u8,
+        len: usize,
+        now_ms: u64,
+        out: *mut mobike_roam_decision,
+    ) -> mobike_result,
+    /// The socket lost events (ENOBUFS).
+    pub kernel_monitor_lost: unsafe extern "C" fn(
+        m: *mut mobike_kernel_monitor,
+        now_ms: u64,
+        out: *mut mobike_roam_decision,
+    ) -> mobike_result,
+    /// What charon's address cache showed for each check of the last
+    /// MOBIKE_ROAM_CHECK (`found[i]`: MOBIKE_CACHE_*).
+    pub kernel_monitor_settle: unsafe extern "C" fn(
+        m: *mut mobike_kernel_monitor,
+        found: *const u32,
+        len: usize,
+        now_ms: u64,
+        out: *mut mobike_roam_decision,
+    ) -> mobike_result,
+    /// Serves a due deadline (`out`) and writes the next one to
+    /// `out_next_ms` (0: none).
+    pub kernel_monitor_deadline: unsafe extern "C" fn(
+        m: *mut mobike_kernel_monitor,
+        now_ms: u64,
+        out: *mut mobike_roam_decision,
+        out_next_ms: *mut u64,
+    ) -> mobike_result,
 }
 
 /// Opaque status document: the answer to one `mobike-rs status` request.
@@ -371,6 +421,61 @@ pub struct mobike_status_doc {
     pub(crate) now_ms: u64,
     pub(crate) entries: Vec<mobike::status::Entry>,
     pub(crate) answer: Vec<u8>,
+}
+
+/// `mobike_roam_decision.kind`: nothing to do.
+pub const MOBIKE_ROAM_NONE: u32 = 0;
+/// Call charon's roam now (`address` as its argument).
+pub const MOBIKE_ROAM_NOW: u32 = 1;
+/// Look up each of `checks` in charon's address cache first and report
+/// with `kernel_monitor_settle`.
+pub const MOBIKE_ROAM_CHECK: u32 = 2;
+/// Findings for `kernel_monitor_settle`, one per check.
+pub const MOBIKE_CACHE_NOT_USABLE: u32 = 0;
+pub const MOBIKE_CACHE_USABLE: u32 = 1;
+pub const MOBIKE_CACHE_VIRTUAL: u32 = 2;
+
+/// One address charon's cache must show as `usable` (or not).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct mobike_cache_check {
+    pub addr: mobike_addr,
+    pub usable: bool,
+}
+
+/// What the shim does after a monitor call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct mobike_roam_decision {
+    /// MOBIKE_ROAM_NONE, MOBIKE_ROAM_NOW or MOBIKE_ROAM_CHECK.
+    pub kind: u32,
+    /// Addresses changed (charon's `roam(address)`).
+    pub address: bool,
+    /// The roam runs although charon's address cache had not caught up.
+    pub forced: bool,
+    /// Interface of the first event, NUL-terminated ("" if unknown).
+    pub ifname: [c_char; 16],
+    pub checks_len: usize,
+    pub checks: [mobike_cache_check; 8],
+}
+
+impl Default for mobike_roam_decision {
+    fn default() -> Self {
+        mobike_roam_decision {
+            kind: MOBIKE_ROAM_NONE,
+            address: false,
+            forced: false,
+            ifname: [0; 16],
+            checks_len: 0,
+            checks: [mobike_cache_check::default(); 8],
+        }
+    }
+}
+
+/// Opaque handle of one kernel monitor. Created by `kernel_monitor_new`,
+/// freed by `kernel_monitor_free` (exactly once). The shim serializes calls.
+pub struct mobike_kernel_monitor {
+    pub(crate) inner: super::kernel::Monitor,
 }
 
 /// The table handed to the shim.
@@ -402,6 +507,13 @@ pub static MOBIKE_API: mobike_api = mobike_api {
     sa_liveness: super::liveness::sa_liveness,
     route_query_build: super::route::route_query_build,
     route_query_parse: super::route::route_query_parse,
+    kernel_monitor_new: kernel::kernel_monitor_new,
+    kernel_monitor_free: kernel::kernel_monitor_free,
+    kernel_monitor_request: kernel::kernel_monitor_request,
+    kernel_monitor_read: kernel::kernel_monitor_read,
+    kernel_monitor_lost: kernel::kernel_monitor_lost,
+    kernel_monitor_settle: kernel::kernel_monitor_settle,
+    kernel_monitor_deadline: kernel::kernel_monitor_deadline,
 };
 
 /// Set once any panic was caught: new tasks go to the built-in MOBIKE.

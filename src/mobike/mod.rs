@@ -20,6 +20,7 @@ pub mod notify;
 pub mod policy;
 pub mod status;
 pub mod task;
+pub mod trigger;
 
 use std::net::SocketAddr;
 
