@@ -5,6 +5,7 @@
 #include "mobike_rs_plugin.h"
 #include "mobike_rs_liveness.h"
 #include "mobike_rs_guard.h"
+#include "mobike_rs_kernel.h"
 #include "mobike_rs_listener.h"
 #include "mobike_rs_shim.h"
 #include "mobike_rs_status.h"
@@ -32,6 +33,11 @@ struct private_mobike_rs_plugin_t {
 	 * Status socket, NULL if disabled.
 	 */
 	mobike_rs_status_t *status;
+
+	/**
+	 * Kernel monitor (immediate roam triggers), NULL if disabled.
+	 */
+	mobike_rs_kernel_t *kernel;
 
 	/**
 	 * The Rust core's function table.
@@ -117,9 +123,12 @@ static bool plugin_cb(private_mobike_rs_plugin_t *this,
 		charon->bus->add_listener(charon->bus, &this->listener->listener);
 		this->status = mobike_rs_status_create(this->api);
 		mobike_rs_liveness_start(this->api);
+		this->kernel = mobike_rs_kernel_create(this->api);
 	}
 	else
 	{
+		DESTROY_IF(this->kernel);
+		this->kernel = NULL;
 		mobike_rs_liveness_stop();
 		DESTROY_IF(this->status);
 		this->status = NULL;

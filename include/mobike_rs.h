@@ -397,6 +397,10 @@ typedef struct mobike_roam_decision {
    */
   bool forced;
   /**
+   * How long the decision waited for charon's address cache (ms).
+   */
+  uint32_t waited_ms;
+  /**
    * Interface of the first event, NUL-terminated ("" if unknown).
    */
   char ifname[16];

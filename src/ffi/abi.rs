@@ -453,6 +453,8 @@ pub struct mobike_roam_decision {
     pub address: bool,
     /// The roam runs although charon's address cache had not caught up.
     pub forced: bool,
+    /// How long the decision waited for charon's address cache (ms).
+    pub waited_ms: u32,
     /// Interface of the first event, NUL-terminated ("" if unknown).
     pub ifname: [c_char; 16],
     pub checks_len: usize,
@@ -465,6 +467,7 @@ impl Default for mobike_roam_decision {
             kind: MOBIKE_ROAM_NONE,
             address: false,
             forced: false,
+            waited_ms: 0,
             ifname: [0; 16],
             checks_len: 0,
             checks: [mobike_cache_check::default(); 8],

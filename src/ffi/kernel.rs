@@ -230,6 +230,7 @@ fn decision_to_c(out: Option<Output>) -> mobike_roam_decision {
     c.kind = kind;
     c.address = d.address;
     c.forced = d.forced;
+    c.waited_ms = u32::try_from(d.waited_ms).unwrap_or(u32::MAX);
     for (dst, src) in c.ifname.iter_mut().zip(d.ifname.bytes().take(15)) {
         *dst = src as c_char;
     }

@@ -129,6 +129,8 @@ pub struct Decision {
     pub checks: Vec<CacheCheck>,
     /// The roam runs although charon's cache did not catch up in time.
     pub forced: bool,
+    /// How long the decision waited for charon's cache, in milliseconds.
+    pub waited_ms: u64,
 }
 
 /// What the caller does now.
@@ -252,6 +254,7 @@ impl Trigger {
             ifname,
             checks,
             forced: false,
+            waited_ms: 0,
         };
         match event {
             KernelEvent::NewLink(link) => {
@@ -418,13 +421,11 @@ impl Trigger {
                 CacheView::NotUsable => !c.usable,
                 CacheView::Virtual => true,
             });
-        if caught_up {
-            let decision = self.checking.take()?.decision;
-            return Some(Output::Roam(decision));
-        }
-        if now_ms.saturating_sub(checking.since_ms) >= SETTLE_LIMIT_MS {
+        let waited_ms = now_ms.saturating_sub(checking.since_ms);
+        if caught_up || waited_ms >= SETTLE_LIMIT_MS {
             let mut decision = self.checking.take()?.decision;
-            decision.forced = true;
+            decision.forced = !caught_up;
+            decision.waited_ms = waited_ms;
             return Some(Output::Roam(decision));
         }
         checking.retry_at = Some(now_ms + SETTLE_RETRY_MS);
@@ -681,6 +682,7 @@ mod tests {
         check(t.on_deadline(102));
         let d = roam(t.settle(&[CacheView::NotUsable], 102));
         assert!(!d.forced);
+        assert_eq!(d.waited_ms, 2);
         // a cache that never catches up: the roam runs after the limit
         let mut t = host();
         check(t.observe(&link(3, "rw-b", false), false, 0));
