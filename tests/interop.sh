@@ -22,6 +22,7 @@ SCENARIOS=(
 	"nat stock rust"
 	"return rust stock"
 	"return stock rust"
+	"fastroam rust stock"
 	"status rust rust"
 	"break6 rust stock"
 	"break6 stock rust"
@@ -197,6 +198,33 @@ scenario_return() {
 	ping_ok || fail "traffic did not pass after the return" || return 1
 	[ "$(sa_field rw spis)" = "$spis" ] || fail "IKE_SA changed on return" || return 1
 	lab_log "returned to $(sa_field rw local), same IKE_SA"
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# Immediate roam triggers (issue 4): mobike-rs's own rtnetlink monitor acts
+# on rw-a going down at once, where charon's kernel-netlink fires its roam
+# event 100 ms later. Its "roaming now" line comes before charon's first
+# path decision, the burst of kernel events that follows gives at most a
+# decision per 50 ms window, nothing triggers before the move, and the
+# IKE_SA moves with traffic resumed.
+scenario_fastroam() {
+	local rwf=$1 gwf=$2 log ours first n
+	setup "fr" "$rwf" "$gwf" "" || return 1
+	log="$LAB_DIR/rw/charon.log"
+	in_log rw 'mobike-rs: fast_roam: roaming on the first kernel event' ||
+		fail "rw: the kernel monitor did not start" || return 1
+	! in_log rw 'mobike-rs: kernel event on' ||
+		fail "rw roamed before anything changed: $(grep 'kernel event on' "$log")" || return 1
+	move_away || return 1
+	ours=$(grep -n -m1 'mobike-rs: kernel event on rw-a, roaming now' "$log" | cut -d: -f1)
+	first=$(grep -n -m1 -E 'old path is not (available|preferred) anymore|requesting address change' "$log" | cut -d: -f1)
+	[ -n "$ours" ] || fail "rw: no roam decision for rw-a" || return 1
+	[ -n "$first" ] && [ "$ours" -lt "$first" ] ||
+		fail "rw: charon's path decision (line ${first:-none}) came before ours (line $ours)" || return 1
+	n=$(grep -c 'mobike-rs: kernel event on' "$log")
+	# one burst: the first decision and one per window it spans
+	[ "$n" -le 3 ] || fail "rw: $n roam decisions for one link going down" || return 1
+	lab_log "$(sed -n "${ours}s/^[0-9]* //p" "$log") ($n decisions)"
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
 }
 
