@@ -38,6 +38,8 @@ use crate::mobike::trigger::{
 const MAX_DATAGRAM: usize = 1 << 20;
 /// Most messages decoded per datagram.
 const MAX_MESSAGES: usize = 4096;
+/// Most times a refused dump is asked for again.
+const MAX_DUMP_RETRIES: u8 = 3;
 
 /// rtnetlink message types (linux/rtnetlink.h) whose decoding failure
 /// counts as a lost event.
@@ -54,14 +56,33 @@ enum Dump {
 pub(crate) struct Monitor {
     trigger: Trigger,
     dumps: VecDeque<Dump>,
-    /// Sequence number of the dump in progress.
+    /// Sequence number and kind of the dump in progress.
     dump_seq: Option<u32>,
+    dump_kind: Option<Dump>,
+    /// Dumps asked for again after the kernel refused them.
+    dump_retries: u8,
     next_seq: u32,
     poisoned: bool,
 }
 
-/// One message of a datagram: the event and whether it is part of our dump.
-fn decode(datagram: &[u8], dump_seq: Option<u32>) -> Vec<(Option<KernelEvent>, bool, bool)> {
+/// How a message ends our dump, if it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DumpEnd {
+    Done,
+    /// NLMSG_ERROR (e.g. EBUSY, or EINTR when the tables changed).
+    Failed,
+}
+
+/// One message of a datagram.
+#[derive(Debug)]
+struct Decoded {
+    event: Option<KernelEvent>,
+    /// Part of our dump: state to remember, not a change.
+    initial: bool,
+    end: Option<DumpEnd>,
+}
+
+fn decode(datagram: &[u8], dump_seq: Option<u32>) -> Vec<Decoded> {
     let mut out = Vec::new();
     let mut rest = &datagram[..datagram.len().min(MAX_DATAGRAM)];
     while !rest.is_empty() && out.len() < MAX_MESSAGES {
@@ -70,22 +91,30 @@ fn decode(datagram: &[u8], dump_seq: Option<u32>) -> Vec<(Option<KernelEvent>, b
         };
         let len = buf.length() as usize;
         let ty = buf.message_type();
-        let seq = buf.sequence_number();
-        let ours = dump_seq == Some(seq);
-        let dump = ours && buf.flags() & NLM_F_MULTIPART != 0;
+        let ours = dump_seq == Some(buf.sequence_number());
+        let initial = ours && buf.flags() & NLM_F_MULTIPART != 0;
+        let end = match ty {
+            2 if ours => Some(DumpEnd::Failed), // NLMSG_ERROR
+            3 if ours => Some(DumpEnd::Done),   // NLMSG_DONE
+            _ => None,
+        };
         let msg = &rest[..len];
         // Messages are padded to 4 octets (NLMSG_ALIGN).
-        rest = &rest[len.saturating_add(3).min(rest.len()) & !3..];
-        let end_of_dump = ours && matches!(ty, 2 | 3); // NLMSG_ERROR, NLMSG_DONE
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg) {
-            Ok(m) => out.push((event_of(m.payload), dump, end_of_dump)),
+        let next = len.saturating_add(3) & !3;
+        rest = rest.get(next..).unwrap_or(&[]);
+        let event = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg) {
+            Ok(m) => event_of(m.payload),
             // A link, address or route message we cannot read may have
             // been a change: better one roam too many than a move missed.
-            Err(_) if (RTM_NEWLINK..=RTM_GETROUTE).contains(&ty) => {
-                out.push((Some(KernelEvent::Lost), false, end_of_dump))
-            }
-            Err(_) => out.push((None, false, end_of_dump)),
-        }
+            Err(_) if (RTM_NEWLINK..=RTM_GETROUTE).contains(&ty) => Some(KernelEvent::Lost),
+            Err(_) => None,
+        };
+        let initial = initial && !matches!(event, Some(KernelEvent::Lost));
+        out.push(Decoded {
+            event,
+            initial,
+            end,
+        });
         if len == 0 {
             break;
         }
@@ -173,6 +202,8 @@ impl Monitor {
             trigger: Trigger::new(ignore, routing_table),
             dumps: VecDeque::from([Dump::Links, Dump::Addresses]),
             dump_seq: None,
+            dump_kind: None,
+            dump_retries: 0,
             next_seq: 1,
             poisoned: false,
         }
@@ -199,20 +230,30 @@ impl Monitor {
         let mut bytes = vec![0u8; msg.buffer_len()];
         msg.serialize(&mut bytes);
         self.dump_seq = Some(seq);
+        self.dump_kind = Some(kind);
         Some(bytes)
     }
 
     fn read(&mut self, datagram: &[u8], now_ms: u64) -> Option<Output> {
         let mut first = None;
-        for (event, initial, end_of_dump) in decode(datagram, self.dump_seq) {
-            if let Some(e) = event {
-                let out = self.trigger.observe(&e, initial, now_ms);
+        for m in decode(datagram, self.dump_seq) {
+            if let Some(e) = &m.event {
+                let out = self.trigger.observe(e, m.initial, now_ms);
                 // Once one decision is out the window is open: later
                 // events of this datagram are merged, never decided twice.
                 first = first.or(out);
             }
-            if end_of_dump {
+            if let Some(end) = m.end {
+                // Without the dump the trigger cannot tell a link going
+                // down from one it never saw: ask again, a few times.
+                if let (DumpEnd::Failed, Some(kind)) = (end, self.dump_kind) {
+                    if self.dump_retries < MAX_DUMP_RETRIES {
+                        self.dump_retries += 1;
+                        self.dumps.push_front(kind);
+                    }
+                }
                 self.dump_seq = None;
+                self.dump_kind = None;
             }
         }
         first
@@ -420,9 +461,9 @@ pub(crate) unsafe extern "C" fn kernel_monitor_deadline(
     r
 }
 
-/// An address of a check as an IP (for tests and the shim's view).
-#[allow(dead_code)]
-pub(crate) fn check_ip(c: &mobike_cache_check) -> Option<IpAddr> {
+/// An address of a check as an IP.
+#[cfg(test)]
+fn check_ip(c: &mobike_cache_check) -> Option<IpAddr> {
     ip_of(&c.addr).ok().flatten()
 }
 
@@ -557,49 +598,81 @@ mod tests {
         }
     }
 
+    fn ev(d: &[u8]) -> Vec<Option<KernelEvent>> {
+        decode(d, None).into_iter().map(|m| m.event).collect()
+    }
+
     #[test]
     fn real_datagrams_decode_into_events() {
-        let events: Vec<_> = decode(&LINK_T0_UP, None).into_iter().collect();
+        let events: Vec<_> = decode(&LINK_T0_UP, None)
+            .into_iter()
+            .map(|m| (m.event, m.initial, m.end))
+            .collect();
         match &events[..] {
-            [(Some(KernelEvent::NewLink(l)), false, false)] => {
+            [(Some(KernelEvent::NewLink(l)), false, None)] => {
                 assert_eq!(l.name.as_deref(), Some("t0"));
                 assert_eq!(l.ifindex, T0_INDEX);
                 assert!(l.up);
             }
             other => panic!("{other:?}"),
         }
-        match &decode(&LINK_T0_DOWN, None)[..] {
-            [(Some(KernelEvent::NewLink(l)), ..)] => assert!(!l.up && !l.running),
+        match &ev(&LINK_T0_DOWN)[..] {
+            [Some(KernelEvent::NewLink(l))] => assert!(!l.up && !l.running),
             other => panic!("{other:?}"),
         }
-        match &decode(&ADDR_T0_NEW4, None)[..] {
-            [(Some(KernelEvent::NewAddress(a)), ..)] => {
+        match &ev(&ADDR_T0_NEW4)[..] {
+            [Some(KernelEvent::NewAddress(a))] => {
                 assert_eq!(a.ip, "198.18.9.1".parse::<IpAddr>().unwrap());
                 assert_eq!(a.ifindex, T0_INDEX);
                 assert!(!a.scope_local && !a.tentative);
             }
             other => panic!("{other:?}"),
         }
-        match &decode(&ADDR_T0_DEL4, None)[..] {
-            [(Some(KernelEvent::DelAddress(a)), ..)] => {
+        match &ev(&ADDR_T0_DEL4)[..] {
+            [Some(KernelEvent::DelAddress(a))] => {
                 assert_eq!(a.ip, "198.18.9.1".parse::<IpAddr>().unwrap())
             }
             other => panic!("{other:?}"),
         }
-        match &decode(&ADDR_T0_NEW6_TENTATIVE, None)[..] {
-            [(Some(KernelEvent::NewAddress(a)), ..)] => {
+        match &ev(&ADDR_T0_NEW6_TENTATIVE)[..] {
+            [Some(KernelEvent::NewAddress(a))] => {
                 assert_eq!(a.ip, "2001:db8:9::1".parse::<IpAddr>().unwrap());
                 assert!(a.tentative);
             }
             other => panic!("{other:?}"),
         }
-        match &decode(&ROUTE_T0_NEW4, None)[..] {
-            [(Some(KernelEvent::NewRoute(r)), ..)] => {
+        match &ev(&ROUTE_T0_NEW4)[..] {
+            [Some(KernelEvent::NewRoute(r))] => {
                 assert_eq!(r.oif, Some(T0_INDEX));
                 assert_eq!(r.table, 254);
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_refused_dump_is_asked_for_again_a_few_times() {
+        let m = monitor();
+        for _ in 0..MAX_DUMP_RETRIES {
+            let seq = next_dump(m).unwrap();
+            // NLMSG_ERROR, EBUSY
+            let mut err = hex(
+                "24000000 02000000 00000000 00000000 f0ffffff 00000000 00000000 00000000 00000000",
+            );
+            err[8..12].copy_from_slice(&seq.to_ne_bytes());
+            read(m, &err, 0);
+        }
+        let seq = next_dump(m).unwrap();
+        let mut err =
+            hex("24000000 02000000 00000000 00000000 f0ffffff 00000000 00000000 00000000 00000000");
+        err[8..12].copy_from_slice(&seq.to_ne_bytes());
+        read(m, &err, 0);
+        // the link dump gave up; the address dump is next, then nothing
+        let seq = next_dump(m).unwrap();
+        read(m, &done(seq), 0);
+        assert_eq!(next_dump(m), None);
+        // SAFETY: a live monitor.
+        unsafe { (MOBIKE_API.kernel_monitor_free)(m) };
     }
 
     #[test]
