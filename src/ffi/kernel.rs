@@ -12,7 +12,6 @@
 
 use std::collections::VecDeque;
 use std::ffi::CStr;
-use std::net::IpAddr;
 use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -26,9 +25,8 @@ use netlink_packet_route::route::{RouteAttribute, RouteFlags, RouteMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::abi::{
-    addr_to_c, ip_of, mobike_cache_check, mobike_kernel_monitor, mobike_result,
-    mobike_roam_decision, MOBIKE_CACHE_NOT_USABLE, MOBIKE_CACHE_USABLE, MOBIKE_CACHE_VIRTUAL,
-    MOBIKE_ROAM_CHECK, MOBIKE_ROAM_NOW,
+    addr_to_c, mobike_kernel_monitor, mobike_result, mobike_roam_decision, MOBIKE_CACHE_NOT_USABLE,
+    MOBIKE_CACHE_USABLE, MOBIKE_CACHE_VIRTUAL, MOBIKE_ROAM_CHECK, MOBIKE_ROAM_NOW,
 };
 use crate::mobike::trigger::{
     Address, CacheView, Decision, KernelEvent, Link, Output, RouteChange, Trigger, MAX_CHECKS,
@@ -463,14 +461,15 @@ pub(crate) unsafe extern "C" fn kernel_monitor_deadline(
 
 /// An address of a check as an IP.
 #[cfg(test)]
-fn check_ip(c: &mobike_cache_check) -> Option<IpAddr> {
-    ip_of(&c.addr).ok().flatten()
+fn check_ip(c: &super::abi::mobike_cache_check) -> Option<std::net::IpAddr> {
+    super::abi::ip_of(&c.addr).ok().flatten()
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::abi::{MOBIKE_API, MOBIKE_ROAM_NONE};
     use super::*;
+    use std::net::IpAddr;
 
     /// Datagrams captured on the lab machine with a NETLINK_ROUTE socket
     /// (`ip link add t0 type veth peer name t1` in a fresh netns, then the
