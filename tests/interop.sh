@@ -360,7 +360,7 @@ scenario_unacceptable() {
 # are. The stock peer's own "got additional MOBIKE peer address" lines show
 # what arrived; the rust node's "not announcing" line says why.
 scenario_filter() {
-	local rwf=$1 gwf=$2 rust stock real tunaddr tun before got
+	local rwf=$1 gwf=$2 rust stock real tunaddr tun before got extra extra_dev
 	lab_up "flt" "" || return 1
 	ip -n "$LAB_NS-gw" addr del 198.18.100.1/32 dev lo
 	# a veth pair stands in for the LAN (no dummy module everywhere)
@@ -376,26 +376,31 @@ scenario_filter() {
 	check_flavour rw "$rwf" && check_flavour gw "$gwf" || return 1
 	got='got additional MOBIKE peer address'
 	if [ "$gwf" = rust ]; then
-		rust=gw stock=rw real=198.18.1.11 tunaddr=198.18.4.4
+		rust=gw stock=rw real=198.18.1.11 tunaddr=198.18.4.4 extra=198.18.1.12/24 extra_dev=gw-a
 		# IKE_AUTH: no CHILD_SA yet, the configured TS already count
 		in_log gw 'not announcing .*198\.18\.100\.1 \(inside traffic selector 198\.18\.100\.0\.\.198\.18\.100\.255\)' ||
 			fail "gw did not say why it left out its LAN address" || return 1
 		in_log rw "$got: 198\.18\.1\.11\$" || fail "rw got no address list with gw's real second address" || return 1
 	else
-		rust=rw stock=gw real=198.18.2.2 tunaddr=198.18.3.3
+		rust=rw stock=gw real=198.18.2.2 tunaddr=198.18.3.3 extra=198.18.2.3/24 extra_dev=rw-b
 		# stock charon announces its LAN address (the design brief's finding)
 		in_log rw "$got: 198\.18\.100\.1\$" && lab_log "stock gw announced its LAN address 198.18.100.1"
 	fi
-	# An address on the rust node's TUN device: an address change, so
-	# charon sends an updated list (RFC 4555 3.6) on the working path.
+	# An address on the rust node's TUN device and a new real one: the
+	# list changed, so the rust node sends it again (RFC 4555 3.6) on the
+	# working path, with the real one and without the tunnel's. (A list
+	# that did not change is not sent again.)
 	tun=$(ip -n "$LAB_NS-$rust" -o link show | sed -n 's/^[0-9]*: \(ipsec[0-9]*\):.*/\1/p' | head -n 1)
 	[ -n "$tun" ] || fail "$rust: no kernel-libipsec TUN device" || return 1
 	before=$(grep -c "$got: ${real//./\\.}\$" "$LAB_DIR/$stock/charon.log")
 	ip -n "$LAB_NS-$rust" addr add "$tunaddr/32" dev "$tun"
+	ip -n "$LAB_NS-$rust" addr add "$extra" dev "$extra_dev"
 	wait_for 'in_log "$rust" "not announcing .*${tunaddr//./\\.} \(on tunnel interface $tun\)"' ||
 		fail "$rust did not say why it left out $tunaddr on $tun" || return 1
 	wait_for '[ "$(grep -c "$got: ${real//./\\.}\$" "$LAB_DIR/$stock/charon.log")" -gt "$before" ]' ||
 		fail "$stock got no updated list with $real from $rust" || return 1
+	in_log "$stock" "$got: ${extra%/*}" || fail "$stock did not get the new address ${extra%/*}" || return 1
+	ip -n "$LAB_NS-$rust" addr del "$extra" dev "$extra_dev"
 	! in_log "$stock" "$got: (198\.18\.100\.|198\.18\.200\.|${tunaddr//./\\.}\$)" ||
 		fail "$stock got an address of the tunnel: $(grep -E "$got: (198\.18\.100|198\.18\.200|$tunaddr)" "$LAB_DIR/$stock/charon.log")" || return 1
 	lab_log "$rust announced $real, not its LAN/virtual/$tun ($tunaddr) addresses"

@@ -38,6 +38,9 @@ pub struct SaMemory {
     pub rejected_paths: Vec<(Path, u64)>,
     /// UNEXPECTED_NAT_DETECTED answers received on the path being updated.
     pub nat_retries: u8,
+    /// The address list last announced, with our address in the IP header
+    /// then (at most MAX_ANNOUNCED_ADDRESSES entries).
+    pub announced: Option<(std::net::IpAddr, Vec<std::net::IpAddr>)>,
     /// Packet counters last seen, for silent path failures.
     pub liveness: super::liveness::Liveness,
     /// What `mobike-rs status` shows (see [`super::status`]).

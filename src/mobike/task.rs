@@ -164,7 +164,7 @@ impl MobikeTask {
         if self.build_as_initiator {
             self.build_request(sa, msg, mem, env, out)
         } else {
-            self.build_response(sa, msg, env, out)
+            self.build_response(sa, msg, mem, env, out)
         }
     }
 
@@ -332,7 +332,7 @@ impl MobikeTask {
                 // first IKE_AUTH request only.
                 if !self.ike_auth_done {
                     add(out, &Notify::MobikeSupported);
-                    build_address_list(sa, out);
+                    build_address_list(sa, mem, out);
                     // RFC 4555 3.9: the first IKE_AUTH request can set
                     // addresses, so it carries NO_NATS_ALLOWED too.
                     no_nats_allowed(&env.policy, msg.src, msg.dst, out);
@@ -348,6 +348,25 @@ impl MobikeTask {
                     out.push(log(
                         2,
                         "peer does not support MOBIKE, no MOBIKE exchange".into(),
+                    ));
+                    out.push(Action::CancelExchange);
+                    return Status::Success;
+                }
+                // Only our address list, and the peer has it already
+                // (charon's delayed roam event after a move we made):
+                // no exchange at all.
+                let rr_pending = !sa.original_initiator && mem.return_routability_pending.is_some();
+                if self.address
+                    && !self.check
+                    && !self.update
+                    && !self.natd
+                    && !rr_pending
+                    && msg.route_src.is_none_or(|ip| ip == msg.src.ip())
+                    && address_list_unchanged(sa, mem)
+                {
+                    out.push(log(
+                        2,
+                        "address list unchanged since the peer got it, no exchange".into(),
                     ));
                     out.push(Action::CancelExchange);
                     return Status::Success;
@@ -385,7 +404,7 @@ impl MobikeTask {
                 }
                 let list = self.address && !self.check;
                 if list {
-                    build_address_list(sa, out);
+                    build_address_list(sa, mem, out);
                 }
                 // RFC 4555 3.9: every request that can change addresses.
                 if self.update || list {
@@ -426,6 +445,7 @@ impl MobikeTask {
         &mut self,
         sa: &SaView<'_>,
         msg: &Message<'_>,
+        mem: &mut SaMemory,
         env: &Env<'_>,
         out: &mut Vec<Action>,
     ) -> Status {
@@ -436,7 +456,7 @@ impl MobikeTask {
                     add(out, &Notify::UnexpectedNatDetected);
                 } else if sa.mobike_supported {
                     add(out, &Notify::MobikeSupported);
-                    build_address_list(sa, out);
+                    build_address_list(sa, mem, out);
                 }
                 Status::Success
             }
@@ -1084,10 +1104,10 @@ fn update_hosts(
 /// cannot carry IKE (inside this IKE_SA's tunnel, on a tunnel interface,
 /// link-local, see [`super::filter`]) is not announced: the peer would
 /// probe it, or move the IKE_SA into its own tunnel.
-fn build_address_list(sa: &SaView<'_>, out: &mut Vec<Action>) {
+fn build_address_list(sa: &SaView<'_>, mem: &mut SaMemory, out: &mut Vec<Action>) {
     let filter = super::filter::AddressFilter::new(sa);
     let mut skipped = super::filter::Skipped::default();
-    let mut added = 0;
+    let mut list = Vec::new();
     for ip in sa
         .local_addresses
         .iter()
@@ -1097,17 +1117,35 @@ fn build_address_list(sa: &SaView<'_>, out: &mut Vec<Action>) {
             skipped.note(*ip, why);
             continue;
         }
-        if added >= MAX_ANNOUNCED_ADDRESSES {
+        if list.len() >= MAX_ANNOUNCED_ADDRESSES {
             break;
         }
         add(out, &Notify::AdditionalAddress(*ip));
-        added += 1;
+        list.push(*ip);
     }
-    if added == 0 {
+    if list.is_empty() {
         add(out, &Notify::NoAdditionalAddresses);
     }
     out.extend(skipped.log("not announcing"));
-    out.push(log(2, format!("announcing {added} additional addresses")));
+    out.push(log(
+        2,
+        format!("announcing {} additional addresses", list.len()),
+    ));
+    mem.announced = Some((sa.my_host.ip(), list));
+}
+
+/// The address list we would announce now equals the last one the peer got
+/// (with the same address in the IP header).
+fn address_list_unchanged(sa: &SaView<'_>, mem: &SaMemory) -> bool {
+    let filter = super::filter::AddressFilter::new(sa);
+    let now: Vec<std::net::IpAddr> = sa
+        .local_addresses
+        .iter()
+        .filter(|ip| **ip != sa.my_host.ip() && filter.local(**ip).is_ok())
+        .take(MAX_ANNOUNCED_ADDRESSES)
+        .copied()
+        .collect();
+    mem.announced.as_ref() == Some(&(sa.my_host.ip(), now))
 }
 
 #[cfg(test)]
@@ -2569,5 +2607,56 @@ mod tests {
         let mut out = Vec::new();
         t2.transmit(&s, &SaMemory::default(), &mut out);
         assert_eq!(sends(&out).len(), 1);
+    }
+
+    #[test]
+    fn an_address_list_the_peer_has_already_is_not_sent_again() {
+        let locals: Vec<IpAddr> =
+            vec!["198.18.1.2".parse().unwrap(), "198.18.2.2".parse().unwrap()];
+        let s = sa(&[], &locals, &[]);
+        let mut mem = SaMemory::default();
+        let auth = msg(Exchange::IkeAuth, "198.18.1.2:4500", "198.18.1.1:4500", &[]);
+        MobikeTask::new(true).build(&s, &auth, &mut mem, &env(), &mut Vec::new());
+        let info = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        let mut t = MobikeTask::new(true);
+        t.addresses();
+        let mut out = Vec::new();
+        assert_eq!(
+            t.build(&s, &info, &mut mem, &env(), &mut out),
+            Status::Success
+        );
+        assert!(out.contains(&Action::CancelExchange), "{out:?}");
+        // a new address: the list goes out
+        let more: Vec<IpAddr> = vec![
+            "198.18.1.2".parse().unwrap(),
+            "198.18.2.2".parse().unwrap(),
+            "198.18.3.2".parse().unwrap(),
+        ];
+        let s = sa(&[], &more, &[]);
+        let mut t = MobikeTask::new(true);
+        t.addresses();
+        let mut out = Vec::new();
+        assert_eq!(
+            t.build(&s, &info, &mut mem, &env(), &mut out),
+            Status::NeedMore
+        );
+        assert_eq!(
+            notifies(&out),
+            [
+                NotifyType::AdditionalIp4Address,
+                NotifyType::AdditionalIp4Address
+            ]
+        );
+        // and then it is known
+        let mut t = MobikeTask::new(true);
+        t.addresses();
+        let mut out = Vec::new();
+        t.build(&s, &info, &mut mem, &env(), &mut out);
+        assert!(out.contains(&Action::CancelExchange));
     }
 }
