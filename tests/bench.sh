@@ -120,7 +120,7 @@ rw_setup() {
 	flavour_ok gw stock || { harness_fail "$key" "$flavour" "gw is not a stock charon"; return 1; }
 }
 
-# measure KEY FLAVOUR NS DEST CAP EVENT [ping args...]: ping DEST from NS,
+# measure KEY FLAVOUR NS DEST CAP EVENT [SOURCE]: probe DEST from NS,
 # wait for traffic, evaluate EVENT, wait until an answer arrives more than
 # 0.1 s after it (at most CAP seconds), watch SETTLE seconds more, record
 # the outage (ms) or "never". Sets M_T0 (the event's time) and M_PING.
@@ -259,7 +259,7 @@ run_natmap() {
 	[ -n "$vip" ] || { harness_fail natmap "$flavour" "no virtual IP on rw"; return 1; }
 	measure natmap "$flavour" "$LAB_NS-gw" "$vip" "$NAT_MAX" \
 		'ip netns exec "$LAB_NS-rt" iptables -t nat -I POSTROUTING 1 -s 198.18.2.0/24 -o br1 -p udp -j SNAT --to-source 198.18.1.254:40000-40100 &&
-		 ip netns exec "$LAB_NS-rt" conntrack -F >/dev/null 2>&1' -I 198.18.100.1
+		 ip netns exec "$LAB_NS-rt" conntrack -F >/dev/null 2>&1' 198.18.100.1
 }
 
 # Part 2: SAS childless IKE_SAs from one road-warrior host, one connection
@@ -383,9 +383,9 @@ fi
 # values KEY FLAVOUR: the recorded values, one a line.
 values() { awk -v k="$1" -v f="$2" '$1 == k && $2 == f { print $3 }' "$RAW"; }
 
-# stat KEY FLAVOUR median|worst|fails|count: "never" is larger than any
+# summary KEY FLAVOUR median|worst|fails|count: "never" is larger than any
 # number; a median between a number and "never" is "never".
-stat() {
+summary() {
 	values "$1" "$2" | awk -v what="$3" '
 		$1 == "fail" { fails++; next }
 		{ v[n++] = ($1 == "never") ? 1e18 : $1 + 0 }
@@ -411,7 +411,7 @@ fmt_ms() {
 # cell KEY FLAVOUR CAP: "median / worst", with failed runs counted.
 cell() {
 	local m w f c
-	m=$(stat "$1" "$2" median) w=$(stat "$1" "$2" worst) f=$(stat "$1" "$2" fails) c=$(stat "$1" "$2" count)
+	m=$(summary "$1" "$2" median) w=$(summary "$1" "$2" worst) f=$(summary "$1" "$2" fails) c=$(summary "$1" "$2" count)
 	if [ "$c" = 0 ]; then
 		echo "not measured${f:+ ($f failed)}"
 		return
@@ -424,7 +424,7 @@ cell() {
 # ratio KEY: rust median / builtin median.
 ratio() {
 	local b r
-	b=$(stat "$1" builtin median) r=$(stat "$1" rust median)
+	b=$(summary "$1" builtin median) r=$(summary "$1" rust median)
 	if [ -z "$b" ] || [ -z "$r" ]; then echo "-"
 	elif [ "$b" = never ] && [ "$r" = never ]; then echo "- (both never)"
 	elif [ "$b" = never ]; then echo "- (builtin never)"
@@ -441,9 +441,9 @@ row() { # KEY CAP LABEL
 # many_cell KEY FLAVOUR UNIT: the median over MANY_RUNS (UNIT: ms, bytes, n).
 many_cell() {
 	local m
-	m=$(stat "$1" "$2" median)
+	m=$(summary "$1" "$2" median)
 	case "$m" in
-		"") [ "$(stat "$1" "$2" fails)" != 0 ] && echo "failed" || echo "-" ;;
+		"") [ "$(summary "$1" "$2" fails)" != 0 ] && echo "failed" || echo "-" ;;
 		never) echo "never (>$ROAM_MAX s)" ;;
 		*) case "$3" in
 				ms) fmt_ms "$m" ;;
@@ -454,7 +454,7 @@ many_cell() {
 }
 many_row() { # KEY UNIT LABEL
 	local r="-" b p
-	b=$(stat "$1" builtin median) p=$(stat "$1" rust median)
+	b=$(summary "$1" builtin median) p=$(summary "$1" rust median)
 	[ "$2" != n ] && [[ $b =~ ^[0-9]+$ ]] && [[ $p =~ ^[0-9]+$ ]] && [ "$b" -gt 0 ] &&
 		r=$(awk -v b="$b" -v p="$p" 'BEGIN { printf "%.2f", p / b }')
 	printf '| %s | %s | %s | %s |\n' "$3" "$(many_cell "$1" builtin "$2")" "$(many_cell "$1" rust "$2")" "$r"

@@ -2,27 +2,26 @@
 # Traffic-outage measurement for the netns lab (tests/lab/lib.sh), shared by
 # the demo (tests/lab/demo.sh) and the benchmark (tests/bench.sh).
 #
-# A pinger sends one ICMP echo every 10 ms through the tunnel (ping -D: each
-# answer line starts with its arrival time, [epoch.micro]); the outage of an
-# event is the longest gap between two consecutive answers around it. With
-# nothing lost that gap is the 10 ms interval itself, so the resolution is
-# one interval. Everything here is bounded in count and time; nothing is an
+# A prober (tests/lab/bench-probe.py) sends one ICMP echo every 10 ms
+# through the tunnel on an absolute schedule (`ping -i 0.01` sends every
+# 16-20 ms here: its sleeps round up); each answer line starts with its
+# arrival time, [epoch.micro], as with ping -D. The outage of an event is
+# the longest gap between two consecutive answers around it. With nothing
+# lost that gap is the 10 ms interval itself, so the resolution is one
+# interval. Everything here is bounded in count and time; nothing is an
 # assertion: the numbers are reported, not judged.
 
-BENCH_PING_INTERVAL=0.01
+BENCH_PROBE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench-probe.py"
 
-# pinger_start NS DEST FILE SECONDS [ping args...]: ping DEST from netns NS
-# every 10 ms for at most SECONDS (and 100 * SECONDS + 100 echoes), answers
-# to FILE. Sets PINGER_PID.
+# pinger_start NS DEST FILE SECONDS [SOURCE]: probe DEST from netns NS
+# every 10 ms for at most SECONDS (and 100 * SECONDS + 100 echoes), from
+# address SOURCE if given; answers to FILE. Sets PINGER_PID.
 pinger_start() {
-	local ns=$1 dest=$2 file=$3 secs=$4
-	shift 4
-	ip netns exec "$ns" ping -D -n -i "$BENCH_PING_INTERVAL" -W 1 -w "$secs" \
-		-c $((secs * 100 + 100)) "$@" "$dest" >"$file" 2>&1 &
+	ip netns exec "$1" python3 "$BENCH_PROBE" "$2" "$4" ${5:+"$5"} >"$3" 2>&1 &
 	PINGER_PID=$!
 }
 
-# pinger_stop: end the pinger started by pinger_start (ours, by its pid).
+# pinger_stop: end the prober started by pinger_start (ours, by its pid).
 pinger_stop() {
 	[ -n "${PINGER_PID:-}" ] || return 0
 	kill "$PINGER_PID" 2>/dev/null
