@@ -483,7 +483,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 		echo
 	fi
 	if want many; then
-		echo "Gateway under test, road warrior a stock charon: childless IKE_SAs from one host (one connection each, initiated in parallel through vici), all roam when rw-a goes down (median of $MANY_RUNS run(s))."
+		echo "Gateway under test, road warrior a stock charon: childless IKE_SAs from one host (one connection each, initiated in parallel through vici), all roam when rw-a goes down (median of $MANY_RUNS run(s)). Both charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateway with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's utime+stime over that interval (10 ms ticks); memory: VmRSS growth over the setup divided by the IKE_SAs."
 		echo
 		echo "| gateway | builtin | rust | ratio |"
 		echo "|---|---|---|---|"
