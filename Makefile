@@ -23,7 +23,7 @@ SRC_STAMP := $(TREE_DIR)/.tree
 BUILD_ENV = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
 	CARGO_TARGET_DIR=$(TARGET_DIR)
 
-.PHONY: all build trixie test unit interop memcheck abi-guard demo deps header deb rpm package-test clean \
+.PHONY: all build trixie test unit interop memcheck abi-guard demo bench deps header deb rpm package-test clean \
 	hostile hostile-lib fuzz
 
 all: build
@@ -35,7 +35,7 @@ deps:
 		strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 		libstrongswan-standard-plugins iproute2 iptables iputils-ping \
 		build-essential dpkg-dev pkg-config binutils ca-certificates rpm cpio \
-		debootstrap tcpdump valgrind python3
+		debootstrap tcpdump valgrind python3 conntrack
 
 ifeq ($(SUITE),bookworm)
 $(SRC_STAMP):
@@ -95,6 +95,13 @@ test: build trixie unit fuzz interop abi-guard hostile memcheck package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh
+
+# builtin against rust MOBIKE in the lab, several runs each: a table of
+# outages and the gateway's cost under many roaming IKE_SAs, also written
+# to target/bench/results.md. Not part of `make test` (timings are not
+# assertions). BENCH_QUICK=1: one run each, 50 IKE_SAs.
+bench: build
+	tests/bench.sh
 
 header:
 	MOBIKE_RS_UPDATE_HEADER=1 $(CARGO) test --test header

@@ -1,0 +1,502 @@
+#!/usr/bin/env bash
+# make bench: charon's own MOBIKE against mobike-rs, same lab, same library.
+#
+# Part 1, the road warrior is the flavour under test: `builtin` (library
+# preloaded, mode = builtin: charon's own MOBIKE) against `rust` (mode =
+# rust); the gateway is a stock charon (no library) in both columns. Each
+# scenario runs BENCH_RUNS times per flavour, the flavours alternating, and
+# the outage is the longest gap between answered echoes (one every 10 ms
+# through the tunnel) around the event:
+#   break    rw-a (rw's preferred, direct interface) goes down, rw-b works
+#   nat      the same, rw-b behind rt's MASQUERADE
+#   return   rw-a's address comes back on its (already up) link, with
+#            prefer_best_path = yes on rw; also the time from the address
+#            add to the first ESP packet the gateway sends to rw-a (tcpdump
+#            on rt's bridge port)
+#   silent   rw-a stays up but its bridge port in rt stops forwarding; rw-b
+#            works (rw has a source route for it); dpd_delay = 5s on rw
+#   natmap   rw behind the NAT and idle, only gw's LAN pings rw's virtual
+#            IP; rt forgets its mappings (conntrack -F) and maps to new
+#            ports (SNAT 40000-40100); dpd_delay = 5s on rw
+# Part 2, the gateway is the flavour under test, the road warrior stock:
+# BENCH_SAS childless IKE_SAs from one road-warrior host (one connection
+# each, initiated in parallel through vici) all roam when rw-a goes down;
+# the time until the gateway has logged all of them on the new address, the
+# gateway charon's CPU time in that interval and its VmRSS per IKE_SA.
+#
+# Prints a Markdown table and writes it to target/bench/results.md. Exit 0
+# unless the harness failed (a scenario could not be set up or checked); a
+# slow or "never" result is a result, not a failure.
+#
+# Environment: BENCH_RUNS (5), BENCH_SAS (1000), BENCH_MANY_RUNS (3),
+# BENCH_SILENT_MAX (30 s), BENCH_NAT_MAX (30 s), BENCH_BREAK_MAX (10 s),
+# BENCH_SETUP_MAX (300 s), BENCH_QUICK=1 (1 run each, 50 SAs),
+# BENCH_ONLY="break nat return silent natmap many" (a subset).
+set -u
+cd "$(dirname "$0")/.."
+. tests/lab/lib.sh
+. tests/lab/bench-lib.sh
+
+BENCH_START=$(now)
+if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
+	BENCH_RUNS=${BENCH_RUNS:-1} BENCH_SAS=${BENCH_SAS:-50} BENCH_MANY_RUNS=${BENCH_MANY_RUNS:-1}
+fi
+RUNS=${BENCH_RUNS:-5}
+SAS=${BENCH_SAS:-1000}
+MANY_RUNS=${BENCH_MANY_RUNS:-3}
+SILENT_MAX=${BENCH_SILENT_MAX:-30}
+NAT_MAX=${BENCH_NAT_MAX:-30}
+BREAK_MAX=${BENCH_BREAK_MAX:-10}
+RETURN_MAX=${BENCH_RETURN_MAX:-10}
+SETUP_MAX=${BENCH_SETUP_MAX:-300}
+ROAM_MAX=${BENCH_ROAM_MAX:-120}
+ONLY=${BENCH_ONLY:-break nat return silent natmap many}
+SETTLE=0.5 # seconds of traffic watched after it came back
+OUT_DIR=target/bench
+RESULTS=$OUT_DIR/results.md
+RAW=$OUT_DIR/raw.txt # one line per measurement: KEY FLAVOUR VALUE
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces); run: sudo make bench"
+[ -f "$LAB_LIB" ] || die "$LAB_LIB missing; run make build"
+for t in ip bridge iptables conntrack tcpdump ping swanctl python3 unshare; do
+	command -v "$t" >/dev/null 2>&1 || die "$t missing (make deps installs it)"
+done
+[ -x /usr/lib/ipsec/charon ] || die "/usr/lib/ipsec/charon missing (make deps installs it)"
+for v in RUNS SAS MANY_RUNS SILENT_MAX NAT_MAX BREAK_MAX RETURN_MAX SETUP_MAX ROAM_MAX; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be a positive integer, not '${!v}'"
+done
+
+mkdir -p "$OUT_DIR"
+: >"$RAW"
+HARNESS_FAILED=0
+TCPDUMP_PID=
+cleanup() {
+	pinger_stop
+	[ -n "$TCPDUMP_PID" ] && kill "$TCPDUMP_PID" 2>/dev/null
+	lab_down
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+record() { echo "$1 $2 $3" >>"$RAW"; }
+
+# harness_fail KEY FLAVOUR WHY: the scenario could not be set up or checked.
+harness_fail() {
+	lab_log "HARNESS FAILURE ($1, $2): $3"
+	show_logs
+	record "$1" "$2" fail
+	HARNESS_FAILED=1
+	return 1
+}
+
+# Flavour check: the road warrior (or gateway) really ran what we measure.
+flavour_ok() {
+	local node=$1 flavour=$2
+	case "$flavour" in
+		rust) wait_for in_log "$node" "'mobike-rs: Rust core runs the MOBIKE task'" ;;
+		builtin) in_log "$node" "mobike-rs: plugin loaded, MOBIKE tasks run in mode 'builtin'" &&
+			! in_log "$node" 'mobike-rs: Rust core runs' ;;
+		stock) ! in_log "$node" 'mobike-rs:' ;;
+	esac
+}
+
+# rw_setup KEY FLAVOUR NAT RW_CONN_LINES [rw strongswan.conf lines...]: a
+# lab with a stock gateway and the road warrior in FLAVOUR, tunnel up,
+# traffic through it. PRE_TUNNEL, if set, is evaluated before the tunnel.
+rw_setup() {
+	local key=$1 flavour=$2 nat=$3 conn=$4
+	shift 4
+	lab_up "$key" "$nat" || { harness_fail "$key" "$flavour" "lab_up"; return 1; }
+	charon_start gw stock || { harness_fail "$key" "$flavour" "gw charon start"; return 1; }
+	charon_start rw "$flavour" "$@" || { harness_fail "$key" "$flavour" "rw charon start"; return 1; }
+	if [ -n "${PRE_TUNNEL:-}" ]; then eval "$PRE_TUNNEL"; fi
+	tunnel_up "$conn" || { harness_fail "$key" "$flavour" "tunnel setup: $(tail -n 2 "$LAB_DIR/initiate.out")"; return 1; }
+	ping_ok 10 || { harness_fail "$key" "$flavour" "no traffic through the tunnel"; return 1; }
+	flavour_ok rw "$flavour" || { harness_fail "$key" "$flavour" "rw did not run MOBIKE as '$flavour'"; return 1; }
+	flavour_ok gw stock || { harness_fail "$key" "$flavour" "gw is not a stock charon"; return 1; }
+}
+
+# measure KEY FLAVOUR NS DEST CAP EVENT [SOURCE]: probe DEST from NS,
+# wait for traffic, evaluate EVENT, wait until an answer arrives more than
+# 0.1 s after it (at most CAP seconds), watch SETTLE seconds more, record
+# the outage (ms) or "never". Sets M_T0 (the event's time) and M_PING.
+measure() {
+	local key=$1 flavour=$2 ns=$3 dest=$4 cap=$5 event=$6 i t_end
+	shift 6
+	M_PING="$LAB_DIR/ping.$key.out"
+	pinger_start "$ns" "$dest" "$M_PING" $((cap + 10)) "$@"
+	for i in $(seq 1 100); do
+		[ "$(answers "$M_PING")" -ge 20 ] && break
+		sleep 0.05
+	done
+	[ "$(answers "$M_PING")" -ge 20 ] || { pinger_stop; harness_fail "$key" "$flavour" "no traffic before the event"; return 1; }
+	M_T0=$(now)
+	eval "$event" || { pinger_stop; harness_fail "$key" "$flavour" "event failed: $event"; return 1; }
+	for i in $(seq 1 $((cap * 20))); do
+		answered_after "$M_PING" "$(awk -v t="$M_T0" 'BEGIN { printf "%.6f", t + 0.1 }')" && break
+		[ "$(elapsed_ms "$M_T0")" -ge $((cap * 1000)) ] && break
+		sleep 0.05
+	done
+	if answered_after "$M_PING" "$(awk -v t="$M_T0" 'BEGIN { printf "%.6f", t + 0.1 }')"; then
+		sleep "$SETTLE"
+		t_end=$(now)
+		pinger_stop
+		record "$key" "$flavour" "$(outage "$M_PING" "$M_T0" "$t_end")"
+	else
+		pinger_stop
+		record "$key" "$flavour" never
+	fi
+}
+
+# 1 and 3: break-before-make, then the return to rw-a, in one lab.
+run_break_return() {
+	local flavour=$1 t_up i esp
+	rw_setup break "$flavour" "" "" "prefer_best_path = yes" || return 1
+	[ "$(sa_field rw local)" = "198.18.1.2[4500]" ] || { harness_fail break "$flavour" "rw not on rw-a: $(sa_field rw local)"; return 1; }
+	if want break; then
+		measure break "$flavour" "$LAB_NS-rw" "$LAB_LAN" "$BREAK_MAX" 'ip -n "$LAB_NS-rw" link set rw-a down' || return 1
+	else
+		ip -n "$LAB_NS-rw" link set rw-a down
+	fi
+	want return || return 0
+	wait_for '[ "$(sa_field rw local)" = "198.18.2.2[4500]" ]' ||
+		{ harness_fail return "$flavour" "rw did not move to rw-b: $(sa_field rw local)"; return 1; }
+	ping_ok 10 || { harness_fail return "$flavour" "no traffic on rw-b"; return 1; }
+	# The return is measured from rw-a's address coming back on a link that
+	# is already up: right after `ip link set rw-a up` rt's bridge may drop
+	# frames until the kernel's link watch enables the port (seen here: the
+	# first ARP request lost, retried after 1 s, in either flavour), which
+	# is the lab's delay, not MOBIKE's.
+	ip -n "$LAB_NS-rw" addr del 198.18.1.2/24 dev rw-a
+	ip -n "$LAB_NS-rw" link set rw-a up
+	wait_for 'bridge -n "$LAB_NS-rt" link show dev p-rwa | grep -q "state forwarding"' &&
+		wait_for 'ip -n "$LAB_NS-rw" -o link show rw-a | grep -q "state UP"' ||
+		{ harness_fail return "$flavour" "rw-a's link did not come up"; return 1; }
+	sleep 0.5 # charon's own reaction to the link event (an address-less link) passes
+	[ "$(sa_field rw local)" = "198.18.2.2[4500]" ] || { harness_fail return "$flavour" "rw left rw-b without an address on rw-a: $(sa_field rw local)"; return 1; }
+	# The first ESP packet the gateway sends to rw-a (not IKE: the UDP
+	# payload of ESP-in-UDP starts with a non-zero SPI).
+	ip netns exec "$LAB_NS-rt" tcpdump -n -tt -l --immediate-mode -i p-rwa -c 1 \
+		'dst host 198.18.1.2 and ((udp port 4500 and udp[8:4] != 0) or ip proto 50)' \
+		>"$LAB_DIR/esp.out" 2>"$LAB_DIR/esp.err" &
+	TCPDUMP_PID=$!
+	for i in $(seq 1 100); do
+		grep -q 'listening on' "$LAB_DIR/esp.err" && break
+		sleep 0.05
+	done
+	grep -q 'listening on' "$LAB_DIR/esp.err" || { harness_fail return "$flavour" "tcpdump did not start: $(cat "$LAB_DIR/esp.err")"; return 1; }
+	measure_return "$flavour" || return 1
+	esp=$(awk 'NR == 1 { print $1 }' "$LAB_DIR/esp.out")
+	if [ -n "$esp" ]; then
+		record return_esp "$flavour" "$(elapsed_ms "$M_T0" "$esp")"
+	else
+		record return_esp "$flavour" never
+	fi
+	kill "$TCPDUMP_PID" 2>/dev/null
+	wait "$TCPDUMP_PID" 2>/dev/null
+	TCPDUMP_PID=
+}
+
+# The return: rw-a's address is added back. Traffic never has to stop (rw-b
+# works), so the window ends with the first ESP packet to rw-a (or
+# RETURN_MAX), plus SETTLE.
+measure_return() {
+	local flavour=$1 i t_end
+	M_PING="$LAB_DIR/ping.return.out"
+	pinger_start "$LAB_NS-rw" "$LAB_LAN" "$M_PING" $((RETURN_MAX + 10))
+	for i in $(seq 1 100); do
+		[ "$(answers "$M_PING")" -ge 20 ] && break
+		sleep 0.05
+	done
+	[ "$(answers "$M_PING")" -ge 20 ] || { pinger_stop; harness_fail return "$flavour" "no traffic before the event"; return 1; }
+	M_T0=$(now)
+	ip -n "$LAB_NS-rw" addr add 198.18.1.2/24 dev rw-a
+	for i in $(seq 1 $((RETURN_MAX * 20))); do
+		[ -s "$LAB_DIR/esp.out" ] && break
+		[ "$(elapsed_ms "$M_T0")" -ge $((RETURN_MAX * 1000)) ] && break
+		sleep 0.05
+	done
+	sleep "$SETTLE"
+	t_end=$(now)
+	pinger_stop
+	record return "$flavour" "$(outage "$M_PING" "$M_T0" "$t_end")"
+}
+
+# 2: break-before-make into rt's MASQUERADE.
+run_nat() {
+	local flavour=$1
+	rw_setup nat "$flavour" nat "" || return 1
+	measure nat "$flavour" "$LAB_NS-rw" "$LAB_LAN" "$BREAK_MAX" 'ip -n "$LAB_NS-rw" link set rw-a down'
+}
+
+# 4: rw-a's path goes silent (rt's bridge port for it stops forwarding in
+# both directions; rw-a keeps its carrier and address). rw-b works: rw
+# routes packets from its rw-b address through rw-b (a source rule, as a
+# multihomed host has), otherwise 198.18.1.1 is only reachable on rw-a.
+run_silent() {
+	local flavour=$1
+	PRE_TUNNEL='ip -n "$LAB_NS-rw" rule add from 198.18.2.2 table 102 pref 100 &&
+		ip -n "$LAB_NS-rw" route add default via 198.18.2.1 dev rw-b table 102'
+	rw_setup silent "$flavour" "" "dpd_delay = 5s" || { PRE_TUNNEL=; return 1; }
+	PRE_TUNNEL=
+	[ "$(sa_field rw local)" = "198.18.1.2[4500]" ] || { harness_fail silent "$flavour" "rw not on rw-a: $(sa_field rw local)"; return 1; }
+	measure silent "$flavour" "$LAB_NS-rw" "$LAB_LAN" "$SILENT_MAX" 'bridge -n "$LAB_NS-rt" link set dev p-rwa state 0'
+}
+
+# 5: rw behind the NAT from the start, idle: only gw's LAN pings rw's
+# virtual IP. rt then maps to new ports and forgets the old mappings.
+run_natmap() {
+	local flavour=$1 vip
+	PRE_TUNNEL='ip -n "$LAB_NS-rw" link set rw-a down'
+	rw_setup natmap "$flavour" nat "dpd_delay = 5s" || { PRE_TUNNEL=; return 1; }
+	PRE_TUNNEL=
+	[ "$(sa_field gw remote)" = "198.18.1.254[4500]" ] || { harness_fail natmap "$flavour" "gw does not see rw behind the NAT: $(sa_field gw remote)"; return 1; }
+	vip=$(ip -n "$LAB_NS-rw" -o -4 addr show | grep -o '198\.18\.200\.[0-9]*' | head -n 1)
+	[ -n "$vip" ] || { harness_fail natmap "$flavour" "no virtual IP on rw"; return 1; }
+	measure natmap "$flavour" "$LAB_NS-gw" "$vip" "$NAT_MAX" \
+		'ip netns exec "$LAB_NS-rt" iptables -t nat -I POSTROUTING 1 -s 198.18.2.0/24 -o br1 -p udp -j SNAT --to-source 198.18.1.254:40000-40100 &&
+		 ip netns exec "$LAB_NS-rt" conntrack -F >/dev/null 2>&1' 198.18.100.1
+}
+
+# Part 2: SAS childless IKE_SAs from one road-warrior host, one connection
+# (and identity) each, against a gateway in FLAVOUR; all roam at once.
+run_many() {
+	local flavour=$1 i stats total half t_setup rss0 rss1 pid res n secs cpu moved
+	local tune="ikesa_table_size = 1024
+	ikesa_table_segments = 16
+	filelog { lab { ike = 1
+		ike_name = yes } }"
+	lab_up many || { harness_fail many "$flavour" "lab_up"; return 1; }
+	# The gateway admits SAS half-open IKE_SAs from one address without
+	# cookies (defaults: 5 per address, cookies from 30).
+	charon_start gw "$flavour" "$tune" "block_threshold = $((SAS + 100))" "cookie_threshold = $((SAS + 100))" ||
+		{ harness_fail many "$flavour" "gw charon start"; return 1; }
+	charon_start rw stock "$tune" || { harness_fail many "$flavour" "rw charon start"; return 1; }
+	{
+		echo "connections {"
+		for i in $(seq 1 "$SAS"); do
+			printf 'c%d { remote_addrs = 198.18.1.1\n mobike = yes\n local { auth = psk\n id = rw-%d.lab.test }\n remote { auth = psk\n id = gw.lab.test } }\n' "$i" "$i"
+		done
+		echo "}"
+		echo "secrets { ike-lab { secret = $LAB_PSK } }"
+	} >"$LAB_DIR/rw/swanctl.conf"
+	cat >"$LAB_DIR/gw/swanctl.conf" <<EOF
+connections {
+	rw {
+		mobike = yes
+		local { auth = psk
+			id = gw.lab.test }
+		remote { auth = psk }
+	}
+}
+secrets { ike-lab { secret = $LAB_PSK } }
+EOF
+	swan gw --load-all --file "$LAB_DIR/gw/swanctl.conf" >/dev/null 2>&1 || { harness_fail many "$flavour" "gw config"; return 1; }
+	swan rw --load-all --file "$LAB_DIR/rw/swanctl.conf" >/dev/null 2>&1 || { harness_fail many "$flavour" "rw config"; return 1; }
+	pid=$(netns_charon gw) || { harness_fail many "$flavour" "gw charon pid"; return 1; }
+	rss0=$(proc_rss "$pid")
+	t_setup=$(now)
+	n=$(python3 tests/lab/bench-many.py initiate "$LAB_DIR/rw/charon.vici" c "$SAS") ||
+		{ harness_fail many "$flavour" "vici initiate"; return 1; }
+	[ "$n" = "$SAS" ] || { harness_fail many "$flavour" "vici accepted $n of $SAS initiations"; return 1; }
+	# Until all are up, no progress for 20 s (what did not come up by then
+	# is what this machine holds), or SETUP_MAX.
+	local last=-1 last_t
+	last_t=$(now)
+	for i in $(seq 1 $((SETUP_MAX * 4))); do
+		stats=$(swan gw --stats 2>/dev/null | sed -n 's/^IKE_SAs: \([0-9]*\) total, \([0-9]*\) half-open.*/\1 \2/p')
+		total=${stats% *} half=${stats#* }
+		[ -n "$stats" ] && [ "$total" -ge "$SAS" ] && [ "$half" = 0 ] && break
+		if [ -n "$stats" ] && [ "$total" != "$last" ]; then last=$total last_t=$(now); fi
+		[ "$(elapsed_ms "$last_t")" -ge 20000 ] && break
+		[ "$(elapsed_ms "$t_setup")" -ge $((SETUP_MAX * 1000)) ] && break
+		sleep 0.25
+	done
+	record many_setup "$flavour" "$(elapsed_ms "$t_setup")"
+	n=$(swan gw --list-sas 2>/dev/null | grep -c "^  remote '.*' @ 198\.18\.1\.2\[4500\]")
+	[ "$n" -gt 0 ] || { harness_fail many "$flavour" "no IKE_SA came up"; return 1; }
+	[ "$n" = "$SAS" ] || lab_log "many ($flavour): $n of $SAS IKE_SAs established on rw-a; measuring those"
+	rss1=$(proc_rss "$pid")
+	record many_n "$flavour" "$n"
+	record many_mem "$flavour" "$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')"
+	res=$(python3 tests/lab/bench-many.py roam "$LAB_DIR/gw/charon.log" "$pid" "$n" "$ROAM_MAX" \
+		'<[^|>]*\|([0-9]+)> remote endpoint changed from [^ ]+ to 198\.18\.2\.2\[' \
+		ip -n "$LAB_NS-rw" link set rw-a down) || { harness_fail many "$flavour" "roam helper failed"; return 1; }
+	read -r moved secs cpu <<<"$res"
+	# What the log said, checked against the gateway's own list.
+	i=$(swan gw --list-sas 2>/dev/null | grep -c "^  remote '.*' @ 198\.18\.2\.2\[4500\]")
+	lab_log "many ($flavour): $n IKE_SAs, setup $(elapsed_ms "$t_setup" "$(now)") ms ago; $moved logged on the new address in $secs s, $i listed there"
+	if [ "$moved" -ge "$n" ]; then
+		record many_time "$flavour" "$(awk -v s="$secs" 'BEGIN { printf "%.0f", s * 1000 }')"
+		record many_cpu "$flavour" "$(awk -v s="$cpu" 'BEGIN { printf "%.0f", s * 1000 }')"
+	else
+		record many_time "$flavour" never
+		record many_cpu "$flavour" "$(awk -v s="$cpu" 'BEGIN { printf "%.0f", s * 1000 }')"
+		lab_log "many ($flavour): only $moved of $n moved within $ROAM_MAX s"
+	fi
+	[ "$i" -ge "$moved" ] || { harness_fail many "$flavour" "log shows $moved moved, list-sas $i"; return 1; }
+}
+
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+
+echo "== make bench: $RUNS run(s) per scenario and flavour, $SAS IKE_SAs for the gateway part"
+for run in $(seq 1 "$RUNS"); do
+	for flavour in builtin rust; do
+		if want break || want return; then
+			lab_log "run $run/$RUNS $flavour: break-before-make / return"
+			run_break_return "$flavour"
+			cleanup
+		fi
+		if want nat; then
+			lab_log "run $run/$RUNS $flavour: break into a NAT"
+			run_nat "$flavour"
+			cleanup
+		fi
+		if want silent; then
+			lab_log "run $run/$RUNS $flavour: silent failure"
+			run_silent "$flavour"
+			cleanup
+		fi
+		if want natmap; then
+			lab_log "run $run/$RUNS $flavour: NAT mapping change"
+			run_natmap "$flavour"
+			cleanup
+		fi
+	done
+done
+if want many; then
+	for run in $(seq 1 "$MANY_RUNS"); do
+		for flavour in builtin rust; do
+			lab_log "run $run/$MANY_RUNS $flavour gateway: $SAS IKE_SAs roam"
+			run_many "$flavour"
+			cleanup
+		done
+	done
+fi
+
+# ---- the table --------------------------------------------------------
+
+# values KEY FLAVOUR: the recorded values, one a line.
+values() { awk -v k="$1" -v f="$2" '$1 == k && $2 == f { print $3 }' "$RAW"; }
+
+# summary KEY FLAVOUR median|worst|fails|count: "never" is larger than any
+# number; a median between a number and "never" is "never".
+summary() {
+	values "$1" "$2" | awk -v what="$3" '
+		$1 == "fail" { fails++; next }
+		{ v[n++] = ($1 == "never") ? 1e18 : $1 + 0 }
+		END {
+			if (what == "fails") { print fails + 0; exit }
+			if (what == "count") { print n + 0; exit }
+			if (!n) exit
+			for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+			x = (what == "worst") ? v[n - 1] : (n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2)
+			if (x >= 1e18) print "never"; else printf "%.0f\n", x
+		}'
+}
+
+# fmt_ms VALUE CAP_S: "123 ms", "1.23 s", or "never (>CAP s)".
+fmt_ms() {
+	case "$1" in
+		"") echo "-" ;;
+		never) echo "never (>${2} s)" ;;
+		*) awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.2f s", v / 1000; else printf "%d ms", v }' ;;
+	esac
+}
+
+# cell KEY FLAVOUR CAP: "median / worst", with failed runs counted.
+cell() {
+	local m w f c
+	m=$(summary "$1" "$2" median) w=$(summary "$1" "$2" worst) f=$(summary "$1" "$2" fails) c=$(summary "$1" "$2" count)
+	if [ "$c" = 0 ]; then
+		echo "not measured${f:+ ($f failed)}"
+		return
+	fi
+	printf '%s / %s' "$(fmt_ms "$m" "$3")" "$(fmt_ms "$w" "$3")"
+	[ "$f" != 0 ] && printf ' (%s of %s runs failed)' "$f" "$((f + c))"
+	echo
+}
+
+# ratio KEY: rust median / builtin median.
+ratio() {
+	local b r
+	b=$(summary "$1" builtin median) r=$(summary "$1" rust median)
+	if [ -z "$b" ] || [ -z "$r" ]; then echo "-"
+	elif [ "$b" = never ] && [ "$r" = never ]; then echo "- (both never)"
+	elif [ "$b" = never ]; then echo "- (builtin never)"
+	elif [ "$r" = never ]; then echo "- (rust never)"
+	elif [ "$b" = 0 ]; then echo "-"
+	else awk -v b="$b" -v r="$r" 'BEGIN { printf "%.2f", r / b }'
+	fi
+}
+
+row() { # KEY CAP LABEL
+	printf '| %s | %s | %s | %s |\n' "$3" "$(cell "$1" builtin "$2")" "$(cell "$1" rust "$2")" "$(ratio "$1")"
+}
+
+# many_cell KEY FLAVOUR UNIT: the median over MANY_RUNS (UNIT: ms, bytes, n).
+many_cell() {
+	local m
+	m=$(summary "$1" "$2" median)
+	case "$m" in
+		"") [ "$(summary "$1" "$2" fails)" != 0 ] && echo "failed" || echo "-" ;;
+		never) echo "never (>$ROAM_MAX s)" ;;
+		*) case "$3" in
+				ms) fmt_ms "$m" ;;
+				bytes) awk -v v="$m" 'BEGIN { printf "%.1f KiB", v / 1024 }' ;;
+				n) echo "$m" ;;
+			esac ;;
+	esac
+}
+many_row() { # KEY UNIT LABEL
+	local r="-" b p
+	b=$(summary "$1" builtin median) p=$(summary "$1" rust median)
+	[ "$2" != n ] && [[ $b =~ ^[0-9]+$ ]] && [[ $p =~ ^[0-9]+$ ]] && [ "$b" -gt 0 ] &&
+		r=$(awk -v b="$b" -v p="$p" 'BEGIN { printf "%.2f", p / b }')
+	printf '| %s | %s | %s | %s |\n' "$3" "$(many_cell "$1" builtin "$2")" "$(many_cell "$1" rust "$2")" "$r"
+}
+
+swan_version=$(/usr/lib/ipsec/charon --version 2>/dev/null | awk '{ print $NF; exit }')
+runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", ms / 60000, (ms % 60000) / 1000 }')
+{
+	echo "### make bench"
+	echo
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), strongSwan $swan_version (Debian's charon, kernel-libipsec), library $(git describe --always --dirty 2>/dev/null || echo '?'); load average at the end $(cut -d ' ' -f 1-3 /proc/loadavg); total runtime $runtime."
+	echo
+	if want break || want nat || want return || want silent || want natmap; then
+		echo "Road warrior under test, gateway a stock charon (no library) in both columns. Outage: the longest gap between answered echoes (one every 10 ms through the tunnel, so 10 ms means nothing was lost), median / worst of $RUNS run(s); ratio: rust median / builtin median."
+		echo
+		echo "| scenario | builtin median / worst | rust median / worst | ratio |"
+		echo "|---|---|---|---|"
+		want break && row break "$BREAK_MAX" "break-before-make (rw-a down, rw-b works)"
+		want nat && row nat "$BREAK_MAX" "break-before-make into a NAT"
+		if want return; then
+			row return "$RETURN_MAX" "return to the preferred interface (prefer_best_path), outage"
+			row return_esp "$RETURN_MAX" "return: rw-a's address added to gw's first ESP packet to it"
+		fi
+		want silent && row silent "$SILENT_MAX" "silent failure of rw-a's path, rw-b works (dpd_delay 5s)"
+		want natmap && row natmap "$NAT_MAX" "NAT mapping change, idle road warrior (dpd_delay 5s)"
+		echo
+	fi
+	if want many; then
+		echo "Gateway under test, road warrior a stock charon: childless IKE_SAs from one host (one connection each, initiated in parallel through vici), all roam when rw-a goes down (median of $MANY_RUNS run(s)). Both charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateway with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's utime+stime over that interval (10 ms ticks); memory: VmRSS growth over the setup divided by the IKE_SAs."
+		echo
+		echo "| gateway | builtin | rust | ratio |"
+		echo "|---|---|---|---|"
+		many_row many_n n "IKE_SAs established (of $SAS)"
+		many_row many_setup ms "setup time"
+		many_row many_time ms "roam: until gw logged all on the new address"
+		many_row many_cpu ms "gw charon CPU time (user+system) in that interval"
+		many_row many_mem bytes "gw VmRSS per IKE_SA (growth over the setup / IKE_SAs)"
+		echo
+	fi
+	[ "$HARNESS_FAILED" = 0 ] || echo "Harness failures: see above; raw values in $RAW."
+} >"$RESULTS"
+echo
+cat "$RESULTS"
+echo "(written to $RESULTS)"
+exit "$HARNESS_FAILED"

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Helpers for the benchmark's many-IKE_SA part (tests/bench.sh).
+
+initiate SOCKET PREFIX N
+    Ask the charon behind the vici SOCKET to initiate the IKE_SAs of the
+    connections PREFIX1 .. PREFIXN (childless), each without waiting
+    (vici `initiate` with timeout -1 returns once the job is queued), so
+    charon's thread pool sets them up in parallel. Prints how many requests
+    were accepted. One process and one socket instead of N swanctl runs.
+
+roam LOG PID N CAP PATTERN CMD...
+    Seek to the end of charon's LOG, note the time and PID's CPU time, run
+    CMD (the roaming event), then follow LOG (charon writes it with
+    flush_line) until N lines match the regular expression PATTERN or CAP
+    seconds pass (with a group in PATTERN, N distinct values of the group,
+    e.g. the IKE_SA's unique id, so an IKE_SA that moves twice counts once).
+    Prints "MATCHED SECONDS CPU_SECONDS": the lines seen, the
+    time from the event to the last of them (or to the cap) and PID's CPU
+    time (user + system) used in that interval. Lines are timed when they
+    arrive, since the log's own time stamps are whole seconds.
+"""
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+
+def _kv(key, value):
+    k, v = key.encode(), value.encode()
+    return bytes([3, len(k)]) + k + struct.pack(">H", len(v)) + v
+
+
+def _recv(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError("vici socket closed")
+        data += chunk
+    return data
+
+
+def _request(sock, command, items):
+    cmd = command.encode()
+    packet = bytes([0, len(cmd)]) + cmd + b"".join(_kv(k, v) for k, v in items)
+    sock.sendall(struct.pack(">I", len(packet)) + packet)
+    while True:
+        (length,) = struct.unpack(">I", _recv(sock, 4))
+        reply = _recv(sock, length)
+        if reply[0] == 1:  # CMD_RESPONSE
+            return reply[1:]
+        if reply[0] == 2:  # CMD_UNKNOWN
+            raise RuntimeError("vici: unknown command " + command)
+        # events (we register none) are skipped
+
+
+def _success(message):
+    # Top-level key/value pairs only: type 3, name, 16-bit length, value.
+    i = 0
+    while i < len(message):
+        kind = message[i]
+        if kind != 3:
+            return False
+        n = message[i + 1]
+        name = message[i + 2:i + 2 + n]
+        i += 2 + n
+        (vlen,) = struct.unpack(">H", message[i:i + 2])
+        value = message[i + 2:i + 2 + vlen]
+        i += 2 + vlen
+        if name == b"success":
+            return value == b"yes"
+    return False
+
+
+def initiate(path, prefix, count):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(path)
+    ok = 0
+    for i in range(1, count + 1):
+        reply = _request(sock, "initiate", [("ike", "%s%d" % (prefix, i)), ("timeout", "-1")])
+        ok += _success(reply)
+    sock.close()
+    print(ok)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def roam(log, pid, count, cap, pattern, cmd):
+    regex = re.compile(pattern)
+    f = open(log, "rb")
+    f.seek(0, os.SEEK_END)
+    cpu0 = cpu_seconds(pid)
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=True)
+    seen, matched, t_last, cpu_last, buf = set(), 0, t0, cpu0, b""
+    while matched < count and time.monotonic() - t0 < cap:
+        chunk = f.read()
+        if not chunk:
+            time.sleep(0.002)
+            continue
+        buf += chunk
+        lines = buf.split(b"\n")
+        buf = lines.pop()
+        before = matched
+        for line in lines:
+            m = regex.search(line.decode("utf-8", "replace"))
+            if m and regex.groups:
+                seen.add(m.group(1))
+                matched = len(seen)
+            elif m:
+                matched += 1
+        if matched > before:
+            t_last, cpu_last = time.monotonic(), cpu_seconds(pid)
+    if matched < count:
+        t_last, cpu_last = time.monotonic(), cpu_seconds(pid)
+    print("%d %.3f %.2f" % (matched, t_last - t0, cpu_last - cpu0))
+
+
+def main(argv):
+    if len(argv) == 4 and argv[0] == "initiate":
+        initiate(argv[1], argv[2], int(argv[3]))
+    elif len(argv) >= 7 and argv[0] == "roam":
+        roam(argv[1], int(argv[2]), int(argv[3]), float(argv[4]), argv[5], argv[6:])
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
