@@ -126,10 +126,11 @@ static job_requeue_t poll_counters(void *data)
 {
 	u_int generation = (uintptr_t)data;
 	const mobike_api *api;
-	enumerator_t *enumerator;
 	ike_sa_t *ike_sa;
 	timeval_t now;
 	uint64_t interval;
+	uint32_t ids[256];
+	size_t count, i;
 
 	poller_lock->lock(poller_lock);
 	if (!poller.running || poller.generation != generation)
@@ -143,15 +144,22 @@ static job_requeue_t poll_counters(void *data)
 	interval = api->liveness_interval_ms();
 	if (interval)
 	{
+		/* only the IKE_SAs the core watches (this host initiated them):
+		 * checking out every IKE_SA of a gateway would hold up its
+		 * exchanges */
+		count = api->liveness_watched(ids, countof(ids));
 		time_monotonic(&now);
-		enumerator = charon->ike_sa_manager->create_enumerator(
-												charon->ike_sa_manager, TRUE);
-		while (enumerator->enumerate(enumerator, &ike_sa))
+		for (i = 0; i < count; i++)
 		{
-			check_ike_sa(api, ike_sa,
-					(uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
+			ike_sa = charon->ike_sa_manager->checkout_by_id(
+											charon->ike_sa_manager, ids[i]);
+			if (ike_sa)
+			{
+				check_ike_sa(api, ike_sa,
+						(uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
+				charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
+			}
 		}
-		enumerator->destroy(enumerator);
 	}
 	schedule(generation, interval);
 	return JOB_REQUEUE_NONE;

@@ -517,6 +517,11 @@ typedef struct mobike_api {
                                bool *out_probe,
                                uint64_t *out_silent_ms);
   /**
+   * Unique IDs of the IKE_SAs to poll with `sa_liveness` (at most `cap`
+   * written to `out`); returns how many were written.
+   */
+  uintptr_t (*liveness_watched)(uint32_t *out, uintptr_t cap);
+  /**
    * Builds the RTM_GETROUTE request `ip route get DST from SRC` with
    * sequence number `seq` into `out` (`cap` ≥ 128 bytes).
    */

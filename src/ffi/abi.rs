@@ -344,6 +344,9 @@ pub struct mobike_api {
         out_probe: *mut bool,
         out_silent_ms: *mut u64,
     ) -> mobike_result,
+    /// Unique IDs of the IKE_SAs to poll with `sa_liveness` (at most `cap`
+    /// written to `out`); returns how many were written.
+    pub liveness_watched: unsafe extern "C" fn(out: *mut u32, cap: usize) -> usize,
     /// Builds the RTM_GETROUTE request `ip route get DST from SRC` with
     /// sequence number `seq` into `out` (`cap` ≥ 128 bytes).
     pub route_query_build: unsafe extern "C" fn(
@@ -508,6 +511,7 @@ pub static MOBIKE_API: mobike_api = mobike_api {
     config_describe: super::config::config_describe,
     liveness_interval_ms: super::liveness::liveness_interval_ms,
     sa_liveness: super::liveness::sa_liveness,
+    liveness_watched: super::liveness::liveness_watched,
     route_query_build: super::route::route_query_build,
     route_query_parse: super::route::route_query_parse,
     kernel_monitor_new: kernel::kernel_monitor_new,
@@ -674,6 +678,8 @@ fn step(
                 }
             };
             mem.stats.record(&view, call, &t.actions, status);
+            // Only IKE_SAs this host initiated are polled for liveness.
+            mem.liveness_watched = view.original_initiator && view.mobike_supported;
             status
         });
         // SAFETY: checked non-NULL above.

@@ -26,6 +26,21 @@ pub(crate) unsafe extern "C" fn liveness_interval_ms() -> u64 {
     .unwrap_or(0)
 }
 
+/// Unique IDs of the IKE_SAs to poll (this host initiated them, MOBIKE is
+/// on), at most `cap` into `out`; the number written. A gateway has none,
+/// so polling costs it nothing.
+pub(crate) unsafe extern "C" fn liveness_watched(out: *mut u32, cap: usize) -> usize {
+    if out.is_null() {
+        return 0;
+    }
+    let Ok(ids) = catch_unwind(|| registry::liveness_watched(cap)) else {
+        return 0;
+    };
+    // SAFETY: `out` holds `cap` elements per the ABI contract; ids.len() <= cap.
+    unsafe { std::ptr::copy_nonoverlapping(ids.as_ptr(), out, ids.len()) };
+    ids.len()
+}
+
 /// The CHILD_SAs' packet counters of IKE_SA `unique_id` (sums over its
 /// CHILD_SAs) at `now_ms`; `busy` when an exchange is under way on it.
 /// `*out_probe` says whether to check all paths now, `*out_silent_ms` for
@@ -85,5 +100,19 @@ mod tests {
             mobike_result::MOBIKE_NULL_PARAMETER
         );
         assert_eq!(unsafe { liveness_interval_ms() }, 250);
+    }
+
+    #[test]
+    fn only_watched_ike_sas_are_listed() {
+        let (watched, other) = (0xfeed_0002, 0xfeed_0003);
+        registry::with_memory(watched, |m| m.liveness_watched = true);
+        registry::with_memory(other, |m| m.liveness_watched = false);
+        let mut ids = [0u32; 1024];
+        let n = unsafe { liveness_watched(ids.as_mut_ptr(), ids.len()) };
+        assert!(ids[..n].contains(&watched));
+        assert!(!ids[..n].contains(&other));
+        assert_eq!(unsafe { liveness_watched(ids.as_mut_ptr(), 0) }, 0);
+        registry::forget(watched);
+        registry::forget(other);
     }
 }

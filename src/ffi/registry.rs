@@ -51,6 +51,18 @@ pub fn forget(unique_id: u32) {
         .remove(&unique_id);
 }
 
+/// Up to `cap` unique IDs of IKE_SAs whose liveness is watched.
+pub fn liveness_watched(cap: usize) -> Vec<u32> {
+    memories()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(_, m)| m.liveness_watched)
+        .map(|(id, _)| *id)
+        .take(cap)
+        .collect()
+}
+
 /// Number of IKE_SAs remembered.
 pub fn remembered() -> usize {
     memories().lock().unwrap_or_else(|p| p.into_inner()).len()

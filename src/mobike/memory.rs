@@ -41,6 +41,9 @@ pub struct SaMemory {
     /// The address list last announced, with our address in the IP header
     /// then (at most MAX_ANNOUNCED_ADDRESSES entries).
     pub announced: Option<(std::net::IpAddr, Vec<std::net::IpAddr>)>,
+    /// This host initiated the IKE_SA and MOBIKE is on: its packet counters
+    /// are polled for silent path failures.
+    pub liveness_watched: bool,
     /// Packet counters last seen, for silent path failures.
     pub liveness: super::liveness::Liveness,
     /// What `mobike-rs status` shows (see [`super::status`]).
