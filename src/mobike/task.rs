@@ -187,6 +187,12 @@ impl MobikeTask {
     /// `ike_mobike_t.transmit`: decide the paths this (re)transmission goes
     /// to, as [`Action::Send`]; returns false if no path was found.
     pub fn transmit(&mut self, sa: &SaView<'_>, mem: &SaMemory, out: &mut Vec<Action>) -> bool {
+        self.transmissions = self.transmissions.saturating_add(1);
+        // charon turns "no path" on a request's first transmission, sent
+        // right after an answer, into the IKE_SA's end (DESTROY_ME); on a
+        // retransmission it only defers the exchange until the next roam
+        // event. So the first one never reports "no path".
+        let first = self.transmissions == 1;
         if let Some(path) = self.return_routability_check {
             // What the filter knows may have changed since the request
             // (traffic selectors of a new CHILD_SA, virtual IPs,
@@ -200,7 +206,7 @@ impl MobikeTask {
                         show(path.remote)
                     ),
                 ));
-                return false;
+                return first;
             }
             // RFC 4555 3.7: an answer proves return routability only if the
             // request went to that one address.
@@ -210,8 +216,7 @@ impl MobikeTask {
             });
             return true;
         }
-        self.transmissions = self.transmissions.saturating_add(1);
-        if !self.check && self.transmissions > 1 {
+        if !self.check && !first {
             // RFC 4555 3.5: a request retransmitted without a reply
             // suggests the path no longer works; the same message goes to
             // all paths from now on.
@@ -315,6 +320,21 @@ impl MobikeTask {
             }
         }
         out.extend(skipped.log("not probing paths"));
+        if !found && first {
+            out.push(log(
+                1,
+                format!(
+                    "no usable path, sending on {} - {} for now",
+                    show(sa.my_host),
+                    show(sa.other_host)
+                ),
+            ));
+            out.push(Action::Send {
+                src: sa.my_host,
+                dst: sa.other_host,
+            });
+            return true;
+        }
         found
     }
 
@@ -1645,6 +1665,15 @@ mod tests {
         out.clear();
         let mut t = MobikeTask::new(true);
         t.enable_probing();
+        // the first transmission goes to the current path rather than
+        // report no path (charon would end the IKE_SA); retransmissions
+        // are deferred
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert_eq!(
+            self::sends(&out),
+            [(s.my_host.to_string(), s.other_host.to_string())]
+        );
+        out.clear();
         assert!(!t.transmit(&s, &SaMemory::default(), &mut out));
     }
 
@@ -2209,7 +2238,9 @@ mod tests {
         let vips: [IpAddr; 1] = ["198.18.2.2".parse().unwrap()];
         s.peer_vips = &vips;
         out.clear();
-        assert!(!t.transmit(&s, &mem, &mut out));
+        // the first transmission never says "no path" (charon would end
+        // the IKE_SA), but it sends nothing there either
+        assert!(t.transmit(&s, &mem, &mut out));
         assert_eq!(
             out,
             [Action::Log {
@@ -2217,6 +2248,12 @@ mod tests {
                 text: "not checking return routability of 198.18.2.2[4500] (virtual IP)".into()
             }]
         );
+        out.clear();
+        assert!(
+            !t.transmit(&s, &mem, &mut out),
+            "a retransmission is deferred"
+        );
+        assert!(!out.iter().any(|a| matches!(a, Action::Send { .. })));
     }
 
     /// A road warrior that moved to 198.18.2.2 and sent its update; the
@@ -2522,6 +2559,15 @@ mod tests {
         s.peer_vips = &vips;
         let mut t = MobikeTask::new(true);
         t.enable_probing();
+        out.clear();
+        // the first transmission goes to the current path rather than
+        // report no path (charon would end the IKE_SA); retransmissions
+        // are deferred
+        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert_eq!(
+            self::sends(&out),
+            [(s.my_host.to_string(), s.other_host.to_string())]
+        );
         out.clear();
         assert!(!t.transmit(&s, &SaMemory::default(), &mut out));
     }
