@@ -824,7 +824,7 @@ pub fn addr_to_c(a: Option<SocketAddr>) -> mobike_addr {
 ///
 /// # Safety
 /// `ptr` must point to `len` valid elements for the call, or `len` be 0.
-unsafe fn slice_of<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], mobike_result> {
+pub(crate) unsafe fn slice_of<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], mobike_result> {
     if len == 0 {
         return Ok(&[]);
     }

@@ -382,14 +382,10 @@ pub(crate) unsafe extern "C" fn kernel_monitor_read(
     now_ms: u64,
     out: *mut mobike_roam_decision,
 ) -> mobike_result {
-    if bytes.is_null() && len > 0 {
-        return mobike_result::MOBIKE_NULL_PARAMETER;
-    }
-    let data: &[u8] = if len == 0 {
-        &[]
-    } else {
-        // SAFETY: `len` readable bytes per the ABI contract.
-        unsafe { std::slice::from_raw_parts(bytes, len) }
+    // SAFETY: `len` readable bytes per the ABI contract.
+    let data = match unsafe { super::abi::slice_of(bytes, len) } {
+        Ok(d) => d,
+        Err(e) => return e,
     };
     with_monitor(m, out, |m| Ok(m.read(data, now_ms)))
 }
@@ -414,14 +410,10 @@ pub(crate) unsafe extern "C" fn kernel_monitor_settle(
     now_ms: u64,
     out: *mut mobike_roam_decision,
 ) -> mobike_result {
-    if found.is_null() && len > 0 {
-        return mobike_result::MOBIKE_NULL_PARAMETER;
-    }
-    let raw: &[u32] = if len == 0 {
-        &[]
-    } else {
-        // SAFETY: `len` values per the ABI contract.
-        unsafe { std::slice::from_raw_parts(found, len.min(MAX_CHECKS)) }
+    // SAFETY: `len` values per the ABI contract; at most MAX_CHECKS read.
+    let raw = match unsafe { super::abi::slice_of(found, len.min(MAX_CHECKS)) } {
+        Ok(r) => r,
+        Err(e) => return e,
     };
     let mut views = Vec::with_capacity(raw.len());
     for v in raw {

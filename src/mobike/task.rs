@@ -381,7 +381,7 @@ impl MobikeTask {
                     && !self.update
                     && !self.natd
                     && !rr_pending
-                    && msg.route_src.is_none_or(|ip| ip == msg.src.ip())
+                    && msg.route_src.map_or(true, |ip| ip == msg.src.ip())
                     && address_list_unchanged(sa, mem)
                 {
                     out.push(log(
