@@ -198,23 +198,29 @@ impl MobikeTask {
             // (traffic selectors of a new CHILD_SA, virtual IPs,
             // interfaces): the check never goes where IKE cannot.
             let filter = super::filter::AddressFilter::new(sa);
-            if let Err(why) = filter.path(path.local.ip(), path.remote.ip()) {
-                out.push(log(
-                    1,
-                    format!(
-                        "not checking return routability of {} ({why})",
-                        show(path.remote)
-                    ),
-                ));
-                return first;
+            match filter.path(path.local.ip(), path.remote.ip()) {
+                Ok(()) => {
+                    // RFC 4555 3.7: an answer proves return routability
+                    // only if the request went to that one address.
+                    out.push(Action::Send {
+                        src: path.local,
+                        dst: path.remote,
+                    });
+                    return true;
+                }
+                Err(why) => {
+                    // This request checks nothing any more; it goes where
+                    // any other request would, and its answer moves nothing.
+                    out.push(log(
+                        1,
+                        format!(
+                            "not checking return routability of {} ({why})",
+                            show(path.remote)
+                        ),
+                    ));
+                    self.return_routability_check = None;
+                }
             }
-            // RFC 4555 3.7: an answer proves return routability only if the
-            // request went to that one address.
-            out.push(Action::Send {
-                src: path.local,
-                dst: path.remote,
-            });
-            return true;
         }
         if !self.check && !first {
             // RFC 4555 3.5: a request retransmitted without a reply
@@ -2234,26 +2240,36 @@ mod tests {
             &[],
         );
         t.build(&s, &req, &mut mem, &e, &mut out);
-        assert!(notifies(&out).contains(&NotifyType::Cookie2));
+        let cookie = data_of(&out, NotifyType::Cookie2);
         let vips: [IpAddr; 1] = ["198.18.2.2".parse().unwrap()];
         s.peer_vips = &vips;
         out.clear();
-        // the first transmission never says "no path" (charon would end
-        // the IKE_SA), but it sends nothing there either
+        // the request no longer checks anything: it goes where the IKE_SA
+        // is (the first transmission never says "no path": charon would
+        // end the IKE_SA), never to the virtual IP, and its answer moves
+        // nothing
         assert!(t.transmit(&s, &mem, &mut out));
+        assert!(out.contains(&Action::Log {
+            level: 1,
+            text: "not checking return routability of 198.18.2.2[4500] (virtual IP)".into()
+        }));
         assert_eq!(
-            out,
-            [Action::Log {
-                level: 1,
-                text: "not checking return routability of 198.18.2.2[4500] (virtual IP)".into()
-            }]
+            self::sends(&out),
+            [("198.18.1.1:4500".to_string(), "198.18.1.2:4500".to_string())]
+        );
+        let n = [raw(NotifyType::Cookie2, &cookie)];
+        let resp = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.1.1:4500",
+            &n,
         );
         out.clear();
-        assert!(
-            !t.transmit(&s, &mem, &mut out),
-            "a retransmission is deferred"
+        assert_eq!(
+            t.process(&s, &resp, &mut mem, &e, &mut out),
+            Status::Success
         );
-        assert!(!out.iter().any(|a| matches!(a, Action::Send { .. })));
+        assert!(updates(&out).is_empty(), "{out:?}");
     }
 
     /// A road warrior that moved to 198.18.2.2 and sent its update; the
