@@ -678,8 +678,11 @@ fn step(
                 }
             };
             mem.stats.record(&view, call, &t.actions, status);
-            // Only IKE_SAs this host initiated are polled for liveness.
-            mem.liveness_watched = view.original_initiator && view.mobike_supported;
+            // Only IKE_SAs this host initiated are polled for liveness;
+            // MOBIKE may be switched on by this very call (IKE_AUTH).
+            let mobike = view.mobike_supported
+                || t.actions.contains(&Action::EnableExtension(Extension::Mobike));
+            mem.liveness_watched = view.original_initiator && mobike;
             status
         });
         // SAFETY: checked non-NULL above.
