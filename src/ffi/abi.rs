@@ -681,7 +681,8 @@ fn step(
             // Only IKE_SAs this host initiated are polled for liveness;
             // MOBIKE may be switched on by this very call (IKE_AUTH).
             let mobike = view.mobike_supported
-                || t.actions.contains(&Action::EnableExtension(Extension::Mobike));
+                || t.actions
+                    .contains(&Action::EnableExtension(Extension::Mobike));
             mem.liveness_watched = view.original_initiator && mobike;
             status
         });

@@ -264,66 +264,36 @@ impl MobikeTask {
         let filter = super::filter::AddressFilter::new(sa);
         let mut skipped = super::filter::Skipped::default();
         let mut found = false;
-        let mut tried: Vec<(SocketAddr, SocketAddr)> = Vec::new();
-        for peer in sa.peer_addresses {
-            if !sa.families.allows(peer.ip()) {
+        let mut tried: Vec<Path> = Vec::new();
+        for (src, peer, path) in candidate_paths(sa) {
+            if let Err(why) = filter.path(src, peer) {
+                skipped.note(format_args!("{src} - {peer}"), why);
                 continue;
             }
-            // Every source the kernel routes this peer address from: its
-            // first choice, then the other local addresses (policy routing).
-            let sources = sa
-                .routes
-                .iter()
-                .filter(|r| r.dst == peer.ip())
-                .filter_map(|r| r.src);
-            for src in sources {
-                if let Err(why) = filter.path(src, peer.ip()) {
-                    skipped.note(format_args!("{src} - {}", peer.ip()), why);
-                    continue;
-                }
-                let me = port_for(
-                    src,
-                    sa.my_host,
-                    sa.my_cfg_port,
-                    (sa.socket_port, sa.socket_natt_port),
-                );
-                let other = port_for(
-                    peer.ip(),
-                    sa.other_host,
-                    sa.other_cfg_port,
-                    (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
-                );
-                if tried.contains(&(me, other)) {
-                    continue;
-                }
-                if mem.is_rejected(
-                    Path {
-                        local: me,
-                        remote: other,
-                    },
-                    sa.now_ms,
-                ) {
-                    out.push(log(
-                        2,
-                        format!(
-                            "not checking path {} - {}: the peer refused it",
-                            show(me),
-                            show(other)
-                        ),
-                    ));
-                    continue;
-                }
-                tried.push((me, other));
-                out.push(log(
-                    1,
-                    format!("checking path {} - {}", show(me), show(other)),
-                ));
-                out.push(Action::Send {
-                    src: me,
-                    dst: other,
-                });
-                found = true;
+            if tried.contains(&path) {
+                continue;
             }
+            if mem.is_rejected(path, sa.now_ms) {
+                out.push(log(
+                    2,
+                    format!(
+                        "not checking path {} - {}: the peer refused it",
+                        show(path.local),
+                        show(path.remote)
+                    ),
+                ));
+                continue;
+            }
+            tried.push(path);
+            out.push(log(
+                1,
+                format!("checking path {} - {}", show(path.local), show(path.remote)),
+            ));
+            out.push(Action::Send {
+                src: path.local,
+                dst: path.remote,
+            });
+            found = true;
         }
         out.extend(skipped.log("not probing paths"));
         if !found && first {
@@ -1037,32 +1007,45 @@ fn return_routability_confirmed(
 /// Whether a path other than the current one and not refused could be
 /// checked (a peer address with a route).
 fn other_path_exists(sa: &SaView<'_>, mem: &SaMemory) -> bool {
-    sa.peer_addresses.iter().any(|peer| {
-        sa.routes
-            .iter()
-            .filter(|r| r.dst == peer.ip())
-            .filter_map(|r| r.src)
-            .any(|src| {
-                let path = Path {
-                    local: port_for(
-                        src,
-                        sa.my_host,
-                        sa.my_cfg_port,
-                        (sa.socket_port, sa.socket_natt_port),
-                    ),
-                    remote: port_for(
-                        peer.ip(),
-                        sa.other_host,
-                        sa.other_cfg_port,
-                        (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
-                    ),
-                };
-                sa.families.allows(peer.ip())
-                    && (path.local.ip() != sa.my_host.ip()
-                        || path.remote.ip() != sa.other_host.ip())
-                    && !mem.is_rejected(path, sa.now_ms)
-            })
+    candidate_paths(sa).any(|(_, _, path)| {
+        (path.local.ip() != sa.my_host.ip() || path.remote.ip() != sa.other_host.ip())
+            && !mem.is_rejected(path, sa.now_ms)
     })
+}
+
+/// Every (local, peer) pair the kernel routes, as paths with their ports:
+/// for each peer address of a family the socket can use, the kernel's first
+/// choice of source, then the other local addresses it routes it from
+/// (policy routing). Source and peer address come along for the filter.
+fn candidate_paths<'a>(
+    sa: &'a SaView<'_>,
+) -> impl Iterator<Item = (std::net::IpAddr, std::net::IpAddr, Path)> + 'a {
+    sa.peer_addresses
+        .iter()
+        .filter(|peer| sa.families.allows(peer.ip()))
+        .flat_map(move |peer| {
+            sa.routes
+                .iter()
+                .filter(move |r| r.dst == peer.ip())
+                .filter_map(|r| r.src)
+                .map(move |src| {
+                    let path = Path {
+                        local: port_for(
+                            src,
+                            sa.my_host,
+                            sa.my_cfg_port,
+                            (sa.socket_port, sa.socket_natt_port),
+                        ),
+                        remote: port_for(
+                            peer.ip(),
+                            sa.other_host,
+                            sa.other_cfg_port,
+                            (IKEV2_UDP_PORT, IKEV2_NATT_PORT),
+                        ),
+                    };
+                    (src, peer.ip(), path)
+                })
+        })
 }
 
 /// NO_NATS_ALLOWED with the addresses this message uses, when the policy
@@ -1131,6 +1114,25 @@ fn update_hosts(
 /// link-local, see [`super::filter`]) is not announced: the peer would
 /// probe it, or move the IKE_SA into its own tunnel.
 fn build_address_list(sa: &SaView<'_>, mem: &mut SaMemory, out: &mut Vec<Action>) {
+    let (list, skipped) = address_list(sa);
+    for ip in &list {
+        add(out, &Notify::AdditionalAddress(*ip));
+    }
+    if list.is_empty() {
+        add(out, &Notify::NoAdditionalAddresses);
+    }
+    out.extend(skipped.log("not announcing"));
+    out.push(log(
+        2,
+        format!("announcing {} additional addresses", list.len()),
+    ));
+    mem.announced = Some((sa.my_host.ip(), list));
+}
+
+/// Our additional addresses (RFC 4555 3.4): every usable local address but
+/// the IKE_SA's own that the filter allows, at most
+/// [`MAX_ANNOUNCED_ADDRESSES`], and why the others were left out.
+fn address_list(sa: &SaView<'_>) -> (Vec<std::net::IpAddr>, super::filter::Skipped) {
     let filter = super::filter::AddressFilter::new(sa);
     let mut skipped = super::filter::Skipped::default();
     let mut list = Vec::new();
@@ -1146,32 +1148,15 @@ fn build_address_list(sa: &SaView<'_>, mem: &mut SaMemory, out: &mut Vec<Action>
         if list.len() >= MAX_ANNOUNCED_ADDRESSES {
             break;
         }
-        add(out, &Notify::AdditionalAddress(*ip));
         list.push(*ip);
     }
-    if list.is_empty() {
-        add(out, &Notify::NoAdditionalAddresses);
-    }
-    out.extend(skipped.log("not announcing"));
-    out.push(log(
-        2,
-        format!("announcing {} additional addresses", list.len()),
-    ));
-    mem.announced = Some((sa.my_host.ip(), list));
+    (list, skipped)
 }
 
 /// The address list we would announce now equals the last one the peer got
 /// (with the same address in the IP header).
 fn address_list_unchanged(sa: &SaView<'_>, mem: &SaMemory) -> bool {
-    let filter = super::filter::AddressFilter::new(sa);
-    let now: Vec<std::net::IpAddr> = sa
-        .local_addresses
-        .iter()
-        .filter(|ip| **ip != sa.my_host.ip() && filter.local(**ip).is_ok())
-        .take(MAX_ANNOUNCED_ADDRESSES)
-        .copied()
-        .collect();
-    mem.announced.as_ref() == Some(&(sa.my_host.ip(), now))
+    mem.announced.as_ref() == Some(&(sa.my_host.ip(), address_list(sa).0))
 }
 
 #[cfg(test)]
