@@ -15,7 +15,6 @@
 
 #include <processing/jobs/callback_job.h>
 #include <threading/mutex.h>
-#include <processing/jobs/initiate_tasks_job.h>
 
 /** The running poller: the library is preloaded and never unloaded, so
  * this outlives the plugin object; a generation number retires old jobs. */
@@ -40,20 +39,6 @@ static bool busy(ike_sa_t *ike_sa)
 	found = enumerator->enumerate(enumerator, &task);
 	enumerator->destroy(enumerator);
 	return found;
-}
-
-/**
- * Queue a MOBIKE task that checks all paths, and have charon start it.
- */
-static void queue_probe(const mobike_api *api, ike_sa_t *ike_sa)
-{
-	ike_mobike_t *mobike;
-
-	mobike = mobike_rs_shim_ike_mobike_create(ike_sa, TRUE, api);
-	mobike->roam(mobike, FALSE);
-	ike_sa->queue_task(ike_sa, &mobike->task);
-	lib->processor->queue_job(lib->processor, (job_t*)
-				initiate_tasks_job_create(ike_sa->get_id(ike_sa)));
 }
 
 /**
@@ -105,7 +90,7 @@ static void check_ike_sa(const mobike_api *api, ike_sa_t *ike_sa,
 			 ike_sa->get_other_host(ike_sa), (unsigned long long)silent_ms);
 		if (!kickable || !mobike_rs_shim_kick(ike_sa, FALSE))
 		{
-			queue_probe(api, ike_sa);
+			mobike_rs_shim_queue_mobike(ike_sa, api, TRUE);
 		}
 	}
 }

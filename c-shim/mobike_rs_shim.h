@@ -105,6 +105,14 @@ void mobike_rs_addr_from_host(host_t *host, mobike_addr *out);
 host_t *mobike_rs_host_from_addr(const mobike_addr *addr);
 
 /**
+ * Have a MOBIKE task run on the IKE_SA: the queued one (ours or built-in)
+ * or a new one of ours; with roam, it checks all paths. charon initiates it
+ * once the IKE_SA is free.
+ */
+void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
+								 bool roam);
+
+/**
  * If the active exchange of the IKE_SA is a request of one of our MOBIKE
  * tasks: switch it to probing and retransmit it now (unless dry_run).
  * Returns whether there is such a task.

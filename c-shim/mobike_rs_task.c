@@ -166,29 +166,59 @@ static void sync_mirror(private_mobike_rs_task_t *this)
 }
 
 /**
- * Whether a queued MOBIKE task (ours or built-in) will check or update.
+ * The queued MOBIKE task of an IKE_SA (ours or built-in), NULL if none.
  */
-static bool newer_update_queued(private_mobike_rs_task_t *this)
+static task_t *queued_mobike(ike_sa_t *ike_sa)
 {
 	enumerator_t *enumerator;
-	private_mobike_rs_task_t *queued;
-	task_t *task;
-	bool found = FALSE;
+	task_t *task, *found = NULL;
 
-	enumerator = this->ike_sa->create_task_enumerator(this->ike_sa,
-													  TASK_QUEUE_QUEUED);
+	enumerator = ike_sa->create_task_enumerator(ike_sa, TASK_QUEUE_QUEUED);
 	while (enumerator->enumerate(enumerator, &task))
 	{
 		if (task->get_type(task) == TASK_IKE_MOBIKE)
 		{
-			/* both layouts agree on these members, see above */
-			queued = (private_mobike_rs_task_t*)task;
-			found = queued->check || queued->update;
+			found = task;
 			break;
 		}
 	}
 	enumerator->destroy(enumerator);
 	return found;
+}
+
+/**
+ * Whether a queued MOBIKE task (ours or built-in) will check or update.
+ */
+static bool newer_update_queued(private_mobike_rs_task_t *this)
+{
+	/* both layouts agree on these members, see above */
+	private_mobike_rs_task_t *queued;
+
+	queued = (private_mobike_rs_task_t*)queued_mobike(this->ike_sa);
+	return queued && (queued->check || queued->update);
+}
+
+/*
+ * Described in header
+ */
+void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
+								 bool roam)
+{
+	ike_mobike_t *mobike;
+
+	/* one queued MOBIKE task does, as in charon's queue_mobike() */
+	mobike = (ike_mobike_t*)queued_mobike(ike_sa);
+	if (!mobike)
+	{
+		mobike = mobike_rs_shim_ike_mobike_create(ike_sa, TRUE, api);
+		ike_sa->queue_task(ike_sa, &mobike->task);
+	}
+	if (roam)
+	{
+		mobike->roam(mobike, FALSE);
+	}
+	lib->processor->queue_job(lib->processor, (job_t*)
+				initiate_tasks_job_create(ike_sa->get_id(ike_sa)));
 }
 
 /**
@@ -734,38 +764,6 @@ static void move_ike_sa_only(ike_sa_t *ike_sa, host_t *me, host_t *other)
 }
 
 /**
- * Have a MOBIKE task run on the IKE_SA: queue one unless one is queued
- * already (it will do), and let charon initiate it once this exchange is
- * done.
- */
-static void queue_mobike_exchange(private_mobike_rs_task_t *this)
-{
-	enumerator_t *enumerator;
-	task_t *task;
-	ike_mobike_t *mobike;
-	bool queued = FALSE;
-
-	enumerator = this->ike_sa->create_task_enumerator(this->ike_sa,
-													  TASK_QUEUE_QUEUED);
-	while (enumerator->enumerate(enumerator, &task))
-	{
-		if (task->get_type(task) == TASK_IKE_MOBIKE)
-		{
-			queued = TRUE;
-			break;
-		}
-	}
-	enumerator->destroy(enumerator);
-	if (!queued)
-	{
-		mobike = mobike_rs_shim_ike_mobike_create(this->ike_sa, TRUE, this->api);
-		this->ike_sa->queue_task(this->ike_sa, &mobike->task);
-	}
-	lib->processor->queue_job(lib->processor, (job_t*)
-				initiate_tasks_job_create(this->ike_sa->get_id(this->ike_sa)));
-}
-
-/**
  * Apply the actions of the last core call, in order.
  */
 static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
@@ -851,7 +849,8 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 				DESTROY_IF(other);
 				break;
 			case MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK:
-				queue_mobike_exchange(this);
+				/* any MOBIKE request of ours carries the check */
+				mobike_rs_shim_queue_mobike(this->ike_sa, this->api, FALSE);
 				break;
 			case MOBIKE_ACTION_SEND:
 				me = mobike_rs_host_from_addr(&a.a);
