@@ -16,7 +16,7 @@ use crate::mobike::liveness::Verdict;
 /// `liveness_timeout`, at least 100 ms); 0 when detection is off.
 pub(crate) unsafe extern "C" fn liveness_interval_ms() -> u64 {
     catch_unwind(|| {
-        let t = registry::env().policy.liveness_timeout_ms;
+        let t = registry::liveness_timeout_ms();
         if t == 0 {
             0
         } else {
@@ -57,7 +57,7 @@ pub(crate) unsafe extern "C" fn sa_liveness(
     if out_probe.is_null() || out_silent_ms.is_null() {
         return mobike_result::MOBIKE_NULL_PARAMETER;
     }
-    let timeout = registry::env().policy.liveness_timeout_ms;
+    let timeout = registry::liveness_timeout_ms();
     let verdict = catch_unwind(|| {
         registry::with_memory(unique_id, |mem| {
             mem.liveness

@@ -108,6 +108,15 @@ pub fn set_policy(key: &str, value: Option<&str>) -> Result<(), SettingError> {
     }
 }
 
+/// `liveness_timeout` in milliseconds, read without copying the policy
+/// (the liveness poll asks for it every round).
+pub fn liveness_timeout_ms() -> u64 {
+    policy_lock()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .liveness_timeout_ms
+}
+
 /// The policy as one log line.
 pub fn describe_policy() -> String {
     policy_lock()
