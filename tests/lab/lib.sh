@@ -102,7 +102,10 @@ lab_up() {
 	for n in "$rw" "$gw" "$rt"; do
 		ip -n "$n" link set lo up
 		# Links created below inherit "default": no DAD on link-local either.
-		[ "$fa$fb" != 44 ] && ip netns exec "$n" sysctl -qw net.ipv6.conf.default.accept_dad=0
+		# Also in IPv4 labs: a link-local address finishing DAD a second
+		# after link-up is a kernel event that makes charon roam and send an
+		# address list in the middle of a measurement.
+		ip netns exec "$n" sysctl -qw net.ipv6.conf.default.accept_dad=0
 	done
 	ip -n "$rt" link add br1 type bridge
 	ip link add rw-a netns "$rw" type veth peer name p-rwa netns "$rt"
