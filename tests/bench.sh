@@ -32,6 +32,7 @@
 # BENCH_SILENT_MAX (30 s), BENCH_NAT_MAX (30 s), BENCH_BREAK_MAX (10 s),
 # BENCH_SETUP_MAX (300 s), BENCH_QUICK=1 (1 run each, 50 SAs),
 # BENCH_ONLY="break nat return silent natmap many" (a subset).
+# BENCH_PERF=DIR (many only): perf profiles of the gateway during the roam.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lab/lib.sh
@@ -327,10 +328,20 @@ EOF
 	rss1=$(proc_rss "$pid")
 	record many_n "$flavour" "$n"
 	record many_mem "$flavour" "$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')"
+	# BENCH_PERF=DIR: a perf profile of the gateway during the roam (for
+	# looking into the figures, not part of them: perf costs CPU too).
+	local perf_pid=
+	if [ -n "${BENCH_PERF:-}" ] && command -v perf >/dev/null; then
+		mkdir -p "$BENCH_PERF"
+		if [ -n "${BENCH_STRACE:-}" ]; then strace -c -f -p "$pid" -o "$BENCH_PERF/strace.$flavour.txt" >/dev/null 2>&1 & else perf record -q -F 2000 -g -p "$pid" -o "$BENCH_PERF/perf.$flavour.data" >/dev/null 2>&1 & fi
+		perf_pid=$!
+		sleep 0.5
+	fi
 	res=$(python3 tests/lab/bench-many.py roam "$LAB_DIR/gw/charon.log" "$pid" "$n" "$ROAM_MAX" \
 		'<[^|>]*\|([0-9]+)> remote endpoint changed from [^ ]+ to 198\.18\.2\.2\[' \
 		ip -n "$LAB_NS-rw" link set rw-a down) || { harness_fail many "$flavour" "roam helper failed"; return 1; }
 	read -r moved secs cpu <<<"$res"
+	if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null; fi
 	# What the log said, checked against the gateway's own list.
 	i=$(swan gw --list-sas 2>/dev/null | grep -c "^  remote '.*' @ 198\.18\.2\.2\[4500\]")
 	lab_log "many ($flavour): $n IKE_SAs, setup $(elapsed_ms "$t_setup" "$(now)") ms ago; $moved logged on the new address in $secs s, $i listed there"
