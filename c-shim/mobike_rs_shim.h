@@ -49,17 +49,31 @@ typedef struct {
 } mobike_rs_view_storage_t;
 
 /**
- * Gather what charon knows about an IKE_SA (for a task or the status).
- * Local addresses and routes cost kernel lookups, so they are read only
- * when asked for.
+ * Gather what charon knows about an IKE_SA (for a task or the status):
+ * the basic facts, and of the costly ones (kernel lookups per address or
+ * pair) those in needs.
  *
  * @param ike_sa		IKE_SA, checked out by the caller
  * @param s				storage to fill
- * @param with_locals	read our local addresses
- * @param with_routes	read the kernel's routes to the peer addresses
+ * @param needs			MOBIKE_NEED_* bits (MOBIKE_NEED_ROUTE_SRC is the
+ *						caller's, for its message)
  */
 void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
-							  bool with_locals, bool with_routes);
+							  uint32_t needs);
+
+/**
+ * Add the costly facts in needs to a view from mobike_rs_shim_fill_view()
+ * (those already there stay).
+ */
+void mobike_rs_shim_fill_view_more(ike_sa_t *ike_sa,
+								   mobike_rs_view_storage_t *s, uint32_t needs);
+
+/**
+ * The kernel's source address towards the IKE_SA's peer address, with its
+ * current address as hint, into the view's route_current.
+ */
+void mobike_rs_shim_fill_route_current(ike_sa_t *ike_sa,
+									   mobike_rs_view_storage_t *s);
 
 /**
  * Entry behind the exported ike_mobike_create() (defined in Rust): a task

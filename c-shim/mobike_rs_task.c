@@ -545,7 +545,7 @@ static void add_pair_routes(mobike_rs_view_storage_t *s)
  * Described in header
  */
 void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
-							  bool with_locals, bool with_routes)
+							  uint32_t needs)
 {
 	mobike_sa_view *v = &s->view;
 	ike_sa_id_t *id = ike_sa->get_id(ike_sa);
@@ -596,7 +596,8 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 			MOBIKE_SA_NAT_HERE : 0) |
 		(ike_sa->has_condition(ike_sa, COND_NAT_THERE) ?
 			MOBIKE_SA_NAT_THERE : 0) |
-		(force_encap(ike_cfg) ? MOBIKE_SA_FORCE_ENCAP : 0);
+		(force_encap(ike_cfg) ? MOBIKE_SA_FORCE_ENCAP : 0) |
+		(ike_sa->get_child_count(ike_sa) > 0 ? MOBIKE_SA_HAS_CHILD_SAS : 0);
 
 	enumerator = ike_sa->create_peer_address_enumerator(ike_sa);
 	while (enumerator->enumerate(enumerator, &host))
@@ -606,10 +607,43 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 			dropped++;
 			continue;
 		}
-		mobike_rs_addr_from_host(host, &s->peers[v->peer_addrs_len]);
-		if (with_routes)
+		mobike_rs_addr_from_host(host, &s->peers[v->peer_addrs_len++]);
+	}
+	enumerator->destroy(enumerator);
+	v->peer_addrs = s->peers;
+	v->routes = s->routes;
+	v->route_ifaces = s->route_ifaces;
+	v->local_addrs = s->locals;
+	v->local_ifaces = s->local_ifaces;
+	if (dropped)
+	{
+		DBG1(DBG_IKE, "mobike-rs: only the first %d of %d peer addresses "
+			 "considered", MAX_VIEW_ADDRS, (int)(MAX_VIEW_ADDRS + dropped));
+	}
+	mobike_rs_shim_fill_view_more(ike_sa, s, needs);
+}
+
+/*
+ * Described in header
+ */
+void mobike_rs_shim_fill_view_more(ike_sa_t *ike_sa,
+								   mobike_rs_view_storage_t *s, uint32_t needs)
+{
+	mobike_sa_view *v = &s->view;
+	enumerator_t *enumerator;
+	host_t *host;
+	size_t i;
+
+	if ((needs & MOBIKE_NEED_ROUTES) && !v->routes_len)
+	{
+		for (i = 0; i < v->peer_addrs_len; i++)
 		{
-			s->routes[v->routes_len].dst = s->peers[v->peer_addrs_len];
+			host = mobike_rs_host_from_addr(&s->peers[i]);
+			if (!host)
+			{
+				continue;
+			}
+			s->routes[v->routes_len].dst = s->peers[i];
 			route_to(host, NULL, &s->routes[v->routes_len].src);
 			if (s->routes[v->routes_len].src.family)
 			{
@@ -617,24 +651,11 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 							&s->route_ifaces[v->route_ifaces_len++]);
 			}
 			v->routes_len++;
+			host->destroy(host);
 		}
-		v->peer_addrs_len++;
-	}
-	enumerator->destroy(enumerator);
-	if (with_routes)
-	{
 		add_pair_routes(s);
 	}
-	v->peer_addrs = s->peers;
-	v->routes = s->routes;
-	v->route_ifaces = s->route_ifaces;
-	if (dropped)
-	{
-		DBG1(DBG_IKE, "mobike-rs: only the first %d of %d peer addresses "
-			 "considered", MAX_VIEW_ADDRS, (int)(MAX_VIEW_ADDRS + dropped));
-	}
-
-	if (with_locals)
+	if ((needs & MOBIKE_NEED_LOCALS) && !v->local_addrs_len)
 	{
 		enumerator = charon->kernel->create_address_enumerator(charon->kernel,
 															ADDR_TYPE_REGULAR);
@@ -644,33 +665,73 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 			mobike_rs_addr_from_host(host, &s->locals[v->local_addrs_len++]);
 		}
 		enumerator->destroy(enumerator);
-		v->local_addrs = s->locals;
 		fill_local_ifaces(s);
 	}
-	if (with_locals || with_routes)
+	if ((needs & MOBIKE_NEED_FILTER) && !v->local_ts)
 	{	/* what the core's address filter needs besides interfaces */
 		fill_ts(ike_sa, s);
 		fill_vips(ike_sa, s);
 	}
-	if (with_routes)
-	{
-		route_to(ike_sa->get_other_host(ike_sa), ike_sa->get_my_host(ike_sa),
-				 &v->route_current);
-	}
+}
+
+/*
+ * Described in header
+ */
+void mobike_rs_shim_fill_route_current(ike_sa_t *ike_sa,
+									   mobike_rs_view_storage_t *s)
+{
+	route_to(ike_sa->get_other_host(ike_sa), ike_sa->get_my_host(ike_sa),
+			 &s->view.route_current);
 }
 
 /**
- * The view of this task's IKE_SA, with what only a task knows.
+ * The view of this task's IKE_SA for one step: the basic facts, then what
+ * the core says that step reads (msg: the message of a build or process).
  */
-static void fill_view(private_mobike_rs_task_t *this,
-					  mobike_rs_view_storage_t *s, bool with_locals,
-					  bool with_routes)
+static uint32_t fill_view(private_mobike_rs_task_t *this,
+						  mobike_rs_view_storage_t *s, uint32_t step,
+						  mobike_message *msg)
 {
-	mobike_rs_shim_fill_view(this->ike_sa, s, with_locals, with_routes);
+	host_t *me, *other;
+	char *name = NULL;
+	uint32_t needs;
+
+	mobike_rs_shim_fill_view(this->ike_sa, s, 0);
 	if (newer_update_queued(this))
 	{
 		s->view.flags |= MOBIKE_SA_NEWER_UPDATE_QUEUED;
 	}
+	if (step == MOBIKE_STEP_TRANSMIT)
+	{
+		mobike_rs_shim_fill_route_current(this->ike_sa, s);
+	}
+	needs = this->api->task_view_needs(this->core, &s->view, step, msg);
+	mobike_rs_shim_fill_view_more(this->ike_sa, s, needs);
+	if (msg && !(needs & MOBIKE_NEED_ROUTES) &&
+		(needs & MOBIKE_NEED_MESSAGE_ROUTE) &&
+		s->view.route_ifaces_len < MAX_VIEW_ROUTES)
+	{
+		other = mobike_rs_host_from_addr(&msg->src);
+		if (other)
+		{
+			route_iface(other, &msg->dst,
+						&s->route_ifaces[s->view.route_ifaces_len++]);
+			other->destroy(other);
+		}
+	}
+	if (msg && !(needs & MOBIKE_NEED_LOCALS) &&
+		(needs & MOBIKE_NEED_MESSAGE_LOCAL))
+	{
+		me = mobike_rs_host_from_addr(&msg->dst);
+		if (me && charon->kernel->get_interface(charon->kernel, me, &name))
+		{
+			iface_fact(&msg->dst, name,
+					   &s->local_ifaces[s->view.local_ifaces_len++]);
+			free(name);
+		}
+		DESTROY_IF(me);
+	}
+	return needs;
 }
 
 /**
@@ -946,9 +1007,8 @@ METHOD(task_t, build, status_t,
 	{
 		return SUCCESS;
 	}
-	fill_view(this, &s, TRUE, FALSE);
 	fill_message(message, &m, FALSE);
-	if (m.exchange == MOBIKE_EXCHANGE_INFORMATIONAL)
+	if (fill_view(this, &s, MOBIKE_STEP_BUILD, &m) & MOBIKE_NEED_ROUTE_SRC)
 	{	/* the core checks whether the current source address still works */
 		route_to(message->get_destination(message),
 				 message->get_source(message), &m.route_src);
@@ -974,8 +1034,8 @@ METHOD(task_t, process, status_t,
 	{
 		return SUCCESS;
 	}
-	fill_view(this, &s, FALSE, FALSE);
 	fill_message(message, &m, TRUE);
+	fill_view(this, &s, MOBIKE_STEP_PROCESS, &m);
 	result = this->api->task_process(this->core, &s.view, &m, &status);
 	free((void*)m.notifies);
 	return finish_step(this, message, result, status, "process");
@@ -992,7 +1052,7 @@ METHOD(ike_mobike_t, transmit, bool,
 
 	if (!this->failed)
 	{
-		fill_view(this, &s, FALSE, TRUE);
+		fill_view(this, &s, MOBIKE_STEP_TRANSMIT, NULL);
 		result = this->api->task_transmit(this->core, &s.view, &found);
 		if (core_ok(this, result, "transmit"))
 		{

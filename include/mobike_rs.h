@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 3
+#define MOBIKE_API_VERSION 4
 
 /**
  * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
@@ -50,12 +50,57 @@
 
 #define MOBIKE_SA_NAT_THERE (1 << 7)
 
+#define MOBIKE_SA_HAS_CHILD_SAS (1 << 8)
+
 /**
  * `mobike_sa_view.families` bits: the IKE socket can send IPv4 / IPv6.
  */
 #define MOBIKE_FAMILY_V4 (1 << 0)
 
 #define MOBIKE_FAMILY_V6 (1 << 1)
+
+/**
+ * `step` of `task_view_needs`.
+ */
+#define MOBIKE_STEP_BUILD 0
+
+#define MOBIKE_STEP_PROCESS 1
+
+#define MOBIKE_STEP_TRANSMIT 2
+
+/**
+ * Bits of `task_view_needs`: local addresses and their interfaces.
+ */
+#define MOBIKE_NEED_LOCALS (1 << 0)
+
+/**
+ * Traffic selectors and virtual IPs.
+ */
+#define MOBIKE_NEED_FILTER (1 << 1)
+
+/**
+ * Routes towards the peer addresses (all pairs) and their interfaces.
+ */
+#define MOBIKE_NEED_ROUTES (1 << 2)
+
+/**
+ * `mobike_message.route_src` of the message being built.
+ */
+#define MOBIKE_NEED_ROUTE_SRC (1 << 3)
+
+/**
+ * Of the received message: the interface of the route towards its source
+ * (from its destination), in `route_ifaces`.
+ */
+#define MOBIKE_NEED_MESSAGE_ROUTE (1 << 4)
+
+/**
+ * Of the received message: the interface of its destination, in
+ * `local_ifaces`.
+ */
+#define MOBIKE_NEED_MESSAGE_LOCAL (1 << 5)
+
+#define MOBIKE_NEED_ALL (((((MOBIKE_NEED_LOCALS | MOBIKE_NEED_FILTER) | MOBIKE_NEED_ROUTES) | MOBIKE_NEED_ROUTE_SRC) | MOBIKE_NEED_MESSAGE_ROUTE) | MOBIKE_NEED_MESSAGE_LOCAL)
 
 /**
  * `mobike_message.exchange` values.
@@ -449,6 +494,17 @@ typedef struct mobike_api {
                                  const struct mobike_sa_view *sa,
                                  bool *out_found);
   /**
+   * Which costly parts of the view the next `step` (MOBIKE_STEP_*)
+   * reads, as MOBIKE_NEED_* bits; `sa` needs only the basic facts
+   * (hosts, ports, flags, peer addresses; for a transmit also
+   * `route_current`), `msg` is the message of a build or process (NULL
+   * for a transmit). On any error every bit is set.
+   */
+  uint32_t (*task_view_needs)(const struct mobike_task *task,
+                              const struct mobike_sa_view *sa,
+                              uint32_t step,
+                              const struct mobike_message *msg);
+  /**
    * The next action of the last call, false when there is none.
    */
   bool (*task_next_action)(struct mobike_task *task, struct mobike_action *out);
@@ -456,6 +512,15 @@ typedef struct mobike_api {
    * Forgets what the core keeps for an IKE_SA (call when it is destroyed).
    */
   void (*sa_forget)(uint32_t unique_id);
+  /**
+   * A CHILD_SA came up on IKE_SA `unique_id`, now on path `me` - `other`.
+   * `*out_check`: queue a MOBIKE task (its request checks the return
+   * routability of that path, which the IKE_SA took without IPsec SAs).
+   */
+  mobike_result (*sa_child_up)(uint32_t unique_id,
+                               const struct mobike_addr *me,
+                               const struct mobike_addr *other,
+                               bool *out_check);
   /**
    * True once a panic switched new tasks to the built-in MOBIKE.
    */

@@ -33,6 +33,7 @@ SCENARIOS=(
 	"v6to4 rust rust"
 	"rr stock rust"
 	"rr rust rust"
+	"rrchildless stock rust"
 	"natprohibited rust rust"
 	"natallowed rust rust"
 	"unacceptable rust rust"
@@ -296,6 +297,36 @@ scenario_rr() {
 	python3 tests/lab/ike_pcap.py check-before "$LAB_DIR/gw.pcap" "$LAB_RW_B" >&2 ||
 		fail "the wire does not show the check before the move (return_routability = ${RR_MODE:-before})" || return 1
 	[ "$(sa_field gw remote)" = "${LAB_RW_B}[4500]" ] || fail "gw not on rw's new address" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# An IKE_SA without CHILD_SAs moves at once on the gateway (no IPsec SA
+# whose traffic could be redirected, RFC 4555 3.5/5.3); its return
+# routability is checked when its first CHILD_SA comes up.
+scenario_rrchildless() {
+	local rwf=$1 gwf=$2 spis
+	setup "rrc" "$rwf" "$gwf" "" || return 1
+	swan rw --terminate --child net --timeout "$LAB_WAIT" >/dev/null 2>&1 ||
+		fail "could not close the CHILD_SA" || return 1
+	wait_for '! swan gw --list-sas 2>/dev/null | grep -q "net:"' ||
+		fail "gw still has the CHILD_SA" || return 1
+	spis=$(sa_field rw spis)
+	ip -n "$LAB_NS-rw" link set rw-a down
+	wait_for '[ "$(sa_field gw remote)" = "${LAB_RW_B}[4500]" ]' ||
+		fail "gw did not move the childless IKE_SA: $(sa_field gw remote)" || return 1
+	in_log gw 'no IPsec SA yet, its return routability is checked when one comes up' ||
+		fail "gw did not log why it moved without a check" || return 1
+	! in_log gw 'generating INFORMATIONAL request [0-9]+ \[ .*N\(COOKIE2\)' ||
+		fail "gw checked return routability of a childless IKE_SA" || return 1
+	swan rw --initiate --child net --timeout "$LAB_WAIT" >"$LAB_DIR/initiate2.out" 2>&1 ||
+		fail "CHILD_SA on the new path: $(tail -n 2 "$LAB_DIR/initiate2.out")" || return 1
+	wait_for 'in_log gw "return routability of .* confirmed"' ||
+		fail "gw did not check return routability when the CHILD_SA came up" || return 1
+	in_log gw 'first CHILD_SA on a path taken without IPsec SAs' ||
+		fail "gw did not log the reason for the check" || return 1
+	ping_ok || fail "no traffic through the new CHILD_SA" || return 1
+	[ "$(sa_field rw spis)" = "$spis" ] && [ "$(sa_field gw spis)" = "$spis" ] ||
+		fail "the IKE_SA did not stay" || return 1
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
 }
 

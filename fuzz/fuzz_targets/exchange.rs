@@ -33,7 +33,7 @@ use libfuzzer_sys::fuzz_target;
 use mobike_rs::mobike::memory::MAX_REJECTED_PATHS;
 use mobike_rs::mobike::policy::{AddressRange, PEER_ADDRESSES_LIMIT};
 use mobike_rs::mobike::status::Call;
-use mobike_rs::mobike::task::{Env, MobikeTask};
+use mobike_rs::mobike::task::{Env, MobikeTask, Step, ViewNeeds};
 use mobike_rs::mobike::{
     natd, notify, Action, AddressFilter, Condition, Exchange, Extension, Families, Interface,
     Message, Notify, NotifyType, OnInterface, Policy, RawNotify, ReturnRoutability, Route,
@@ -171,6 +171,72 @@ impl World {
     }
 }
 
+/// The view's basic facts: what the shim gathers before it asks the core
+/// what else a step needs (`MobikeTask::view_needs`).
+fn basic<'a>(v: &SaView<'a>, step: Step) -> SaView<'a> {
+    let mut b = stripped(v, ViewNeeds::default(), None);
+    if step != Step::Transmit {
+        b.route_current = None;
+    }
+    b
+}
+
+/// `v` without the costly facts `needs` leaves out (as the shim sends it;
+/// `msg` the message of a process step).
+fn stripped<'a>(v: &SaView<'a>, needs: ViewNeeds, msg: Option<&Message<'_>>) -> SaView<'a> {
+    let mut s = v.clone();
+    if !needs.locals {
+        s.local_addresses = &[];
+        s.local_interfaces = match (needs.message_local, msg) {
+            // the shim looks up that one address
+            (true, Some(m)) => match v.local_interfaces.iter().position(|f| f.addr == m.dst.ip()) {
+                Some(i) => &v.local_interfaces[i..=i],
+                None => &[],
+            },
+            _ => &[],
+        };
+    }
+    if !needs.filter {
+        s.local_ts = &[];
+        s.remote_ts = &[];
+        s.my_vips = &[];
+        s.peer_vips = &[];
+    }
+    if !needs.routes {
+        s.routes = &[];
+        s.route_interfaces = match (needs.message_route, msg) {
+            // the route towards the message's source (the first entry for
+            // that address is the one the filter reads)
+            (true, Some(m)) => match v.route_interfaces.iter().position(|f| f.addr == m.src.ip()) {
+                Some(i) => &v.route_interfaces[i..=i],
+                None => &[],
+            },
+            _ => &[],
+        };
+    }
+    s
+}
+
+/// Runs one build or process on copies of the task and memory with the
+/// view the shim would send for `needs`: the result must be the same as
+/// with every fact (checked by the caller).
+fn needs_hold(
+    t: &MobikeTask,
+    mem: &SaMemory,
+    view: &SaView<'_>,
+    msg: &Message<'_>,
+    needs: ViewNeeds,
+    step: impl FnOnce(&mut MobikeTask, &SaView<'_>, &Message<'_>, &mut SaMemory, &mut Vec<Action>) -> Status,
+) -> (Status, Vec<Action>) {
+    let (mut t, mut mem, mut out) = (t.clone(), mem.clone(), Vec::new());
+    let mut msg = msg.clone();
+    if !needs.route_src {
+        msg.route_src = None;
+    }
+    let s = step(&mut t, &stripped(view, needs, Some(&msg)), &msg, &mut mem, &mut out);
+    (s, out)
+}
+
 /// The only place that builds `SaView` and `Env` (their fields change with
 /// the core; adapt here).
 #[allow(deprecated)]
@@ -195,6 +261,8 @@ fn facts<'a>(w: &'a World, rng: &'a FixedByteRandom) -> (SaView<'a>, Env<'a>) {
         nat_there: f(FLAG_NAT_THERE),
         force_encap: f(FLAG_FORCE_ENCAP),
         newer_update_queued: f(FLAG_NEWER_UPDATE_QUEUED),
+        // the flag byte is full: the low bit of the last SPI byte says it
+        has_child_sas: w.spi_i[7] & 1 == 0,
         peer_addresses: &w.peers,
         local_addresses: &w.locals,
         routes: &w.routes,
@@ -401,7 +469,12 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
             w.next_mid += 1;
             let msg = message(w, ex, w.next_mid, (w.my_host, w.other_host), &[], route_src);
             let (view, env) = facts(w, rng);
+            let needs = t.view_needs(Step::Build, &basic(&view, Step::Build), Some(&msg));
+            let lean = needs_hold(t, &mem, &view, &msg, needs, |t, v, m, mem, o| {
+                t.build(v, m, mem, &env, o)
+            });
             let s = t.build(&view, &msg, &mut mem, &env, &mut out);
+            assert_eq!(lean, (s, out.clone()), "build with only {needs:?}");
             mem.stats.record(&view, Call::Build, &out, s);
             status = Some(s);
         }
@@ -420,14 +493,26 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
             if ours && matches!(dst.port(), 500 | 4500) {
                 let msg = message(w, ex, mid, (src, dst), &raw, None);
                 let (view, env) = facts(w, rng);
+                let needs = t.view_needs(Step::Process, &basic(&view, Step::Process), Some(&msg));
+                let lean = needs_hold(t, &mem, &view, &msg, needs, |t, v, m, mem, o| {
+                    t.process(v, m, mem, &env, o)
+                });
                 let s = t.process(&view, &msg, &mut mem, &env, &mut out);
+                assert_eq!(lean, (s, out.clone()), "process with only {needs:?}");
                 mem.stats.record(&view, Call::Process, &out, s);
                 status = Some(s);
             }
         }
         7 => {
             let (view, _) = facts(w, rng);
+            let needs = t.view_needs(Step::Transmit, &basic(&view, Step::Transmit), None);
+            let lean = {
+                let (mut t, mut o) = (t.clone(), Vec::new());
+                let found = t.transmit(&stripped(&view, needs, None), &mem, &mut o);
+                (found, o)
+            };
             let found = t.transmit(&view, &mem, &mut out);
+            assert_eq!(lean, (found, out.clone()), "transmit with only {needs:?}");
             let sends = out.iter().filter(|a| matches!(a, Action::Send { .. }));
             assert_eq!(found, sends.count() > 0, "transmit's answer: {out:?}");
             let call = Call::Transmit {

@@ -28,7 +28,7 @@ use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 3;
+pub const MOBIKE_API_VERSION: u32 = 4;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -96,6 +96,7 @@ pub const MOBIKE_SA_NAT_HERE: u32 = 1 << 4;
 pub const MOBIKE_SA_FORCE_ENCAP: u32 = 1 << 5;
 pub const MOBIKE_SA_NEWER_UPDATE_QUEUED: u32 = 1 << 6;
 pub const MOBIKE_SA_NAT_THERE: u32 = 1 << 7;
+pub const MOBIKE_SA_HAS_CHILD_SAS: u32 = 1 << 8;
 /// `mobike_sa_view.families` bits: the IKE socket can send IPv4 / IPv6.
 pub const MOBIKE_FAMILY_V4: u32 = 1 << 0;
 pub const MOBIKE_FAMILY_V6: u32 = 1 << 1;
@@ -142,6 +143,31 @@ pub struct mobike_sa_view {
     pub remote_ts: *const mobike_addr_range,
     pub remote_ts_len: usize,
 }
+
+/// `step` of `task_view_needs`.
+pub const MOBIKE_STEP_BUILD: u32 = 0;
+pub const MOBIKE_STEP_PROCESS: u32 = 1;
+pub const MOBIKE_STEP_TRANSMIT: u32 = 2;
+/// Bits of `task_view_needs`: local addresses and their interfaces.
+pub const MOBIKE_NEED_LOCALS: u32 = 1 << 0;
+/// Traffic selectors and virtual IPs.
+pub const MOBIKE_NEED_FILTER: u32 = 1 << 1;
+/// Routes towards the peer addresses (all pairs) and their interfaces.
+pub const MOBIKE_NEED_ROUTES: u32 = 1 << 2;
+/// `mobike_message.route_src` of the message being built.
+pub const MOBIKE_NEED_ROUTE_SRC: u32 = 1 << 3;
+/// Of the received message: the interface of the route towards its source
+/// (from its destination), in `route_ifaces`.
+pub const MOBIKE_NEED_MESSAGE_ROUTE: u32 = 1 << 4;
+/// Of the received message: the interface of its destination, in
+/// `local_ifaces`.
+pub const MOBIKE_NEED_MESSAGE_LOCAL: u32 = 1 << 5;
+pub const MOBIKE_NEED_ALL: u32 = MOBIKE_NEED_LOCALS
+    | MOBIKE_NEED_FILTER
+    | MOBIKE_NEED_ROUTES
+    | MOBIKE_NEED_ROUTE_SRC
+    | MOBIKE_NEED_MESSAGE_ROUTE
+    | MOBIKE_NEED_MESSAGE_LOCAL;
 
 /// `mobike_message.exchange` values.
 pub const MOBIKE_EXCHANGE_OTHER: u32 = 0;
@@ -286,11 +312,31 @@ pub struct mobike_api {
         sa: *const mobike_sa_view,
         out_found: *mut bool,
     ) -> mobike_result,
+    /// Which costly parts of the view the next `step` (MOBIKE_STEP_*)
+    /// reads, as MOBIKE_NEED_* bits; `sa` needs only the basic facts
+    /// (hosts, ports, flags, peer addresses; for a transmit also
+    /// `route_current`), `msg` is the message of a build or process (NULL
+    /// for a transmit). On any error every bit is set.
+    pub task_view_needs: unsafe extern "C" fn(
+        task: *const mobike_task,
+        sa: *const mobike_sa_view,
+        step: u32,
+        msg: *const mobike_message,
+    ) -> u32,
     /// The next action of the last call, false when there is none.
     pub task_next_action:
         unsafe extern "C" fn(task: *mut mobike_task, out: *mut mobike_action) -> bool,
     /// Forgets what the core keeps for an IKE_SA (call when it is destroyed).
     pub sa_forget: unsafe extern "C" fn(unique_id: u32),
+    /// A CHILD_SA came up on IKE_SA `unique_id`, now on path `me` - `other`.
+    /// `*out_check`: queue a MOBIKE task (its request checks the return
+    /// routability of that path, which the IKE_SA took without IPsec SAs).
+    pub sa_child_up: unsafe extern "C" fn(
+        unique_id: u32,
+        me: *const mobike_addr,
+        other: *const mobike_addr,
+        out_check: *mut bool,
+    ) -> mobike_result,
     /// True once a panic switched new tasks to the built-in MOBIKE.
     pub fallback_active: unsafe extern "C" fn() -> bool,
     /// Static NUL-terminated text for a result.
@@ -499,8 +545,10 @@ pub static MOBIKE_API: mobike_api = mobike_api {
     task_build,
     task_process,
     task_transmit,
+    task_view_needs,
     task_next_action,
     sa_forget,
+    sa_child_up,
     fallback_active,
     result_text,
     status_new: super::status::status_new,
@@ -752,6 +800,59 @@ unsafe extern "C" fn task_transmit(
     })
 }
 
+unsafe extern "C" fn task_view_needs(
+    task: *const mobike_task,
+    sa: *const mobike_sa_view,
+    step: u32,
+    msg: *const mobike_message,
+) -> u32 {
+    use crate::mobike::task::Step as S;
+    let step = match step {
+        MOBIKE_STEP_BUILD => S::Build,
+        MOBIKE_STEP_PROCESS => S::Process,
+        MOBIKE_STEP_TRANSMIT => S::Transmit,
+        _ => return MOBIKE_NEED_ALL,
+    };
+    // SAFETY: as in `with_task`; only read here.
+    let (Some(t), Some(sa)) = (unsafe { task.as_ref() }, unsafe { sa.as_ref() }) else {
+        return MOBIKE_NEED_ALL;
+    };
+    if t.poisoned || (step != S::Transmit && msg.is_null()) {
+        return MOBIKE_NEED_ALL;
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        let Ok(storage) = ViewStorage::new(sa) else {
+            return MOBIKE_NEED_ALL;
+        };
+        let Some(view) = storage.view(sa) else {
+            return MOBIKE_NEED_ALL;
+        };
+        // SAFETY: non-NULL checked for build and process; valid for the call.
+        let msg = unsafe { msg.as_ref() };
+        let notifies = match msg.map(|m| unsafe { notifies_of(m) }) {
+            Some(Ok(n)) => n,
+            Some(Err(_)) => return MOBIKE_NEED_ALL,
+            None => Vec::new(),
+        };
+        let message = match msg {
+            Some(m) => match message_of(m, &notifies) {
+                Some(m) => Some(m),
+                None => return MOBIKE_NEED_ALL,
+            },
+            None => None,
+        };
+        let n = t.core.view_needs(step, &view, message.as_ref());
+        let bit = |on: bool, b: u32| if on { b } else { 0 };
+        bit(n.locals, MOBIKE_NEED_LOCALS)
+            | bit(n.filter, MOBIKE_NEED_FILTER)
+            | bit(n.routes, MOBIKE_NEED_ROUTES)
+            | bit(n.route_src, MOBIKE_NEED_ROUTE_SRC)
+            | bit(n.message_route, MOBIKE_NEED_MESSAGE_ROUTE)
+            | bit(n.message_local, MOBIKE_NEED_MESSAGE_LOCAL)
+    }))
+    .unwrap_or(MOBIKE_NEED_ALL)
+}
+
 unsafe extern "C" fn task_next_action(task: *mut mobike_task, out: *mut mobike_action) -> bool {
     if out.is_null() {
         return false;
@@ -772,6 +873,32 @@ unsafe extern "C" fn task_next_action(task: *mut mobike_task, out: *mut mobike_a
 
 unsafe extern "C" fn sa_forget(unique_id: u32) {
     let _ = catch_unwind(|| registry::forget(unique_id));
+}
+
+unsafe extern "C" fn sa_child_up(
+    unique_id: u32,
+    me: *const mobike_addr,
+    other: *const mobike_addr,
+    out_check: *mut bool,
+) -> mobike_result {
+    if me.is_null() || other.is_null() || out_check.is_null() {
+        return mobike_result::MOBIKE_NULL_PARAMETER;
+    }
+    // SAFETY: non-NULL, valid for the call per the ABI contract.
+    let (me, other) = unsafe { (&*me, &*other) };
+    let (Ok(Some(local)), Ok(Some(remote))) = (sock_of(me), sock_of(other)) else {
+        return mobike_result::MOBIKE_INVALID_PARAMETER;
+    };
+    let path = mobike::Path { local, remote };
+    let check = catch_unwind(|| {
+        registry::with_known_memory(unique_id, |m| m.child_sa_up(path)).unwrap_or(false)
+    });
+    let Ok(check) = check else {
+        return mobike_result::MOBIKE_PANIC;
+    };
+    // SAFETY: checked non-NULL above.
+    unsafe { *out_check = check };
+    mobike_result::MOBIKE_OK
 }
 
 unsafe extern "C" fn fallback_active() -> bool {
@@ -949,6 +1076,7 @@ impl ViewStorage {
             nat_there: flag(MOBIKE_SA_NAT_THERE),
             force_encap: flag(MOBIKE_SA_FORCE_ENCAP),
             newer_update_queued: flag(MOBIKE_SA_NEWER_UPDATE_QUEUED),
+            has_child_sas: flag(MOBIKE_SA_HAS_CHILD_SAS),
             peer_addresses: &self.peers,
             local_addresses: &self.locals,
             routes: &self.routes,

@@ -43,6 +43,16 @@ pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
     r
 }
 
+/// Runs `f` with the memory of IKE_SA `unique_id` if a MOBIKE task ever
+/// ran on it; `None` otherwise (nothing is stored for it then).
+pub fn with_known_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> Option<R> {
+    let known = memories()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains_key(&unique_id);
+    known.then(|| with_memory(unique_id, f))
+}
+
 /// Forgets IKE_SA `unique_id`.
 pub fn forget(unique_id: u32) {
     memories()

@@ -33,6 +33,10 @@ pub struct SaMemory {
     /// confirmed (RFC 4555 3.5, 3.7), and whether the IPsec SAs wait for it
     /// (`return_routability = before`) or moved already (`after`).
     pub return_routability_pending: Option<(Path, bool)>,
+    /// As responder: the path an IKE_SA without CHILD_SAs moved to without
+    /// a return routability check; checked when its first CHILD_SA comes
+    /// up (see [`SaMemory::child_sa_up`]).
+    pub unchecked_path: Option<Path>,
     /// Paths the peer refused (UNACCEPTABLE_ADDRESSES, or repeated
     /// UNEXPECTED_NAT_DETECTED), with the time of refusal.
     pub rejected_paths: Vec<(Path, u64)>,
@@ -76,6 +80,21 @@ impl SaMemory {
         }
     }
 
+    /// A CHILD_SA came up on the IKE_SA whose current path is `current`:
+    /// true if that path was never checked (the IKE_SA moved while it had
+    /// no IPsec SA), so a return routability check must follow now; the
+    /// check is then pending with the SAs already moved (RFC 4555 3.7
+    /// allows the check right after the update).
+    pub fn child_sa_up(&mut self, current: Path) -> bool {
+        match self.unchecked_path.take() {
+            Some(p) if p == current && self.return_routability_pending.is_none() => {
+                self.return_routability_pending = Some((p, false));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Remembers that the peer refused `path`.
     pub fn reject_path(&mut self, path: Path, now_ms: u64) {
         self.rejected_paths.retain(|(p, _)| *p != path);
@@ -112,6 +131,22 @@ mod tests {
         assert!(!m.is_older_update(7));
         assert!(m.is_older_update(6));
         assert_eq!(m.newest_update_mid, Some(7));
+    }
+
+    #[test]
+    fn an_unchecked_path_is_checked_once_when_a_child_sa_comes_up() {
+        let mut m = SaMemory::default();
+        let p = path("198.18.1.1:4500", "198.18.2.2:4500");
+        assert!(!m.child_sa_up(p), "nothing unchecked");
+        m.unchecked_path = Some(p);
+        assert!(
+            !m.child_sa_up(path("198.18.1.1:4500", "198.18.2.3:4500")),
+            "the IKE_SA moved on since: that move decides"
+        );
+        m.unchecked_path = Some(p);
+        assert!(m.child_sa_up(p));
+        assert_eq!(m.return_routability_pending, Some((p, false)));
+        assert!(!m.child_sa_up(p), "once");
     }
 
     #[test]

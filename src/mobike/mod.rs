@@ -171,6 +171,9 @@ pub struct SaView<'a> {
     pub force_encap: bool,
     /// A queued MOBIKE task will check or update paths after this one.
     pub newer_update_queued: bool,
+    /// The IKE_SA has CHILD_SAs (IPsec SAs whose traffic follows its
+    /// addresses).
+    pub has_child_sas: bool,
     /// The peer address set as charon holds it (may include ports).
     pub peer_addresses: &'a [SocketAddr],
     /// Our usable local addresses (charon kernel interface, regular ones).
@@ -253,6 +256,7 @@ pub(crate) fn test_view<'a>(
         nat_there: false,
         force_encap: false,
         newer_update_queued: false,
+        has_child_sas: true,
         peer_addresses: peers,
         local_addresses: locals,
         routes,

@@ -28,8 +28,47 @@ pub struct Env<'a> {
     pub policy: Policy,
 }
 
+/// The step of a task a view is gathered for (see [`MobikeTask::view_needs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Build,
+    Process,
+    Transmit,
+}
+
+/// The costly facts of a [`SaView`] one step reads; the caller may leave
+/// the others empty. Every one is a kernel query per address or pair, and
+/// a gateway with thousands of roaming IKE_SAs pays them per exchange.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewNeeds {
+    /// `local_addresses` and `local_interfaces`.
+    pub locals: bool,
+    /// `local_ts`, `remote_ts`, `my_vips`, `peer_vips` (the address filter).
+    pub filter: bool,
+    /// `routes` and `route_interfaces`.
+    pub routes: bool,
+    /// [`Message::route_src`] of the message being built.
+    pub route_src: bool,
+    /// Of a received message: the interface the route towards its source
+    /// leaves through (in `route_interfaces`) ...
+    pub message_route: bool,
+    /// ... and the interface of its destination (in `local_interfaces`).
+    pub message_local: bool,
+}
+
+impl ViewNeeds {
+    const ALL: ViewNeeds = ViewNeeds {
+        locals: true,
+        filter: true,
+        routes: true,
+        route_src: false,
+        message_route: false,
+        message_local: false,
+    };
+}
+
 /// State of one MOBIKE task.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MobikeTask {
     /// We send the request of this task's exchange.
     initiator: bool,
@@ -150,6 +189,66 @@ impl MobikeTask {
     pub fn migrate(&mut self) {
         self.cookie2 = None;
         self.build_as_initiator = true;
+    }
+
+    /// What the view for `step` must hold besides the IKE_SA's basic facts
+    /// (hosts, ports, flags, peer addresses, and for `Transmit`
+    /// `route_current`), which `sa` has; `msg` is the message of a build or
+    /// process step. Asking for more than this is never wrong.
+    pub fn view_needs(&self, step: Step, sa: &SaView<'_>, msg: Option<&Message<'_>>) -> ViewNeeds {
+        let exchange = msg.map_or(Exchange::Other, |m| m.exchange);
+        match step {
+            Step::Build => match exchange {
+                // our address list
+                Exchange::IkeAuth => ViewNeeds {
+                    locals: true,
+                    filter: true,
+                    ..ViewNeeds::default()
+                },
+                Exchange::Informational if self.build_as_initiator => ViewNeeds {
+                    locals: self.address,
+                    filter: self.address,
+                    route_src: true,
+                    ..ViewNeeds::default()
+                },
+                _ => ViewNeeds::default(),
+            },
+            Step::Process => match exchange {
+                // an answer refusing our update: is there another path?
+                Exchange::Informational if self.initiator => ViewNeeds {
+                    routes: self.update,
+                    ..ViewNeeds::default()
+                },
+                // a request from another path (an update, or the peer
+                // using another address): may that path carry IKE? The
+                // current path always may, our own address too
+                // (AddressFilter::path, ::local).
+                Exchange::Informational => {
+                    let (local, remote) = msg.map_or((false, false), |m| {
+                        (m.dst.ip() != sa.my_host.ip(), m.src.ip() != sa.other_host.ip())
+                    });
+                    ViewNeeds {
+                        filter: local || remote,
+                        message_route: local || remote,
+                        message_local: local,
+                        ..ViewNeeds::default()
+                    }
+                }
+                _ => ViewNeeds::default(),
+            },
+            Step::Transmit => {
+                let first = self.transmissions == 0;
+                if first
+                    && !self.check
+                    && self.return_routability_check.is_none()
+                    && sa.route_current == Some(sa.my_host.ip())
+                {
+                    ViewNeeds::default() // the current path, as it routes
+                } else {
+                    ViewNeeds::ALL
+                }
+            }
+        }
     }
 
     /// `task_t.build`: add what MOBIKE needs to the outgoing `msg`.
@@ -731,6 +830,33 @@ impl MobikeTask {
         } else {
             ReturnRoutability::Off
         };
+        mem.unchecked_path = None;
+        if check != ReturnRoutability::Off && !sa.has_child_sas {
+            // RFC 4555 3.5 puts the check before the IPsec SAs' update;
+            // without IPsec SAs there is no traffic to redirect at a third
+            // party (5.3), so the IKE_SA moves at once and the check waits
+            // for its first CHILD_SA (SaMemory::child_sa_up). A gateway
+            // then pays no extra exchange for childless IKE_SAs.
+            out.push(log(
+                2,
+                format!(
+                    "peer moves to {} - {}: no IPsec SA yet, its return routability is checked when one comes up",
+                    show(path.local),
+                    show(path.remote)
+                ),
+            ));
+            mem.return_routability_pending = None;
+            mem.unchecked_path = Some(path);
+            update_hosts(
+                sa,
+                Some(path.local),
+                Some(path.remote),
+                UpdateForce::All,
+                UpdateReason::PeerUpdate,
+                out,
+            );
+            return;
+        }
         // A newer update restarts the check (RFC 4621 5.5.2); back on a
         // checked path, nothing is pending.
         mem.return_routability_pending = match check {
@@ -957,8 +1083,9 @@ impl MobikeTask {
                 ),
             ));
         }
+        // routine, level 2 like charon's own address list handling
         out.push(log(
-            1,
+            2,
             format!("peer address set replaced: {} addresses", set.len()),
         ));
         out.push(Action::ClearPeerAddresses);
@@ -1087,8 +1214,10 @@ fn update_hosts(
     out: &mut Vec<Action>,
 ) {
     if me.is_some() || other.is_some() {
+        // level 2: charon logs the endpoint change itself at level 1; this
+        // adds the reason (one line less per roaming IKE_SA on a gateway)
         out.push(log(
-            1,
+            2,
             format!(
                 "updating addresses ({why}): local {} -> {}, remote {} -> {}",
                 show(sa.my_host),
@@ -1899,6 +2028,35 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(t.process(&s, &resp, &mut mem, &e, &mut out), Status::Failed);
         assert!(updates(&out).is_empty());
+    }
+
+    #[test]
+    fn a_childless_ike_sa_moves_at_once_and_is_checked_with_its_first_child_sa() {
+        let e = env();
+        let mut mem = SaMemory::default();
+        let n = [raw(NotifyType::UpdateSaAddresses, &[])];
+        let m = msg(Exchange::Informational, "198.18.2.2:4500", "198.18.1.1:4500", &n);
+        let mut s = gw_view();
+        s.other_host = "198.18.1.2:4500".parse().unwrap();
+        s.has_child_sas = false;
+        let mut out = Vec::new();
+        let mut t = MobikeTask::new(false);
+        assert_eq!(t.process(&s, &m, &mut mem, &e, &mut out), Status::NeedMore);
+        let moved = path("198.18.1.1:4500", "198.18.2.2:4500");
+        assert_eq!(updates(&out), [(UpdateForce::All, UpdateReason::PeerUpdate)]);
+        assert!(!out.contains(&Action::QueueReturnRoutabilityCheck));
+        assert_eq!(mem.return_routability_pending, None);
+        assert_eq!(mem.unchecked_path, Some(moved));
+        // the first CHILD_SA on that path asks for the check, once
+        assert!(mem.child_sa_up(moved));
+        assert_eq!(mem.return_routability_pending, Some((moved, false)));
+        // with IPsec SAs the check comes first again, and forgets the
+        // unchecked path
+        mem = SaMemory::default();
+        mem.unchecked_path = Some(moved);
+        let (_, out) = peer_update(&e, &mut mem, "198.18.2.3:4500", 4);
+        assert!(updates(&out).is_empty());
+        assert_eq!(mem.unchecked_path, None);
     }
 
     #[test]
