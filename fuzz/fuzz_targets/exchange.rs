@@ -369,8 +369,14 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
                     _ => vec![range("198.18.0.0", "198.19.255.255")],
                 },
                 max_peer_addresses: 1 + usize::from(max) % PEER_ADDRESSES_LIMIT,
+                // rw-a's and rw-b's lab ranges, and the 0 ms..700 ms delays
+                switch_back_delay_ms: u64::from(b >> 5) * 100,
                 ..Policy::default()
             };
+            if b & 16 != 0 {
+                let pref = "198.18.1.0/24=100,198.18.2.0/24=50,2001:db8::/32=20,eth*=10";
+                w.policy.set("preference", pref).expect("a valid preference");
+            }
         }
         13 => {
             w.my_vips = maybe_ip(inp).into_iter().collect();
@@ -427,7 +433,7 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
         }
         7 => {
             let (view, _) = facts(w, rng);
-            let found = t.transmit(&view, &mem, &mut out);
+            let found = t.transmit(&view, &mut mem, &w.policy, &mut out);
             let sends = out.iter().filter(|a| matches!(a, Action::Send { .. }));
             assert_eq!(found, sends.count() > 0, "transmit's answer: {out:?}");
             let call = Call::Transmit {
