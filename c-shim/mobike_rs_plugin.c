@@ -171,9 +171,10 @@ static void configure(const mobike_api *api)
 {
 	static const char *keys[] = {
 		"nat_prohibition", "return_routability", "acceptable_peer_addresses",
-		"max_peer_addresses", "liveness_timeout",
+		"max_peer_addresses", "liveness_timeout", "preference",
+		"switch_back_delay",
 	};
-	char why[256], policy[512];
+	char why[256], policy[4096];
 	char *value;
 	u_int i;
 

@@ -127,6 +127,13 @@ void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
 								 bool roam);
 
 /**
+ * After ms milliseconds, have a MOBIKE task run on the IKE_SA as
+ * mobike_rs_shim_queue_mobike() does (without roam), if the IKE_SA is still
+ * there and established then. A scheduled job; never blocks.
+ */
+void mobike_rs_shim_queue_mobike_after(ike_sa_t *ike_sa, uint32_t ms);
+
+/**
  * If the active exchange of the IKE_SA is a request of one of our MOBIKE
  * tasks: switch it to probing and retransmit it now (unless dry_run).
  * Returns whether there is such a task.

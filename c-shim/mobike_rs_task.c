@@ -21,6 +21,7 @@
 #endif
 
 #include <encoding/payloads/notify_payload.h>
+#include <processing/jobs/callback_job.h>
 #include <processing/jobs/initiate_tasks_job.h>
 #include <processing/jobs/retransmit_job.h>
 
@@ -219,6 +220,44 @@ void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
 	}
 	lib->processor->queue_job(lib->processor, (job_t*)
 				initiate_tasks_job_create(ike_sa->get_id(ike_sa)));
+}
+
+/**
+ * The job mobike_rs_shim_queue_mobike_after() schedules: the IKE_SA, by
+ * unique ID, gets a MOBIKE task if it is still there and established.
+ */
+static job_requeue_t queue_mobike_later(void *data)
+{
+	uint32_t unique_id = (uintptr_t)data;
+	const mobike_api *api = mobike_rs_shim_loaded_api();
+	ike_sa_t *ike_sa;
+
+	if (!api)
+	{
+		return JOB_REQUEUE_NONE;
+	}
+	ike_sa = charon->ike_sa_manager->checkout_by_id(charon->ike_sa_manager,
+													unique_id);
+	if (ike_sa)
+	{
+		if (ike_sa->get_state(ike_sa) == IKE_ESTABLISHED)
+		{
+			mobike_rs_shim_queue_mobike(ike_sa, api, FALSE);
+		}
+		charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
+	}
+	return JOB_REQUEUE_NONE;
+}
+
+/*
+ * Described in header
+ */
+void mobike_rs_shim_queue_mobike_after(ike_sa_t *ike_sa, uint32_t ms)
+{
+	lib->scheduler->schedule_job_ms(lib->scheduler, (job_t*)
+		callback_job_create(queue_mobike_later,
+					(void*)(uintptr_t)ike_sa->get_unique_id(ike_sa), NULL, NULL),
+		ms);
 }
 
 /**
@@ -912,6 +951,9 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 			case MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK:
 				/* any MOBIKE request of ours carries the check */
 				mobike_rs_shim_queue_mobike(this->ike_sa, this->api, FALSE);
+				break;
+			case MOBIKE_ACTION_QUEUE_MOBIKE_AFTER:
+				mobike_rs_shim_queue_mobike_after(this->ike_sa, a.value);
 				break;
 			case MOBIKE_ACTION_SEND:
 				me = mobike_rs_host_from_addr(&a.a);

@@ -259,6 +259,12 @@ enum mobike_action_kind
    * charon initiate it: it checks return routability (RFC 4555 3.7).
    */
   MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK = 11,
+  /**
+   * After `value` milliseconds, have a MOBIKE task run on the IKE_SA
+   * (the queued one, or a new one of ours) and charon initiate it: it
+   * tests a better path (RFC 4555 3.10, `switch_back_delay`).
+   */
+  MOBIKE_ACTION_QUEUE_MOBIKE_AFTER = 12,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum mobike_action_kind mobike_action_kind;

@@ -9,10 +9,12 @@
 # through the tunnel) around the event:
 #   break    rw-a (rw's preferred, direct interface) goes down, rw-b works
 #   nat      the same, rw-b behind rt's MASQUERADE
-#   return   rw-a's address comes back on its (already up) link, with
-#            prefer_best_path = yes on rw; also the time from the address
-#            add to the first ESP packet the gateway sends to rw-a (tcpdump
-#            on rt's bridge port)
+#   return   rw-a's address comes back on its (already up) link: builtin
+#            with prefer_best_path = yes, rust with preference = rw-a=100,
+#            rw-b=50 and switch_back_delay at its default (500 ms, part of
+#            the rust figure); also the time from the address add to the
+#            first ESP packet the gateway sends to rw-a (tcpdump on rt's
+#            bridge port)
 #   silent   rw-a stays up but its bridge port in rt stops forwarding; rw-b
 #            works (rw has a source route for it); dpd_delay = 5s on rw
 #   natmap   rw behind the NAT and idle, only gw's LAN pings rw's virtual
@@ -53,6 +55,8 @@ SETUP_MAX=${BENCH_SETUP_MAX:-300}
 ROAM_MAX=${BENCH_ROAM_MAX:-120}
 ONLY=${BENCH_ONLY:-break nat return silent natmap many}
 SETTLE=0.5 # seconds of traffic watched after it came back
+RUST_PREFERENCE="rw-a=100, rw-b=50" # the rust road warrior's, for the return
+SWITCH_BACK_DELAY_MS=500 # its default switch_back_delay, for the table
 OUT_DIR=target/bench
 RESULTS=$OUT_DIR/results.md
 RAW=$OUT_DIR/raw.txt # one line per measurement: KEY FLAVOUR VALUE
@@ -155,8 +159,10 @@ measure() {
 
 # 1 and 3: break-before-make, then the return to rw-a, in one lab.
 run_break_return() {
-	local flavour=$1 t_up i esp
-	rw_setup break "$flavour" "" "" "prefer_best_path = yes" || return 1
+	local flavour=$1 t_up i esp conf="prefer_best_path = yes"
+	# rust returns through its own preference, after switch_back_delay
+	[ "$flavour" = rust ] && conf="plugins { mobike-rs { preference = \"$RUST_PREFERENCE\" } }"
+	rw_setup break "$flavour" "" "" "$conf" || return 1
 	[ "$(sa_field rw local)" = "198.18.1.2[4500]" ] || { harness_fail break "$flavour" "rw not on rw-a: $(sa_field rw local)"; return 1; }
 	if want break; then
 		measure break "$flavour" "$LAB_NS-rw" "$LAB_LAN" "$BREAK_MAX" 'ip -n "$LAB_NS-rw" link set rw-a down' || return 1
@@ -490,8 +496,8 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 		want break && row break "$BREAK_MAX" "break-before-make (rw-a down, rw-b works)"
 		want nat && row nat "$BREAK_MAX" "break-before-make into a NAT"
 		if want return; then
-			row return "$RETURN_MAX" "return to the preferred interface (prefer_best_path), outage"
-			row return_esp "$RETURN_MAX" "return: rw-a's address added to gw's first ESP packet to it"
+			row return "$RETURN_MAX" "return to the preferred interface (builtin: prefer_best_path; rust: preference, switch_back_delay $SWITCH_BACK_DELAY_MS ms), outage"
+			row return_esp "$RETURN_MAX" "return: rw-a's address added to gw's first ESP packet to it (rust: includes switch_back_delay $SWITCH_BACK_DELAY_MS ms)"
 		fi
 		want silent && row silent "$SILENT_MAX" "silent failure of rw-a's path, rw-b works (dpd_delay 5s)"
 		want natmap && row natmap "$NAT_MAX" "NAT mapping change, idle road warrior (dpd_delay 5s)"

@@ -23,6 +23,7 @@ SCENARIOS=(
 	"return rust stock"
 	"return stock rust"
 	"fastroam rust stock"
+	"prefer rust stock"
 	"status rust rust"
 	"break6 rust stock"
 	"break6 stock rust"
@@ -226,6 +227,64 @@ scenario_fastroam() {
 	# one burst: the first decision and one per window it spans
 	[ "$n" -le 3 ] || fail "rw: $n roam decisions for one link going down" || return 1
 	lab_log "$(sed -n "${ours}s/^[0-9]* //p" "$log") ($n decisions)"
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# Path preference and its hysteresis (RFC 4555 3.10): rw prefers rw-a
+# (preference = rw-a=100, rw-b=50; switch_back_delay at its 500 ms). After
+# the move to rw-b, rw-a comes back on a link that is up: an address that
+# appears and goes again within the delay never moves the IKE_SA; one that
+# stays is tested once it has been there for the delay (the path check's
+# log says how long), answers, and the IKE_SA moves back, the same one.
+# charon's prefer_best_path stays off: the move is the Rust core's.
+scenario_prefer() {
+	local rwf=$1 gwf=$2 spis since
+	setup "prf" "$rwf" "$gwf" "" \
+		'plugins { mobike-rs { preference = "rw-a=100, rw-b=50" } }' || return 1
+	in_log rw 'mobike-rs: MOBIKE policy: .* preference=rw-a=100,rw-b=50 switch_back_delay=500ms' ||
+		fail "rw did not log the preference" || return 1
+	move_away || return 1
+	spis=$(sa_field rw spis)
+	# rw-a's link comes up without its address first (rt's bridge port
+	# needs a moment to forward, see tests/bench.sh)
+	ip -n "$LAB_NS-rw" addr del 198.18.1.2/24 dev rw-a
+	ip -n "$LAB_NS-rw" link set rw-a up
+	wait_for 'bridge -n "$LAB_NS-rt" link show dev p-rwa | grep -q "state forwarding"' ||
+		fail "rt's port for rw-a does not forward" || return 1
+	sleep 0.5
+	# a flap: the address is there until rw's core has seen it, then goes
+	ip -n "$LAB_NS-rw" addr add 198.18.1.2/24 dev rw-a
+	wait_for 'in_log rw "preferred path 198\.18\.1\.2\[4500\] - 198\.18\.1\.1\[4500\] available since [0-9]+ ms, testing in [0-9]+ ms"' ||
+		fail "rw did not see the better path" || return 1
+	ip -n "$LAB_NS-rw" addr del 198.18.1.2/24 dev rw-a
+	wait_for 'in_log rw "preferred path 198\.18\.1\.2\[4500\] - 198\.18\.1\.1\[4500\] is gone, staying on 198\.18\.2\.2"' ||
+		fail "rw did not forget the better path when it went" || return 1
+	sleep 1.5 # past the test the flap asked for
+	! in_log rw 'testing preferred path|moving to preferred path' ||
+		fail "a flap shorter than switch_back_delay made rw test or move: $(grep -E 'preferred path' "$LAB_DIR/rw/charon.log" | tail -n 3)" || return 1
+	[ "$(sa_field rw local)" = "198.18.2.2[4500]" ] ||
+		fail "rw left rw-b on a flap: $(sa_field rw local)" || return 1
+	lab_log "a flap of rw-a's address within switch_back_delay: rw stays on $(sa_field rw local)"
+	# the address comes back for good
+	ip -n "$LAB_NS-rw" addr add 198.18.1.2/24 dev rw-a
+	wait_for '[ "$(sa_field rw local)" = "198.18.1.2[4500]" ]' ||
+		fail "rw did not return to rw-a: $(sa_field rw local)" || return 1
+	since=$(sed -n 's/.*testing preferred path 198\.18\.1\.2\[4500\] - 198\.18\.1\.1\[4500\] (available since \([0-9]*\) ms.*/\1/p' "$LAB_DIR/rw/charon.log" | tail -n 1)
+	[ -n "$since" ] && [ "$since" -ge 500 ] ||
+		fail "rw tested rw-a after ${since:-?} ms, before switch_back_delay (500 ms)" || return 1
+	in_log rw 'moving to preferred path 198\.18\.1\.2\[4500\] - 198\.18\.1\.1\[4500\]' ||
+		fail "rw did not log the move to the preferred path" || return 1
+	in_log rw 'sending UPDATE_SA_ADDRESSES for path 198\.18\.1\.2\[4500\] - 198\.18\.1\.1\[4500\]' ||
+		fail "rw sent no UPDATE_SA_ADDRESSES on rw-a" || return 1
+	wait_for '[ "$(sa_field gw remote)" = "198.18.1.2[4500]" ]' ||
+		fail "gw sees rw at $(sa_field gw remote), expected 198.18.1.2[4500]" || return 1
+	ping_ok || fail "traffic did not pass after the return" || return 1
+	[ "$(sa_field rw spis)" = "$spis" ] || fail "IKE_SA changed on return" || return 1
+	[ "$(sa_field rw count)" = 1 ] && [ "$(sa_field gw count)" = 1 ] ||
+		fail "more than one IKE_SA after the return" || return 1
+	! in_log rw 'old path is not preferred anymore' ||
+		fail "charon's prefer_best_path moved rw, not the preference" || return 1
+	lab_log "returned to $(sa_field rw local) after rw-a had been there $since ms, same IKE_SA"
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
 }
 

@@ -29,6 +29,7 @@ MEMCHECK_SCENARIOS=(
 	"break rust rust"
 	"nat rust stock"
 	"return rust stock"
+	"prefer rust stock"
 	"status rust rust"
 	"rr rust rust"
 	"natprohibited rust rust"

@@ -437,8 +437,14 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
                     _ => vec![range("198.18.0.0", "198.19.255.255")],
                 },
                 max_peer_addresses: 1 + usize::from(max) % PEER_ADDRESSES_LIMIT,
+                // rw-a's and rw-b's lab ranges, and the 0 ms..700 ms delays
+                switch_back_delay_ms: u64::from(b >> 5) * 100,
                 ..Policy::default()
             };
+            if b & 16 != 0 {
+                let pref = "198.18.1.0/24=100,198.18.2.0/24=50,2001:db8::/32=20,eth*=10";
+                w.policy.set("preference", pref).expect("a valid preference");
+            }
         }
         13 => {
             w.my_vips = maybe_ip(inp).into_iter().collect();
@@ -469,7 +475,7 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
             w.next_mid += 1;
             let msg = message(w, ex, w.next_mid, (w.my_host, w.other_host), &[], route_src);
             let (view, env) = facts(w, rng);
-            let needs = t.view_needs(Step::Build, &basic(&view, Step::Build), Some(&msg));
+            let needs = t.view_needs(Step::Build, &basic(&view, Step::Build), &mem, &env.policy, Some(&msg));
             let lean = needs_hold(t, &mem, &view, &msg, needs, |t, v, m, mem, o| {
                 t.build(v, m, mem, &env, o)
             });
@@ -493,7 +499,7 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
             if ours && matches!(dst.port(), 500 | 4500) {
                 let msg = message(w, ex, mid, (src, dst), &raw, None);
                 let (view, env) = facts(w, rng);
-                let needs = t.view_needs(Step::Process, &basic(&view, Step::Process), Some(&msg));
+                let needs = t.view_needs(Step::Process, &basic(&view, Step::Process), &mem, &env.policy, Some(&msg));
                 let lean = needs_hold(t, &mem, &view, &msg, needs, |t, v, m, mem, o| {
                     t.process(v, m, mem, &env, o)
                 });
@@ -505,14 +511,14 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
         }
         7 => {
             let (view, _) = facts(w, rng);
-            let needs = t.view_needs(Step::Transmit, &basic(&view, Step::Transmit), None);
+            let needs = t.view_needs(Step::Transmit, &basic(&view, Step::Transmit), &mem, &w.policy, None);
             let lean = {
-                let (mut t, mut o) = (t.clone(), Vec::new());
-                let found = t.transmit(&stripped(&view, needs, None), &mem, &mut o);
-                (found, o)
+                let (mut t, mut m, mut o) = (t.clone(), mem.clone(), Vec::new());
+                let found = t.transmit(&stripped(&view, needs, None), &mut m, &w.policy, &mut o);
+                (found, o, m)
             };
-            let found = t.transmit(&view, &mem, &mut out);
-            assert_eq!(lean, (found, out.clone()), "transmit with only {needs:?}");
+            let found = t.transmit(&view, &mut mem, &w.policy, &mut out);
+            assert_eq!(lean, (found, out.clone(), mem.clone()), "transmit with only {needs:?}");
             let sends = out.iter().filter(|a| matches!(a, Action::Send { .. }));
             assert_eq!(found, sends.count() > 0, "transmit's answer: {out:?}");
             let call = Call::Transmit {

@@ -239,6 +239,10 @@ pub enum mobike_action_kind {
     /// Queue a MOBIKE task on the IKE_SA (unless one is queued) and have
     /// charon initiate it: it checks return routability (RFC 4555 3.7).
     MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK = 11,
+    /// After `value` milliseconds, have a MOBIKE task run on the IKE_SA
+    /// (the queued one, or a new one of ours) and charon initiate it: it
+    /// tests a better path (RFC 4555 3.10, `switch_back_delay`).
+    MOBIKE_ACTION_QUEUE_MOBIKE_AFTER = 12,
 }
 
 /// `value` of MOBIKE_ACTION_ENABLE_EXTENSION.
@@ -784,8 +788,9 @@ unsafe extern "C" fn task_transmit(
         };
         t.actions.clear();
         t.next = 0;
+        let policy = registry::policy();
         let found = registry::with_memory(view.unique_id, |mem| {
-            let found = t.core.transmit(&view, mem, &mut t.actions);
+            let found = t.core.transmit(&view, mem, &policy, &mut t.actions);
             #[cfg(feature = "hostile-peer")]
             crate::hostile::on_transmit(task as usize, &mut t.actions);
             let call = Call::Transmit {
@@ -841,7 +846,14 @@ unsafe extern "C" fn task_view_needs(
             },
             None => None,
         };
-        let n = t.core.view_needs(step, &view, message.as_ref());
+        let policy = registry::env().policy;
+        let n = registry::with_known_memory(view.unique_id, |mem| {
+            t.core.view_needs(step, &view, mem, &policy, message.as_ref())
+        })
+        .unwrap_or_else(|| {
+            let mem = mobike::SaMemory::default();
+            t.core.view_needs(step, &view, &mem, &policy, message.as_ref())
+        });
         let bit = |on: bool, b: u32| if on { b } else { 0 };
         bit(n.locals, MOBIKE_NEED_LOCALS)
             | bit(n.filter, MOBIKE_NEED_FILTER)
@@ -1189,6 +1201,10 @@ fn action_to_c(action: &Action) -> mobike_action {
         }
         Action::QueueReturnRoutabilityCheck => {
             out.kind = MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK;
+        }
+        Action::QueueMobikeAfter { ms } => {
+            out.kind = MOBIKE_ACTION_QUEUE_MOBIKE_AFTER;
+            out.value = *ms;
         }
         Action::Send { src, dst } => {
             out.kind = MOBIKE_ACTION_SEND;

@@ -96,10 +96,7 @@ pub fn env() -> Env<'static> {
     Env {
         rng: rng(),
         fake_natd_source: fake,
-        policy: policy_lock()
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone(),
+        policy: policy(),
     }
 }
 
@@ -116,6 +113,14 @@ pub fn set_policy(key: &str, value: Option<&str>) -> Result<(), SettingError> {
         Some(v) => p.set(key, v),
         None => p.reset(key),
     }
+}
+
+/// The policy in effect (a copy).
+pub fn policy() -> Policy {
+    policy_lock()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// `liveness_timeout` in milliseconds, read without copying the policy

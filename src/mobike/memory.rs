@@ -18,6 +18,44 @@ pub const REJECTED_PATH_TTL_MS: u64 = 60_000;
 /// refused (RFC 4555 3.9: "several times"; charon's default retransmits
 /// are 5, a modified packet costs one try each).
 pub const NAT_RETRIES: u8 = 3;
+/// A preferred path that did not answer its test is tested again after
+/// this long, doubled for each further failure up to
+/// [`PREFERRED_RETRY_MAX_MS`] (RFC 4555 3.10: testing costs packets).
+pub const PREFERRED_RETRY_MS: u64 = 10_000;
+pub const PREFERRED_RETRY_MAX_MS: u64 = 300_000;
+
+/// A path better than the current one (`preference`), while it lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreferredPath {
+    pub path: Path,
+    /// When a task first saw it (the caller's clock, ms).
+    pub since_ms: u64,
+    /// Tests it did not answer.
+    pub failures: u8,
+    /// Not tested before this time (after a failed test).
+    pub retry_at_ms: u64,
+    /// A MOBIKE task was asked for at this time (`Action::QueueMobikeAfter`),
+    /// so another is not asked for before.
+    pub scheduled_for_ms: Option<u64>,
+}
+
+impl PreferredPath {
+    /// When it may be tested: `delay_ms` after it appeared, and not before
+    /// the backoff of a failed test ends.
+    pub fn due_at(&self, delay_ms: u64) -> u64 {
+        self.since_ms.saturating_add(delay_ms).max(self.retry_at_ms)
+    }
+
+    /// Records an unanswered test; returns the backoff.
+    pub fn failed(&mut self, now_ms: u64) -> u64 {
+        let backoff = PREFERRED_RETRY_MS
+            .saturating_mul(1u64 << self.failures.min(8))
+            .min(PREFERRED_RETRY_MAX_MS);
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at_ms = now_ms.saturating_add(backoff);
+        backoff
+    }
+}
 
 /// Per-IKE_SA state kept between tasks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,6 +88,9 @@ pub struct SaMemory {
     pub liveness_watched: bool,
     /// Packet counters last seen, for silent path failures.
     pub liveness: super::liveness::Liveness,
+    /// A better path than the current one, from the first task that saw
+    /// it until one sees it gone or the IKE_SA moves there.
+    pub preferred: Option<PreferredPath>,
     /// What `mobike-rs status` shows (see [`super::status`]).
     pub stats: super::status::SaStats,
 }

@@ -128,6 +128,13 @@ pub enum Action {
     /// one is queued already) that checks the return routability of the
     /// IKE_SA's current path (RFC 4555 3.7).
     QueueReturnRoutabilityCheck,
+    /// Have a MOBIKE task run on this IKE_SA after `ms` milliseconds (a
+    /// queued one, or a new one with nothing but an INFORMATIONAL request):
+    /// a better path is tested once `switch_back_delay` has passed
+    /// (RFC 4555 3.10).
+    QueueMobikeAfter {
+        ms: u32,
+    },
     /// A line for the daemon's log, IKE group; level 1 or 2.
     Log {
         level: u8,

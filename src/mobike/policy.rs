@@ -1,7 +1,8 @@
 //! The administrator's MOBIKE policy (`charon.plugins.mobike-rs.*`): NAT
 //! prohibition (RFC 4555 3.9), when the responder checks return routability
 //! (3.5, 3.7), which peer addresses are acceptable (3.5) and how many are
-//! kept.
+//! kept, and which paths are preferred (3.5, 3.10) with the hysteresis of
+//! a return to a better one.
 //!
 //! Owns: parsing and validating each setting, with an error an
 //! administrator can act on, and a one-line description for the log.
@@ -38,6 +39,116 @@ pub const PEER_ADDRESSES_DEFAULT: usize = 16;
 /// `liveness_timeout` default and upper bound.
 pub const LIVENESS_TIMEOUT_DEFAULT_MS: u64 = 1_000;
 pub const LIVENESS_TIMEOUT_MAX_MS: u64 = 3_600_000;
+/// Most entries in `preference`.
+pub const MAX_PREFERENCES: usize = 32;
+/// Highest weight of a `preference` entry (0 is what an address no entry
+/// matches weighs).
+pub const PREFERENCE_WEIGHT_MAX: u16 = 1000;
+/// Longest interface name pattern (IFNAMSIZ - 1).
+pub const PREFERENCE_NAME_MAX: usize = 15;
+/// `switch_back_delay` default and upper bound.
+pub const SWITCH_BACK_DELAY_DEFAULT_MS: u64 = 500;
+pub const SWITCH_BACK_DELAY_MAX_MS: u64 = 60_000;
+
+/// What one `preference` entry matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PreferencePattern {
+    /// An interface name, `*` any run of characters, `?` one character.
+    Interface(String),
+    /// Addresses (ours or the peer's).
+    Range(AddressRange),
+}
+
+/// One `preference` entry: `PATTERN=WEIGHT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preference {
+    pub pattern: PreferencePattern,
+    pub weight: u16,
+}
+
+impl Preference {
+    /// `PATTERN=WEIGHT`: an entry starting with a digit or holding `:` or
+    /// `/` is an address range (as in `acceptable_peer_addresses`),
+    /// anything else an interface name pattern.
+    pub fn parse(s: &str) -> Result<Self, SettingError> {
+        let bad = |why: &str| SettingError(format!("'{s}': {why}"));
+        let (pattern, weight) = s
+            .rsplit_once('=')
+            .ok_or_else(|| bad("expected PATTERN=WEIGHT"))?;
+        let (pattern, weight) = (pattern.trim(), weight.trim());
+        let weight = weight
+            .parse::<u16>()
+            .ok()
+            .filter(|w| *w <= PREFERENCE_WEIGHT_MAX)
+            .ok_or_else(|| {
+                bad(&format!(
+                    "the weight must be a number from 0 to {PREFERENCE_WEIGHT_MAX}"
+                ))
+            })?;
+        let address =
+            pattern.starts_with(|c: char| c.is_ascii_digit()) || pattern.contains([':', '/']);
+        let pattern = if address {
+            PreferencePattern::Range(AddressRange::parse(pattern)?)
+        } else if pattern.is_empty()
+            || pattern.len() > PREFERENCE_NAME_MAX
+            || pattern.contains(|c: char| c.is_whitespace() || c == ',' || c == '=')
+        {
+            return Err(bad(&format!(
+                "not an address range nor an interface name pattern of at most {PREFERENCE_NAME_MAX} characters"
+            )));
+        } else {
+            PreferencePattern::Interface(pattern.to_string())
+        };
+        Ok(Preference { pattern, weight })
+    }
+
+    fn matches(&self, ip: IpAddr, iface: Option<&str>) -> bool {
+        match &self.pattern {
+            PreferencePattern::Range(r) => r.contains(ip),
+            PreferencePattern::Interface(p) => {
+                iface.is_some_and(|n| glob(p.as_bytes(), n.as_bytes()))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Preference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.pattern {
+            PreferencePattern::Interface(p) => write!(f, "{p}={}", self.weight),
+            PreferencePattern::Range(r) => write!(f, "{r}={}", self.weight),
+        }
+    }
+}
+
+/// Whether `name` matches `pattern` (`*`: any run, `?`: one character).
+/// Iterative, with one point to go back to: linear in practice, bounded
+/// by the lengths (both at most 15 here).
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(c) if *c == b'?' || *c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
+}
 
 /// A duration as strongswan.conf writes them: `1.5s`, `500ms`, `2` (seconds).
 fn parse_duration_ms(v: &str) -> Option<u64> {
@@ -65,6 +176,11 @@ pub struct Policy {
     /// Packets leave but none arrive for this long: check all paths
     /// (milliseconds; 0 disables).
     pub liveness_timeout_ms: u64,
+    /// Path preference, first match wins; empty: none.
+    pub preference: Vec<Preference>,
+    /// How long a better path must have been there before it is tested
+    /// and taken (milliseconds; 0: at once).
+    pub switch_back_delay_ms: u64,
 }
 
 impl Default for Policy {
@@ -75,6 +191,8 @@ impl Default for Policy {
             acceptable_peer_addresses: Vec::new(),
             max_peer_addresses: PEER_ADDRESSES_DEFAULT,
             liveness_timeout_ms: LIVENESS_TIMEOUT_DEFAULT_MS,
+            preference: Vec::new(),
+            switch_back_delay_ms: SWITCH_BACK_DELAY_DEFAULT_MS,
         }
     }
 }
@@ -185,6 +303,15 @@ impl Policy {
                 .any(|r| r.contains(ip))
     }
 
+    /// The weight of an address (ours, on interface `iface` if known, or
+    /// the peer's): the first `preference` entry that matches, 0 if none.
+    pub fn weight(&self, ip: IpAddr, iface: Option<&str>) -> u16 {
+        self.preference
+            .iter()
+            .find(|p| p.matches(ip, iface))
+            .map_or(0, |p| p.weight)
+    }
+
     /// Applies one setting (key without the `charon.plugins.mobike-rs.`
     /// prefix). On error the policy is unchanged.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SettingError> {
@@ -235,6 +362,26 @@ impl Policy {
                     .filter(|ms| *ms <= LIVENESS_TIMEOUT_MAX_MS)
                     .ok_or_else(|| bad("a duration such as 1s or 500ms, at most 1h; 0 disables"))?;
             }
+            "preference" => {
+                let mut entries = Vec::new();
+                for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+                    if entries.len() >= MAX_PREFERENCES {
+                        return Err(bad(&format!("at most {MAX_PREFERENCES} entries")));
+                    }
+                    let e = Preference::parse(part.trim()).map_err(|e| {
+                        SettingError(format!("{key}: {e}; keeping {}", self.show("preference")))
+                    })?;
+                    entries.push(e);
+                }
+                self.preference = entries;
+            }
+            "switch_back_delay" => {
+                self.switch_back_delay_ms = parse_duration_ms(value)
+                    .filter(|ms| *ms <= SWITCH_BACK_DELAY_MAX_MS)
+                    .ok_or_else(|| {
+                        bad("a duration such as 0.5s or 500ms, at most 60s; 0: at once")
+                    })?;
+            }
             _ => return Err(SettingError(format!("unknown setting {key}"))),
         }
         Ok(())
@@ -251,6 +398,8 @@ impl Policy {
             }
             "max_peer_addresses" => self.max_peer_addresses = d.max_peer_addresses,
             "liveness_timeout" => self.liveness_timeout_ms = d.liveness_timeout_ms,
+            "preference" => self.preference = d.preference,
+            "switch_back_delay" => self.switch_back_delay_ms = d.switch_back_delay_ms,
             _ => return Err(SettingError(format!("unknown setting {key}"))),
         }
         Ok(())
@@ -278,6 +427,14 @@ impl Policy {
             "max_peer_addresses" => self.max_peer_addresses.to_string(),
             "liveness_timeout" if self.liveness_timeout_ms == 0 => "0 (off)".into(),
             "liveness_timeout" => format!("{}ms", self.liveness_timeout_ms),
+            "preference" if self.preference.is_empty() => "none".into(),
+            "preference" => self
+                .preference
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            "switch_back_delay" => format!("{}ms", self.switch_back_delay_ms),
             _ => String::new(),
         }
     }
@@ -290,6 +447,8 @@ impl Policy {
             "acceptable_peer_addresses",
             "max_peer_addresses",
             "liveness_timeout",
+            "preference",
+            "switch_back_delay",
         ]
         .iter()
         .map(|k| format!("{k}={}", self.show(k)))
@@ -311,8 +470,9 @@ mod tests {
         assert_eq!(p.max_peer_addresses, 16);
         assert_eq!(
             p.describe(),
-            "nat_prohibition=no return_routability=before acceptable_peer_addresses=any max_peer_addresses=16 liveness_timeout=1000ms"
+            "nat_prohibition=no return_routability=before acceptable_peer_addresses=any max_peer_addresses=16 liveness_timeout=1000ms preference=none switch_back_delay=500ms"
         );
+        assert_eq!(p.weight("198.18.1.2".parse().unwrap(), Some("eth0")), 0);
     }
 
     #[test]
@@ -355,6 +515,19 @@ mod tests {
             ("liveness_timeout", "soon"),
             ("liveness_timeout", "-1s"),
             ("liveness_timeout", "2h"),
+            ("preference", "eth0"),
+            ("preference", "eth0=1001"),
+            ("preference", "eth0=-1"),
+            ("preference", "eth0=high"),
+            ("preference", "=5"),
+            ("preference", "a-very-long-interface-name=5"),
+            ("preference", "198.18.1.0/33=5"),
+            ("preference", "198.18.1.9-198.18.1.1=5"),
+            ("preference", "2001:db8::1-198.18.1.1=5"),
+            ("preference", "eth0=10, wlan 0=5"),
+            ("switch_back_delay", "later"),
+            ("switch_back_delay", "61s"),
+            ("switch_back_delay", "-0.5s"),
             ("no_such_thing", "1"),
         ] {
             let e = p.set(k, v).unwrap_err();
@@ -366,6 +539,75 @@ mod tests {
             .collect::<Vec<_>>()
             .join(",");
         assert!(p.set("acceptable_peer_addresses", &many).is_err());
+        let many = (0..33)
+            .map(|i| format!("eth{i}=1"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let e = p.set("preference", &many).unwrap_err();
+        assert!(e.0.contains("at most 32"), "{e}");
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn preference_weighs_by_interface_pattern_and_address_range() {
+        let mut p = Policy::default();
+        p.set(
+            "preference",
+            "eth*=100, wlan0 = 50, 198.18.2.0/24=40, 2001:db8::5-2001:db8::9=30, ww?n*=20",
+        )
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(p.weight(ip("198.18.1.2"), Some("eth1")), 100);
+        assert_eq!(p.weight(ip("198.18.1.2"), Some("eth")), 100);
+        assert_eq!(p.weight(ip("198.18.1.2"), Some("wlan0")), 50);
+        assert_eq!(p.weight(ip("198.18.1.2"), Some("wlan1")), 0);
+        // the first match wins: eth* before the range
+        assert_eq!(p.weight(ip("198.18.2.7"), Some("eth2")), 100);
+        assert_eq!(p.weight(ip("198.18.2.7"), Some("usb0")), 40);
+        assert_eq!(p.weight(ip("198.18.2.7"), None), 40);
+        assert_eq!(p.weight(ip("2001:db8::7"), None), 30);
+        assert_eq!(p.weight(ip("2001:db8::a"), None), 0);
+        assert_eq!(p.weight(ip("198.18.3.1"), Some("wwan0")), 20);
+        assert_eq!(p.weight(ip("198.18.3.1"), Some("wan0")), 0);
+        // an interface pattern never matches a peer address (no interface)
+        assert_eq!(p.weight(ip("198.18.1.1"), None), 0);
+        assert_eq!(
+            p.show("preference"),
+            "eth*=100,wlan0=50,198.18.2.0-198.18.2.255=40,2001:db8::5-2001:db8::9=30,ww?n*=20"
+        );
+        p.set("preference", "").unwrap();
+        assert!(p.preference.is_empty());
+        assert_eq!(p.show("preference"), "none");
+        for (pat, name, want) in [
+            ("*", "", true),
+            ("*a*b", "xxaxxb", true),
+            ("*a*b", "xxaxxbc", false),
+            ("rw-?", "rw-a", true),
+            ("rw-?", "rw-ab", false),
+            ("a*", "b", false),
+        ] {
+            assert_eq!(glob(pat.as_bytes(), name.as_bytes()), want, "{pat} {name}");
+        }
+    }
+
+    #[test]
+    fn switch_back_delay_takes_durations() {
+        let mut p = Policy::default();
+        assert_eq!(p.switch_back_delay_ms, 500);
+        for (v, ms) in [
+            ("1.5s", 1500),
+            ("250ms", 250),
+            ("2", 2000),
+            ("0", 0),
+            ("60s", 60_000),
+        ] {
+            p.set("switch_back_delay", v).unwrap();
+            assert_eq!(p.switch_back_delay_ms, ms, "{v}");
+        }
+        p.reset("switch_back_delay").unwrap();
+        p.set("preference", "rw-a=100").unwrap();
+        p.reset("preference").unwrap();
+        assert_eq!(p, Policy::default());
     }
 
     #[test]

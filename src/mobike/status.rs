@@ -34,6 +34,8 @@ pub enum UpdateReason {
     ReturnRoutabilityConfirmed,
     /// The peer refused the new path; back to the one before.
     PathRefused,
+    /// A better path (`preference`) answered its test (RFC 4555 3.10).
+    PreferredPath,
 }
 
 impl UpdateReason {
@@ -47,6 +49,7 @@ impl UpdateReason {
             UpdateReason::NatStateAfterUpdate => "nat-state-after-update",
             UpdateReason::ReturnRoutabilityConfirmed => "return-routability-confirmed",
             UpdateReason::PathRefused => "path-refused",
+            UpdateReason::PreferredPath => "preferred-path",
         }
     }
 }
@@ -63,6 +66,7 @@ impl fmt::Display for UpdateReason {
                 "peer's UPDATE_SA_ADDRESSES, return routability confirmed"
             }
             UpdateReason::PathRefused => "peer refused the new path",
+            UpdateReason::PreferredPath => "preferred path answered its test",
         })
     }
 }

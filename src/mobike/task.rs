@@ -10,7 +10,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 
 use super::addr::{port_for, show, Path, IKEV2_NATT_PORT, IKEV2_UDP_PORT};
-use super::memory::NAT_RETRIES;
+use super::memory::{PreferredPath, NAT_RETRIES};
 use super::notify::{self, Notify, NotifyType};
 use super::{
     cookie, natd, Action, Exchange, Extension, Message, Policy, ReturnRoutability, SaMemory,
@@ -102,6 +102,9 @@ pub struct MobikeTask {
     /// Initiator: the path before this task moved us, to return to when
     /// the peer refuses every other (RFC 4555 3.5).
     previous_path: Option<Path>,
+    /// Original initiator: this request tests a better path (`preference`,
+    /// RFC 4555 3.10); its first transmission went there only.
+    test: Option<Path>,
     /// (Re)transmissions of the current request.
     transmissions: u32,
 }
@@ -141,6 +144,7 @@ impl MobikeTask {
             unacceptable: false,
             return_routability_check: None,
             previous_path: None,
+            test: None,
             transmissions: 0,
         }
     }
@@ -195,7 +199,14 @@ impl MobikeTask {
     /// (hosts, ports, flags, peer addresses, and for `Transmit`
     /// `route_current`), which `sa` has; `msg` is the message of a build or
     /// process step. Asking for more than this is never wrong.
-    pub fn view_needs(&self, step: Step, sa: &SaView<'_>, msg: Option<&Message<'_>>) -> ViewNeeds {
+    pub fn view_needs(
+        &self,
+        step: Step,
+        sa: &SaView<'_>,
+        mem: &SaMemory,
+        policy: &Policy,
+        msg: Option<&Message<'_>>,
+    ) -> ViewNeeds {
         let exchange = msg.map_or(Exchange::Other, |m| m.exchange);
         match step {
             Step::Build => match exchange {
@@ -205,8 +216,10 @@ impl MobikeTask {
                     filter: true,
                     ..ViewNeeds::default()
                 },
+                // our address list; a better path remembered: is its
+                // address still there?
                 Exchange::Informational if self.build_as_initiator => ViewNeeds {
-                    locals: self.address,
+                    locals: self.address || mem.preferred.is_some(),
                     filter: self.address,
                     route_src: true,
                     ..ViewNeeds::default()
@@ -238,12 +251,14 @@ impl MobikeTask {
             },
             Step::Transmit => {
                 let first = self.transmissions == 0;
-                if first
-                    && !self.check
-                    && self.return_routability_check.is_none()
-                    && sa.route_current == Some(sa.my_host.ip())
-                {
-                    ViewNeeds::default() // the current path, as it routes
+                let routed = sa.route_current == Some(sa.my_host.ip());
+                // a better path to look for (preferred_path)?
+                let looks = sa.original_initiator && !policy.preference.is_empty();
+                let plain = !self.check && self.return_routability_check.is_none() && routed;
+                if plain && ((first && !looks) || (!first && self.test.is_some())) {
+                    // the current path as it routes, or it and the path
+                    // under test
+                    ViewNeeds::default()
                 } else {
                     ViewNeeds::ALL
                 }
@@ -285,7 +300,13 @@ impl MobikeTask {
 
     /// `ike_mobike_t.transmit`: decide the paths this (re)transmission goes
     /// to, as [`Action::Send`]; returns false if no path was found.
-    pub fn transmit(&mut self, sa: &SaView<'_>, mem: &SaMemory, out: &mut Vec<Action>) -> bool {
+    pub fn transmit(
+        &mut self,
+        sa: &SaView<'_>,
+        mem: &mut SaMemory,
+        policy: &Policy,
+        out: &mut Vec<Action>,
+    ) -> bool {
         self.transmissions = self.transmissions.saturating_add(1);
         // charon turns "no path" on a request's first transmission, sent
         // right after an answer, into the IKE_SA's end (DESTROY_ME); on a
@@ -321,6 +342,34 @@ impl MobikeTask {
                 }
             }
         }
+        if let (Some(test), false, false) = (self.test, self.check, first) {
+            if sa.route_current == Some(sa.my_host.ip()) {
+                // RFC 4555 3.10: the better path did not answer in time;
+                // the same request goes to the current path as well, and
+                // an answer there keeps it.
+                if self.transmissions == 2 {
+                    out.push(log(
+                        1,
+                        format!(
+                            "preferred path {} - {} did not answer, sending on {} - {} as well",
+                            show(test.local),
+                            show(test.remote),
+                            show(sa.my_host),
+                            show(sa.other_host)
+                        ),
+                    ));
+                }
+                out.push(Action::Send {
+                    src: test.local,
+                    dst: test.remote,
+                });
+                out.push(Action::Send {
+                    src: sa.my_host,
+                    dst: sa.other_host,
+                });
+                return true;
+            }
+        }
         if !self.check && !first {
             // RFC 4555 3.5: a request retransmitted without a reply
             // suggests the path no longer works; the same message goes to
@@ -340,6 +389,14 @@ impl MobikeTask {
             // there only, to the hosts as they are now (a peer's MOBIKE
             // exchange may have moved them since the message was built).
             if sa.route_current == Some(sa.my_host.ip()) {
+                if let Some(path) = self.preferred_path(sa, mem, policy, first, out) {
+                    self.test = Some(path);
+                    out.push(Action::Send {
+                        src: path.local,
+                        dst: path.remote,
+                    });
+                    return true;
+                }
                 out.push(Action::Send {
                     src: sa.my_host,
                     dst: sa.other_host,
@@ -364,7 +421,11 @@ impl MobikeTask {
         let mut skipped = super::filter::Skipped::default();
         let mut found = false;
         let mut tried: Vec<Path> = Vec::new();
-        for (src, peer, path) in candidate_paths(sa) {
+        // Better paths first (`preference`; a stable sort keeps the
+        // kernel's order among equals). All go out at once all the same.
+        let mut candidates: Vec<_> = candidate_paths(sa).collect();
+        candidates.sort_by_key(|(src, peer, _)| std::cmp::Reverse(rank(sa, policy, *src, *peer)));
+        for (src, peer, path) in candidates {
             if let Err(why) = filter.path(src, peer) {
                 skipped.note(format_args!("{src} - {peer}"), why);
                 continue;
@@ -413,6 +474,118 @@ impl MobikeTask {
         found
     }
 
+    /// Whether this request only asks for an answer (an empty
+    /// INFORMATIONAL, a DPD without NAT-D): it may test another path, as
+    /// nothing in it names the path it was built for (RFC 4555 3.10).
+    fn plain(&self) -> bool {
+        !self.check
+            && !self.update
+            && !self.address
+            && !self.natd
+            && self.cookie2.is_none()
+            && self.return_routability_check.is_none()
+    }
+
+    /// RFC 4555 3.10 with `preference`: on the first transmission of the
+    /// original initiator's request while the current path works, the best
+    /// path better than the current one (its local address weighs more, or
+    /// the same and its peer address more) is remembered from the first
+    /// time a task sees it and forgotten when one no longer does. Once it
+    /// has been there for `switch_back_delay` (and past the backoff of a
+    /// failed test) a plain request tests it: returned here, the request
+    /// goes there only. Before that, or if this request carries more than a
+    /// test, a MOBIKE task is asked for when the test is due.
+    fn preferred_path(
+        &mut self,
+        sa: &SaView<'_>,
+        mem: &mut SaMemory,
+        policy: &Policy,
+        first: bool,
+        out: &mut Vec<Action>,
+    ) -> Option<Path> {
+        if !first || !sa.original_initiator || self.return_routability_check.is_some() {
+            return None;
+        }
+        let current = rank(sa, policy, sa.my_host.ip(), sa.other_host.ip());
+        let filter = super::filter::AddressFilter::new(sa);
+        let mut best: Option<((u16, u16), Path)> = None;
+        if !policy.preference.is_empty() {
+            for (src, peer, path) in candidate_paths(sa) {
+                let r = rank(sa, policy, src, peer);
+                if r > current
+                    && best.map_or(true, |(b, _)| r > b)
+                    && filter.path(src, peer).is_ok()
+                    && !mem.is_rejected(path, sa.now_ms)
+                {
+                    best = Some((r, path));
+                }
+            }
+        }
+        let Some((_, path)) = best else {
+            if let Some(gone) = mem.preferred.take() {
+                out.push(log(
+                    1,
+                    format!(
+                        "preferred path {} - {} is gone, staying on {} - {}",
+                        show(gone.path.local),
+                        show(gone.path.remote),
+                        show(sa.my_host),
+                        show(sa.other_host)
+                    ),
+                ));
+            }
+            return None;
+        };
+        let now = sa.now_ms;
+        let p = match mem.preferred.as_mut() {
+            Some(p) if p.path == path => p,
+            _ => mem.preferred.insert(PreferredPath {
+                path,
+                since_ms: now,
+                failures: 0,
+                retry_at_ms: 0,
+                scheduled_for_ms: None,
+            }),
+        };
+        let due = p.due_at(policy.switch_back_delay_ms);
+        if now >= due && self.plain() {
+            p.scheduled_for_ms = None;
+            out.push(log(
+                1,
+                format!(
+                    "testing preferred path {} - {} (available since {} ms, switch_back_delay {} ms)",
+                    show(path.local),
+                    show(path.remote),
+                    now - p.since_ms,
+                    policy.switch_back_delay_ms
+                ),
+            ));
+            return Some(path);
+        }
+        // One request at a time: a task already asked for by then does.
+        if p.scheduled_for_ms
+            .is_some_and(|at| at >= now && at <= due.max(now))
+        {
+            return None;
+        }
+        let wait = due.saturating_sub(now);
+        p.scheduled_for_ms = Some(now + wait);
+        out.push(log(
+            1,
+            format!(
+                "preferred path {} - {} available since {} ms, testing in {} ms",
+                show(path.local),
+                show(path.remote),
+                now - p.since_ms,
+                wait
+            ),
+        ));
+        out.push(Action::QueueMobikeAfter {
+            ms: u32::try_from(wait).unwrap_or(u32::MAX),
+        });
+        None
+    }
+
     fn build_request(
         &mut self,
         sa: &SaView<'_>,
@@ -427,7 +600,7 @@ impl MobikeTask {
                 // first IKE_AUTH request only.
                 if !self.ike_auth_done {
                     add(out, &Notify::MobikeSupported);
-                    build_address_list(sa, mem, out);
+                    build_address_list(sa, &env.policy, mem, out);
                     // RFC 4555 3.9: the first IKE_AUTH request can set
                     // addresses, so it carries NO_NATS_ALLOWED too.
                     no_nats_allowed(&env.policy, msg.src, msg.dst, out);
@@ -438,6 +611,26 @@ impl MobikeTask {
             Exchange::Informational => {
                 // A new message: transmit() counts its retransmissions.
                 self.transmissions = 0;
+                self.test = None;
+                // A better path whose address went away is forgotten here
+                // too (this request may be no exchange at all): a link
+                // that flaps faster than switch_back_delay never moves us.
+                if let Some(gone) = mem
+                    .preferred
+                    .filter(|p| !sa.local_addresses.contains(&p.path.local.ip()))
+                {
+                    mem.preferred = None;
+                    out.push(log(
+                        1,
+                        format!(
+                            "preferred path {} - {} is gone, staying on {} - {}",
+                            show(gone.path.local),
+                            show(gone.path.remote),
+                            show(sa.my_host),
+                            show(sa.other_host)
+                        ),
+                    ));
+                }
                 // Queued before we knew whether the peer supports MOBIKE.
                 if !sa.mobike_supported {
                     out.push(log(
@@ -457,7 +650,7 @@ impl MobikeTask {
                     && !self.natd
                     && !rr_pending
                     && msg.route_src.map_or(true, |ip| ip == msg.src.ip())
-                    && address_list_unchanged(sa, mem)
+                    && address_list_unchanged(sa, &env.policy, mem)
                 {
                     out.push(log(
                         2,
@@ -499,7 +692,7 @@ impl MobikeTask {
                 }
                 let list = self.address && !self.check;
                 if list {
-                    build_address_list(sa, mem, out);
+                    build_address_list(sa, &env.policy, mem, out);
                 }
                 // RFC 4555 3.9: every request that can change addresses.
                 if self.update || list {
@@ -551,7 +744,7 @@ impl MobikeTask {
                     add(out, &Notify::UnexpectedNatDetected);
                 } else if sa.mobike_supported {
                     add(out, &Notify::MobikeSupported);
-                    build_address_list(sa, mem, out);
+                    build_address_list(sa, &env.policy, mem, out);
                 }
                 Status::Success
             }
@@ -714,6 +907,7 @@ impl MobikeTask {
             }
             Exchange::Informational => {
                 let sent = self.cookie2.take();
+                let tested = self.test.take();
                 let mut r = self.read_notifies(sa, msg, &env.policy, out);
                 if let Some(sent) = sent {
                     let echoed = self.cookie2.take();
@@ -769,6 +963,38 @@ impl MobikeTask {
                         ));
                     }
                 }
+                if let (Some(p), false) = (tested, self.check) {
+                    if msg.dst.ip() == p.local.ip() && msg.src.ip() == p.remote.ip() {
+                        // RFC 4555 3.10: the better path works; move there
+                        // and update the peer on it, as after a check.
+                        out.push(log(
+                            1,
+                            format!(
+                                "moving to preferred path {} - {}",
+                                show(p.local),
+                                show(p.remote)
+                            ),
+                        ));
+                        mem.preferred = None;
+                        update_hosts(
+                            sa,
+                            (p.local != sa.my_host).then_some(p.local),
+                            (p.remote != sa.other_host).then_some(p.remote),
+                            UpdateForce::All,
+                            UpdateReason::PreferredPath,
+                            out,
+                        );
+                        self.previous_path.get_or_insert(Path {
+                            local: sa.my_host,
+                            remote: sa.other_host,
+                        });
+                        self.update = true;
+                        self.natd = true;
+                        self.natd_seen = false;
+                        return Status::NeedMore;
+                    }
+                    self.preferred_failed(sa, p, mem, out);
+                }
                 if self.check {
                     let me_new = (msg.dst != sa.my_host).then_some(msg.dst);
                     let other_new = (msg.src != sa.other_host).then_some(msg.src);
@@ -808,6 +1034,37 @@ impl MobikeTask {
             }
             _ => Status::NeedMore,
         }
+    }
+
+    /// The test of a better path was answered on the current path only:
+    /// stay, and test it again after a backoff (asked for now).
+    fn preferred_failed(
+        &self,
+        sa: &SaView<'_>,
+        tested: Path,
+        mem: &mut SaMemory,
+        out: &mut Vec<Action>,
+    ) {
+        let now = sa.now_ms;
+        let Some(p) = mem.preferred.as_mut().filter(|p| p.path == tested) else {
+            return;
+        };
+        let backoff = p.failed(now);
+        p.scheduled_for_ms = Some(now + backoff);
+        out.push(log(
+            1,
+            format!(
+                "preferred path {} - {} did not answer, staying on {} - {}; testing it again in {} s",
+                show(tested.local),
+                show(tested.remote),
+                show(sa.my_host),
+                show(sa.other_host),
+                backoff / 1000
+            ),
+        ));
+        out.push(Action::QueueMobikeAfter {
+            ms: u32::try_from(backoff).unwrap_or(u32::MAX),
+        });
     }
 
     /// RFC 4555 3.5: moves to the path of the peer's UPDATE_SA_ADDRESSES,
@@ -1175,6 +1432,31 @@ fn candidate_paths<'a>(
         })
 }
 
+/// How much the administrator prefers a path (`preference`): the weight
+/// of its local address (by the interface it is on, or its address), then
+/// that of the peer address. All 0 without a preference.
+fn rank(
+    sa: &SaView<'_>,
+    policy: &Policy,
+    local: std::net::IpAddr,
+    peer: std::net::IpAddr,
+) -> (u16, u16) {
+    if policy.preference.is_empty() {
+        return (0, 0);
+    }
+    (local_weight(sa, policy, local), policy.weight(peer, None))
+}
+
+/// The weight of our address `ip` (`preference`).
+fn local_weight(sa: &SaView<'_>, policy: &Policy, ip: std::net::IpAddr) -> u16 {
+    let iface = sa
+        .local_interfaces
+        .iter()
+        .find(|f| f.addr == ip)
+        .map(|f| f.iface.name.as_str());
+    policy.weight(ip, iface)
+}
+
 /// NO_NATS_ALLOWED with the addresses this message uses, when the policy
 /// asks for it (RFC 4555 3.9).
 fn no_nats_allowed(policy: &Policy, src: SocketAddr, dst: SocketAddr, out: &mut Vec<Action>) {
@@ -1242,8 +1524,8 @@ fn update_hosts(
 /// cannot carry IKE (inside this IKE_SA's tunnel, on a tunnel interface,
 /// link-local, see [`super::filter`]) is not announced: the peer would
 /// probe it, or move the IKE_SA into its own tunnel.
-fn build_address_list(sa: &SaView<'_>, mem: &mut SaMemory, out: &mut Vec<Action>) {
-    let (list, skipped) = address_list(sa);
+fn build_address_list(sa: &SaView<'_>, policy: &Policy, mem: &mut SaMemory, out: &mut Vec<Action>) {
+    let (list, skipped) = address_list(sa, policy);
     for ip in &list {
         add(out, &Notify::AdditionalAddress(*ip));
     }
@@ -1259,9 +1541,13 @@ fn build_address_list(sa: &SaView<'_>, mem: &mut SaMemory, out: &mut Vec<Action>
 }
 
 /// Our additional addresses (RFC 4555 3.4): every usable local address but
-/// the IKE_SA's own that the filter allows, at most
+/// the IKE_SA's own that the filter allows, the most preferred first
+/// (`preference`; otherwise charon's order), at most
 /// [`MAX_ANNOUNCED_ADDRESSES`], and why the others were left out.
-fn address_list(sa: &SaView<'_>) -> (Vec<std::net::IpAddr>, super::filter::Skipped) {
+fn address_list(
+    sa: &SaView<'_>,
+    policy: &Policy,
+) -> (Vec<std::net::IpAddr>, super::filter::Skipped) {
     let filter = super::filter::AddressFilter::new(sa);
     let mut skipped = super::filter::Skipped::default();
     let mut list = Vec::new();
@@ -1274,18 +1560,23 @@ fn address_list(sa: &SaView<'_>) -> (Vec<std::net::IpAddr>, super::filter::Skipp
             skipped.note(*ip, why);
             continue;
         }
-        if list.len() >= MAX_ANNOUNCED_ADDRESSES {
-            break;
+        if list.contains(ip) {
+            continue;
         }
         list.push(*ip);
     }
+    if !policy.preference.is_empty() {
+        list.sort_by_key(|ip| std::cmp::Reverse(local_weight(sa, policy, *ip)));
+    }
+    list.truncate(MAX_ANNOUNCED_ADDRESSES);
     (list, skipped)
 }
 
 /// The address list we would announce now equals the last one the peer got
-/// (with the same address in the IP header).
-fn address_list_unchanged(sa: &SaView<'_>, mem: &SaMemory) -> bool {
-    mem.announced.as_ref() == Some(&(sa.my_host.ip(), address_list(sa).0))
+/// (with the same address in the IP header), in the same order: a new
+/// `preference` that reorders it sends it again.
+fn address_list_unchanged(sa: &SaView<'_>, policy: &Policy, mem: &SaMemory) -> bool {
+    mem.announced.as_ref() == Some(&(sa.my_host.ip(), address_list(sa, policy).0))
 }
 
 #[cfg(test)]
@@ -1705,7 +1996,12 @@ mod tests {
     fn transmit_uses_the_current_path_while_it_routes() {
         let s = sa(&[], &[], &[]);
         let mut out = Vec::new();
-        assert!(MobikeTask::new(true).transmit(&s, &SaMemory::default(), &mut out));
+        assert!(MobikeTask::new(true).transmit(
+            &s,
+            &mut SaMemory::default(),
+            &Policy::default(),
+            &mut out
+        ));
         assert_eq!(
             out,
             [Action::Send {
@@ -1743,7 +2039,7 @@ mod tests {
         s.route_current = Some("198.18.2.2".parse().unwrap()); // rw-a is gone
         let mut t = MobikeTask::new(true);
         let mut out = Vec::new();
-        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
         assert!(t.is_probing());
         let sends: Vec<_> = out
             .iter()
@@ -1769,7 +2065,7 @@ mod tests {
             v6: false,
         };
         out.clear();
-        t.transmit(&s, &SaMemory::default(), &mut out);
+        t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out);
         assert_eq!(
             out.iter()
                 .filter(|a| matches!(a, Action::Send { .. }))
@@ -1788,13 +2084,13 @@ mod tests {
         // the first transmission goes to the current path rather than
         // report no path (charon would end the IKE_SA); retransmissions
         // are deferred
-        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
         assert_eq!(
             self::sends(&out),
             [(s.my_host.to_string(), s.other_host.to_string())]
         );
         out.clear();
-        assert!(!t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(!t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
     }
 
     #[test]
@@ -1984,7 +2280,7 @@ mod tests {
         assert!(!notifies(&out).contains(&NotifyType::UpdateSaAddresses));
         // sent to the checked address only, even without a route (RFC 4555 3.7)
         out.clear();
-        assert!(t.transmit(&s, &mem, &mut out));
+        assert!(t.transmit(&s, &mut mem, &Policy::default(), &mut out));
         assert_eq!(
             out,
             [Action::Send {
@@ -2391,7 +2687,7 @@ mod tests {
         // is (the first transmission never says "no path": charon would
         // end the IKE_SA), never to the virtual IP, and its answer moves
         // nothing
-        assert!(t.transmit(&s, &mem, &mut out));
+        assert!(t.transmit(&s, &mut mem, &Policy::default(), &mut out));
         assert!(out.contains(&Action::Log {
             level: 1,
             text: "not checking return routability of 198.18.2.2[4500] (virtual IP)".into()
@@ -2506,7 +2802,7 @@ mod tests {
         let mut s = sa(&peers, &[], &routes);
         s.my_host = "198.18.2.2:4500".parse().unwrap();
         let mut out = Vec::new();
-        assert!(t.transmit(&s, &mem, &mut out));
+        assert!(t.transmit(&s, &mut mem, &Policy::default(), &mut out));
         let sends: Vec<_> = out
             .iter()
             .filter_map(|a| match a {
@@ -2690,7 +2986,7 @@ mod tests {
         s.route_interfaces = &via;
         let mut out = Vec::new();
         let mut t = MobikeTask::new(true);
-        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
         let sends: Vec<_> = out
             .iter()
             .filter_map(|a| match a {
@@ -2722,13 +3018,13 @@ mod tests {
         // the first transmission goes to the current path rather than
         // report no path (charon would end the IKE_SA); retransmissions
         // are deferred
-        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
         assert_eq!(
             self::sends(&out),
             [(s.my_host.to_string(), s.other_host.to_string())]
         );
         out.clear();
-        assert!(!t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(!t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
     }
 
     #[test]
@@ -2748,7 +3044,7 @@ mod tests {
         let mut t = MobikeTask::new(true);
         t.enable_probing();
         let mut out = Vec::new();
-        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
         assert!(out.contains(&Action::Send {
             src: s.my_host,
             dst: s.other_host
@@ -2789,7 +3085,7 @@ mod tests {
         );
         t.build(&s, &m, &mut SaMemory::default(), &env(), &mut Vec::new());
         let mut out = Vec::new();
-        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
         assert_eq!(
             sends(&out).len(),
             1,
@@ -2797,7 +3093,7 @@ mod tests {
         );
         assert!(!t.is_probing());
         out.clear();
-        assert!(t.transmit(&s, &SaMemory::default(), &mut out));
+        assert!(t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
         assert!(t.is_probing());
         assert_eq!(
             sends(&out),
@@ -2810,7 +3106,7 @@ mod tests {
         let mut t2 = MobikeTask::new(true);
         t2.build(&s, &m, &mut SaMemory::default(), &env(), &mut Vec::new());
         let mut out = Vec::new();
-        t2.transmit(&s, &SaMemory::default(), &mut out);
+        t2.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out);
         assert_eq!(sends(&out).len(), 1);
     }
 
@@ -2863,5 +3159,340 @@ mod tests {
         let mut out = Vec::new();
         t.build(&s, &info, &mut mem, &env(), &mut out);
         assert!(out.contains(&Action::CancelExchange));
+    }
+
+    // ---- preference and switch_back_delay (RFC 4555 3.10) ----
+
+    const RW_A: &str = "198.18.1.2:4500";
+    const RW_B: &str = "198.18.2.2:4500";
+    const GW: &str = "198.18.1.1:4500";
+
+    fn prefer_env() -> Env<'static> {
+        env_with(|p| p.set("preference", "rw-a=100, rw-b=50").unwrap())
+    }
+
+    /// What the road warrior's core sees on rw-b with or without rw-a's
+    /// address: the kernel routes the gateway from rw-a first (its
+    /// connected route), and from rw-b too.
+    struct Lab {
+        peers: Vec<SocketAddr>,
+        locals: Vec<IpAddr>,
+        routes: Vec<Route>,
+        ifaces: Vec<crate::mobike::OnInterface>,
+    }
+
+    impl Lab {
+        fn new(rw_a: bool) -> Self {
+            let gw: SocketAddr = GW.parse().unwrap();
+            let mut locals = vec![ip("198.18.2.2")];
+            let mut routes = vec![];
+            if rw_a {
+                locals.insert(0, ip("198.18.1.2"));
+                routes.push(Route {
+                    dst: gw.ip(),
+                    src: Some(ip("198.18.1.2")),
+                });
+            }
+            routes.push(Route {
+                dst: gw.ip(),
+                src: Some(ip("198.18.2.2")),
+            });
+            Lab {
+                peers: vec![gw],
+                locals,
+                routes,
+                ifaces: vec![
+                    on("198.18.1.2", "rw-a", false),
+                    on("198.18.2.2", "rw-b", false),
+                ],
+            }
+        }
+
+        fn view(&self, now_ms: u64) -> SaView<'_> {
+            let mut s = sa(&self.peers, &self.locals, &self.routes);
+            s.my_host = RW_B.parse().unwrap();
+            s.route_current = Some(ip("198.18.2.2"));
+            s.local_interfaces = &self.ifaces;
+            s.now_ms = now_ms;
+            s
+        }
+    }
+
+    fn info_from_b() -> Message<'static> {
+        msg(Exchange::Informational, RW_B, GW, &[])
+    }
+
+    /// A request of the original initiator built and sent once: `list`
+    /// for charon's address list update, otherwise a plain one (the task
+    /// `QueueMobikeAfter` asks for, a DPD). Returns the task, the build's
+    /// log lines and the transmit's actions.
+    fn request(
+        lab: &Lab,
+        now: u64,
+        list: bool,
+        mem: &mut SaMemory,
+        e: &Env<'_>,
+    ) -> (MobikeTask, Vec<Action>) {
+        let s = lab.view(now);
+        let mut t = MobikeTask::new(true);
+        if list {
+            t.addresses();
+        }
+        let mut out = Vec::new();
+        t.build(&s, &info_from_b(), mem, e, &mut out);
+        out.retain(|a| matches!(a, Action::Log { .. }));
+        assert!(t.transmit(&s, mem, &e.policy, &mut out));
+        (t, out)
+    }
+
+    fn queued_after(out: &[Action]) -> Vec<u32> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::QueueMobikeAfter { ms } => Some(*ms),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
+    #[test]
+    fn a_better_path_is_tested_after_switch_back_delay_and_taken() {
+        let e = prefer_env();
+        let lab = Lab::new(true);
+        let mut mem = SaMemory::default();
+        // rw-a's address appears: charon's address list update goes out on
+        // the current path, the test is asked for in 500 ms
+        let (_, out) = request(&lab, 1000, true, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_B, GW)]);
+        assert_eq!(queued_after(&out), [500]);
+        assert!(logs(&out, 1).contains(
+            &"preferred path 198.18.1.2[4500] - 198.18.1.1[4500] available since 0 ms, testing in 500 ms"
+        ));
+        // before the delay: nothing is tested, nothing asked for again
+        let (_, out) = request(&lab, 1300, false, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_B, GW)]);
+        assert!(queued_after(&out).is_empty());
+        // after it: the plain request goes to rw-a only
+        let (mut t, out) = request(&lab, 1500, false, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_A, GW)], "{out:?}");
+        assert!(!t.is_probing());
+        // rw-a answers: move there, UPDATE_SA_ADDRESSES follows on it
+        let answer = msg(Exchange::Informational, GW, RW_A, &[]);
+        let mut out = Vec::new();
+        let s = lab.view(1501);
+        assert_eq!(
+            t.process(&s, &answer, &mut mem, &e, &mut out),
+            Status::NeedMore
+        );
+        assert_eq!(
+            updates(&out),
+            [(UpdateForce::All, UpdateReason::PreferredPath)]
+        );
+        assert!(out.contains(&Action::UpdateHosts {
+            me: Some(RW_A.parse().unwrap()),
+            other: None,
+            force: UpdateForce::All,
+            reason: UpdateReason::PreferredPath,
+        }));
+        assert!(
+            logs(&out, 1).contains(&"moving to preferred path 198.18.1.2[4500] - 198.18.1.1[4500]")
+        );
+        assert_eq!(mem.preferred, None);
+        let mut out = Vec::new();
+        let from_a = msg(Exchange::Informational, RW_A, GW, &[]);
+        let mut on_a = lab.view(1502);
+        on_a.my_host = RW_A.parse().unwrap();
+        t.build(&on_a, &from_a, &mut mem, &e, &mut out);
+        assert!(notifies(&out).contains(&NotifyType::UpdateSaAddresses));
+        assert!(notifies(&out).contains(&NotifyType::Cookie2));
+    }
+
+    #[test]
+    fn a_link_flapping_faster_than_switch_back_delay_never_moves_the_ike_sa() {
+        let e = prefer_env();
+        let (up, down) = (Lab::new(true), Lab::new(false));
+        let mut mem = SaMemory::default();
+        let mut scheduled = Vec::new();
+        let mut all = Vec::new();
+        // (when, rw-a's address there, charon's address list update or
+        // the plain task asked for)
+        for (now, lab, list) in [
+            (1000, &up, true),
+            (1200, &down, true),
+            (1300, &up, true),
+            (1500, &up, false), // the first task asked for: not due any more
+            (1700, &down, true),
+            (1800, &down, false), // the second: rw-a is gone
+            (2000, &up, true),
+            (2400, &down, true),
+            (2500, &down, false),
+        ] {
+            let (_, out) = request(lab, now, list, &mut mem, &e);
+            assert_eq!(sends(&out), [pair(RW_B, GW)], "at {now}: {out:?}");
+            scheduled.extend(queued_after(&out).into_iter().map(|ms| now + u64::from(ms)));
+            all.extend(out);
+        }
+        assert_eq!(scheduled, [1500, 1800, 2500]);
+        assert!(!all.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
+        assert!(logs(&all, 1).contains(
+            &"preferred path 198.18.1.2[4500] - 198.18.1.1[4500] is gone, staying on 198.18.2.2[4500] - 198.18.1.1[4500]"
+        ));
+        assert_eq!(mem.preferred, None);
+        // the build alone forgets it too (its exchange may be cancelled)
+        let (_, _) = request(&up, 3000, true, &mut mem, &e);
+        assert!(mem.preferred.is_some());
+        let mut out = Vec::new();
+        let mut t = MobikeTask::new(true);
+        t.addresses();
+        t.build(&down.view(3100), &info_from_b(), &mut mem, &e, &mut out);
+        assert_eq!(mem.preferred, None);
+    }
+
+    #[test]
+    fn a_preferred_path_that_does_not_answer_is_left_and_tested_again_later() {
+        let e = prefer_env();
+        let lab = Lab::new(true);
+        let mut mem = SaMemory::default();
+        request(&lab, 1000, true, &mut mem, &e);
+        let (mut t, out) = request(&lab, 1500, false, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_A, GW)]);
+        // the first retransmission: the current path as well
+        let mut out = Vec::new();
+        assert!(t.transmit(&lab.view(5500), &mut mem, &e.policy, &mut out));
+        assert_eq!(sends(&out), [pair(RW_A, GW), pair(RW_B, GW)]);
+        assert!(!t.is_probing(), "not a check of all paths");
+        assert!(logs(&out, 1).contains(
+            &"preferred path 198.18.1.2[4500] - 198.18.1.1[4500] did not answer, sending on 198.18.2.2[4500] - 198.18.1.1[4500] as well"
+        ));
+        // the answer comes on the current path: stay
+        let answer = msg(Exchange::Informational, GW, RW_B, &[]);
+        let mut out = Vec::new();
+        assert_eq!(
+            t.process(&lab.view(5501), &answer, &mut mem, &e, &mut out),
+            Status::Success
+        );
+        assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
+        assert_eq!(queued_after(&out), [10_000]);
+        assert!(logs(&out, 1).contains(
+            &"preferred path 198.18.1.2[4500] - 198.18.1.1[4500] did not answer, staying on 198.18.2.2[4500] - 198.18.1.1[4500]; testing it again in 10 s"
+        ));
+        // not tested again before the backoff, then tested
+        let (_, out) = request(&lab, 9000, false, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_B, GW)]);
+        assert!(queued_after(&out).is_empty());
+        let (_, out) = request(&lab, 15_501, false, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_A, GW)]);
+        // a second failure doubles the backoff
+        let p = mem.preferred.as_mut().unwrap();
+        assert_eq!(p.failed(16_000), 20_000);
+    }
+
+    #[test]
+    fn a_due_test_never_rides_on_a_request_that_names_the_current_path() {
+        // switch_back_delay = 0: the address list update that sees rw-a
+        // goes out on the current path (its list and NO_NATS_ALLOWED name
+        // rw-b); a request of its own tests rw-a at once
+        let e = env_with(|p| {
+            p.set("preference", "rw-a=100, rw-b=50").unwrap();
+            p.set("switch_back_delay", "0").unwrap();
+            p.nat_prohibition = true;
+        });
+        let lab = Lab::new(true);
+        let mut mem = SaMemory::default();
+        let (_, out) = request(&lab, 1000, true, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_B, GW)]);
+        assert_eq!(queued_after(&out), [0]);
+        let (_, out) = request(&lab, 1001, false, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_A, GW)]);
+        // the original responder never moves on its own (RFC 4555 3.1)
+        let mut mem = SaMemory::default();
+        let mut s = lab.view(1000);
+        s.original_initiator = false;
+        let mut t = MobikeTask::new(true);
+        let mut out = Vec::new();
+        t.build(&s, &info_from_b(), &mut mem, &e, &mut Vec::new());
+        t.transmit(&s, &mut mem, &e.policy, &mut out);
+        assert_eq!(sends(&out), [pair(RW_B, GW)]);
+        assert!(queued_after(&out).is_empty());
+    }
+
+    #[test]
+    fn without_preference_nothing_is_tested_or_reordered() {
+        let lab = Lab::new(true);
+        let mut mem = SaMemory::default();
+        for now in [1000, 2000, 60_000] {
+            let (_, out) = request(&lab, now, now == 1000, &mut mem, &env());
+            assert_eq!(sends(&out), [pair(RW_B, GW)]);
+            assert!(queued_after(&out).is_empty());
+        }
+        assert_eq!(mem.preferred, None);
+        // an equal weight is no better either
+        let e = env_with(|p| p.set("preference", "rw-*=100").unwrap());
+        let (_, out) = request(&lab, 1000, false, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_B, GW)]);
+        assert!(queued_after(&out).is_empty());
+    }
+
+    #[test]
+    fn paths_are_probed_and_addresses_announced_best_first() {
+        let e = env_with(|p| {
+            p.set("preference", "wlan*=10, rw-a=100, 198.18.2.0/24=50")
+                .unwrap()
+        });
+        let gw: SocketAddr = GW.parse().unwrap();
+        let peers = [gw];
+        // the kernel's order: rw-b, wlan0, rw-a
+        let routes: Vec<Route> = ["198.18.2.2", "198.18.3.2", "198.18.1.2"]
+            .iter()
+            .map(|s| Route {
+                dst: gw.ip(),
+                src: Some(ip(s)),
+            })
+            .collect();
+        let ifaces = [
+            on("198.18.1.2", "rw-a", false),
+            on("198.18.2.2", "rw-b", false),
+            on("198.18.3.2", "wlan0", false),
+        ];
+        let mut s = sa(&peers, &[], &routes);
+        s.my_host = "198.18.9.9:4500".parse().unwrap();
+        s.route_current = None;
+        s.local_interfaces = &ifaces;
+        let mut t = MobikeTask::new(true);
+        t.enable_probing();
+        let mut out = Vec::new();
+        assert!(t.transmit(&s, &mut SaMemory::default(), &e.policy, &mut out));
+        assert_eq!(
+            sends(&out),
+            [pair(RW_A, GW), pair(RW_B, GW), pair("198.18.3.2:4500", GW)]
+        );
+        // without a preference: the kernel's order
+        let mut t = MobikeTask::new(true);
+        t.enable_probing();
+        let mut out = Vec::new();
+        t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out);
+        assert_eq!(sends(&out)[0], pair(RW_B, GW));
+        // announced best first
+        let locals: Vec<IpAddr> = ["198.18.3.2", "198.18.2.2", "198.18.1.2"]
+            .iter()
+            .map(|a| ip(a))
+            .collect();
+        let mut s = sa(&[], &locals, &[]);
+        s.local_interfaces = &ifaces;
+        s.my_host = "198.18.9.9:4500".parse().unwrap();
+        let auth = msg(Exchange::IkeAuth, "198.18.9.9:4500", GW, &[]);
+        let mut out = Vec::new();
+        MobikeTask::new(true).build(&s, &auth, &mut SaMemory::default(), &e, &mut out);
+        assert_eq!(
+            announced(&out),
+            [
+                vec![198, 18, 1, 2],
+                vec![198, 18, 2, 2],
+                vec![198, 18, 3, 2]
+            ]
+        );
     }
 }
