@@ -10,7 +10,9 @@
 #include "mobike_rs_liveness.h"
 
 #include <dlfcn.h>
+#include <net/if.h>
 #include <net/if_arp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -287,7 +289,7 @@ static void route_to(host_t *dst, host_t *hint, mobike_addr *out)
  * TUN device (kernel-libipsec's, tun_flags exists) or one whose ARPHRD type
  * is a tunnel's. XFRM interfaces have ARPHRD_NONE, VTI ARPHRD_TUNNEL(6).
  */
-static bool is_tunnel_iface(const char *name)
+static bool read_tunnel_iface(const char *name)
 {
 	char path[64];
 	FILE *file;
@@ -326,6 +328,63 @@ static bool is_tunnel_iface(const char *name)
 		default:
 			return FALSE;
 	}
+}
+
+/**
+ * What sysfs said about recently seen interfaces: a gateway asks about the
+ * same one or two interfaces for every roaming IKE_SA, and each answer
+ * costs four file system calls. An interface replaced under the same name
+ * is seen as it is after at most TUNNEL_CACHE_MS.
+ */
+#define TUNNEL_CACHE_SIZE 8
+#define TUNNEL_CACHE_MS 1000
+
+static struct {
+	char name[IFNAMSIZ];
+	bool tunnel;
+	uint64_t until_ms;
+} tunnel_cache[TUNNEL_CACHE_SIZE];
+static unsigned int tunnel_cache_next;
+static pthread_mutex_t tunnel_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/**
+ * Whether a network interface is a tunnel device (read_tunnel_iface(),
+ * cached).
+ */
+static bool is_tunnel_iface(const char *name)
+{
+	timeval_t now;
+	uint64_t now_ms;
+	bool tunnel;
+	int i;
+
+	if (strlen(name) >= IFNAMSIZ)
+	{
+		return read_tunnel_iface(name);
+	}
+	time_monotonic(&now);
+	now_ms = (uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+	pthread_mutex_lock(&tunnel_cache_lock);
+	for (i = 0; i < TUNNEL_CACHE_SIZE; i++)
+	{
+		if (tunnel_cache[i].until_ms > now_ms &&
+			streq(tunnel_cache[i].name, name))
+		{
+			tunnel = tunnel_cache[i].tunnel;
+			pthread_mutex_unlock(&tunnel_cache_lock);
+			return tunnel;
+		}
+	}
+	pthread_mutex_unlock(&tunnel_cache_lock);
+	tunnel = read_tunnel_iface(name);
+	pthread_mutex_lock(&tunnel_cache_lock);
+	i = tunnel_cache_next++ % TUNNEL_CACHE_SIZE;
+	strncpy(tunnel_cache[i].name, name, IFNAMSIZ - 1);
+	tunnel_cache[i].name[IFNAMSIZ - 1] = '\0';
+	tunnel_cache[i].tunnel = tunnel;
+	tunnel_cache[i].until_ms = now_ms + TUNNEL_CACHE_MS;
+	pthread_mutex_unlock(&tunnel_cache_lock);
+	return tunnel;
 }
 
 /**

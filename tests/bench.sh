@@ -280,11 +280,7 @@ run_many() {
 	lab_up many || { harness_fail many "$flavour" "lab_up"; return 1; }
 	# The gateway admits SAS half-open IKE_SAs from one address without
 	# cookies (defaults: 5 per address, cookies from 30).
-	# rust-rroff: the rust gateway without its return routability check
-	# (the one exchange per roaming IKE_SA that the built-in does not do)
-	local gwf=${flavour%-rroff} rroff=
-	[ "$flavour" = rust-rroff ] && rroff="plugins { mobike-rs { return_routability = off } }"
-	charon_start gw "$gwf" "$tune" "block_threshold = $((SAS + 100))" "cookie_threshold = $((SAS + 100))" ${rroff:+"$rroff"} ||
+	charon_start gw "$flavour" "$tune" "block_threshold = $((SAS + 100))" "cookie_threshold = $((SAS + 100))" ||
 		{ harness_fail many "$flavour" "gw charon start"; return 1; }
 	charon_start rw stock "$tune" || { harness_fail many "$flavour" "rw charon start"; return 1; }
 	{
@@ -391,7 +387,7 @@ for run in $(seq 1 "$RUNS"); do
 done
 if want many; then
 	for run in $(seq 1 "$MANY_RUNS"); do
-		for flavour in builtin rust rust-rroff; do
+		for flavour in builtin rust; do
 			lab_log "run $run/$MANY_RUNS $flavour gateway: $SAS IKE_SAs roam"
 			run_many "$flavour"
 			cleanup
@@ -478,7 +474,7 @@ many_row() { # KEY UNIT LABEL
 	b=$(summary "$1" builtin median) p=$(summary "$1" rust median)
 	[ "$2" != n ] && [[ $b =~ ^[0-9]+$ ]] && [[ $p =~ ^[0-9]+$ ]] && [ "$b" -gt 0 ] &&
 		r=$(awk -v b="$b" -v p="$p" 'BEGIN { printf "%.2f", p / b }')
-	printf '| %s | %s | %s | %s | %s |\n' "$3" "$(many_cell "$1" builtin "$2")" "$(many_cell "$1" rust "$2")" "$r" "$(many_cell "$1" rust-rroff "$2")"
+	printf '| %s | %s | %s | %s |\n' "$3" "$(many_cell "$1" builtin "$2")" "$(many_cell "$1" rust "$2")" "$r"
 }
 
 swan_version=$(/usr/lib/ipsec/charon --version 2>/dev/null | awk '{ print $NF; exit }')
@@ -504,10 +500,10 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 		echo
 	fi
 	if want many; then
-		echo "Gateway under test, road warrior a stock charon: childless IKE_SAs from one host (one connection each, initiated in parallel through vici), all roam when rw-a goes down (median of $MANY_RUNS run(s)). Both charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateway with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's utime+stime over that interval (10 ms ticks); memory: VmRSS growth over the setup divided by the IKE_SAs."
+		echo "Gateway under test, road warrior a stock charon: childless IKE_SAs from one host (one connection each, initiated in parallel through vici), all roam when rw-a goes down (median of $MANY_RUNS run(s)). Both charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateway with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's utime+stime over that interval (10 ms ticks); memory: VmRSS growth over the setup divided by the IKE_SAs. Childless IKE_SAs move without a return routability check (no IPsec SA to redirect; it runs when a CHILD_SA comes up), so both columns do one exchange per IKE_SA."
 		echo
-		echo "| gateway | builtin | rust | ratio | rust, return_routability = off |"
-		echo "|---|---|---|---|---|"
+		echo "| gateway | builtin | rust | ratio |"
+		echo "|---|---|---|---|"
 		many_row many_n n "IKE_SAs established (of $SAS)"
 		many_row many_setup ms "setup time"
 		many_row many_time ms "roam: until gw logged all on the new address"
