@@ -847,12 +847,8 @@ unsafe extern "C" fn task_view_needs(
             None => None,
         };
         let policy = registry::env().policy;
-        let n = registry::with_known_memory(view.unique_id, |mem| {
+        let n = registry::peek_memory(view.unique_id, |mem| {
             t.core.view_needs(step, &view, mem, &policy, message.as_ref())
-        })
-        .unwrap_or_else(|| {
-            let mem = mobike::SaMemory::default();
-            t.core.view_needs(step, &view, &mem, &policy, message.as_ref())
         });
         let bit = |on: bool, b: u32| if on { b } else { 0 };
         bit(n.locals, MOBIKE_NEED_LOCALS)
