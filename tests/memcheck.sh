@@ -32,6 +32,7 @@ MEMCHECK_SCENARIOS=(
 	"prefer rust stock"
 	"status rust rust"
 	"rr rust rust"
+	"rrchildless stock rust"
 	"natprohibited rust rust"
 	"unacceptable rust rust"
 	"v4to6 rust rust"
