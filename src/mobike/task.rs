@@ -522,18 +522,7 @@ impl MobikeTask {
             }
         }
         let Some((_, path)) = best else {
-            if let Some(gone) = mem.preferred.take() {
-                out.push(log(
-                    1,
-                    format!(
-                        "preferred path {} - {} is gone, staying on {} - {}",
-                        show(gone.path.local),
-                        show(gone.path.remote),
-                        show(sa.my_host),
-                        show(sa.other_host)
-                    ),
-                ));
-            }
+            forget_preferred(sa, mem, out);
             return None;
         };
         let now = sa.now_ms;
@@ -615,21 +604,11 @@ impl MobikeTask {
                 // A better path whose address went away is forgotten here
                 // too (this request may be no exchange at all): a link
                 // that flaps faster than switch_back_delay never moves us.
-                if let Some(gone) = mem
+                if mem
                     .preferred
-                    .filter(|p| !sa.local_addresses.contains(&p.path.local.ip()))
+                    .is_some_and(|p| !sa.local_addresses.contains(&p.path.local.ip()))
                 {
-                    mem.preferred = None;
-                    out.push(log(
-                        1,
-                        format!(
-                            "preferred path {} - {} is gone, staying on {} - {}",
-                            show(gone.path.local),
-                            show(gone.path.remote),
-                            show(sa.my_host),
-                            show(sa.other_host)
-                        ),
-                    ));
+                    forget_preferred(sa, mem, out);
                 }
                 // Queued before we knew whether the peer supports MOBIKE.
                 if !sa.mobike_supported {
@@ -1475,6 +1454,23 @@ fn no_nats_allowed(policy: &Policy, src: SocketAddr, dst: SocketAddr, out: &mut 
         return;
     }
     add(out, &Notify::NoNatsAllowed { src, dst });
+}
+
+/// Forgets the better path remembered (its address went away, or no
+/// candidate is better any more), so a flapping link starts over.
+fn forget_preferred(sa: &SaView<'_>, mem: &mut SaMemory, out: &mut Vec<Action>) {
+    if let Some(gone) = mem.preferred.take() {
+        out.push(log(
+            1,
+            format!(
+                "preferred path {} - {} is gone, staying on {} - {}",
+                show(gone.path.local),
+                show(gone.path.remote),
+                show(sa.my_host),
+                show(sa.other_host)
+            ),
+        ));
+    }
 }
 
 fn log(level: u8, text: String) -> Action {
