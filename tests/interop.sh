@@ -24,6 +24,7 @@ SCENARIOS=(
 	"return stock rust"
 	"fastroam rust stock"
 	"prefer rust stock"
+	"prefer rust rust"
 	"status rust rust"
 	"break6 rust stock"
 	"break6 stock rust"
