@@ -205,7 +205,7 @@ static bool newer_update_queued(private_mobike_rs_task_t *this)
  * Described in header
  */
 void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
-								 bool roam)
+								 bool roam, bool dpd)
 {
 	ike_mobike_t *mobike;
 
@@ -219,6 +219,11 @@ void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
 	if (roam)
 	{
 		mobike->roam(mobike, FALSE);
+	}
+	if (dpd)
+	{
+		/* as charon's queue_dpd() on a MOBIKE IKE_SA */
+		mobike->dpd(mobike);
 	}
 	lib->processor->queue_job(lib->processor, (job_t*)
 				initiate_tasks_job_create(ike_sa->get_id(ike_sa)));
@@ -244,7 +249,7 @@ static job_requeue_t queue_mobike_later(void *data)
 	{
 		if (ike_sa->get_state(ike_sa) == IKE_ESTABLISHED)
 		{
-			mobike_rs_shim_queue_mobike(ike_sa, api, FALSE);
+			mobike_rs_shim_queue_mobike(ike_sa, api, FALSE, FALSE);
 		}
 		charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
 	}
@@ -1009,7 +1014,7 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 				break;
 			case MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK:
 				/* any MOBIKE request of ours carries the check */
-				mobike_rs_shim_queue_mobike(this->ike_sa, this->api, FALSE);
+				mobike_rs_shim_queue_mobike(this->ike_sa, this->api, FALSE, FALSE);
 				break;
 			case MOBIKE_ACTION_QUEUE_MOBIKE_AFTER:
 				mobike_rs_shim_queue_mobike_after(this->ike_sa, a.value);
