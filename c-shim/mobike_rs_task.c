@@ -838,9 +838,11 @@ static uint32_t fill_view(private_mobike_rs_task_t *this,
 }
 
 /**
- * Translate a message; the notifies array is allocated and must be freed.
+ * Translate a message of ike_sa; the notifies array is allocated and must
+ * be freed.
  */
-static void fill_message(message_t *message, mobike_message *m, bool received)
+static void fill_message(ike_sa_t *ike_sa, message_t *message,
+						 mobike_message *m, bool received)
 {
 	enumerator_t *enumerator;
 	payload_t *payload;
@@ -866,7 +868,9 @@ static void fill_message(message_t *message, mobike_message *m, bool received)
 	mobike_rs_addr_from_host(message->get_source(message), &m->src);
 	mobike_rs_addr_from_host(message->get_destination(message), &m->dst);
 	m->message_id = message->get_message_id(message);
-	id = message->get_ike_sa_id(message);
+	/* a message being built gets its IKE SA ID only when it is generated
+	 * (NAT-D hashes are made of the IKE_SA's SPIs, as in ike_natd) */
+	id = message->get_ike_sa_id(message) ?: ike_sa->get_id(ike_sa);
 	if (id)
 	{
 		copy_spi(m->spi_i, id->get_initiator_spi(id));
@@ -1113,7 +1117,7 @@ METHOD(task_t, build, status_t,
 	{
 		return SUCCESS;
 	}
-	fill_message(message, &m, FALSE);
+	fill_message(this->ike_sa, message, &m, FALSE);
 	if (fill_view(this, &s, MOBIKE_STEP_BUILD, &m) & MOBIKE_NEED_ROUTE_SRC)
 	{	/* the core checks whether the current source address still works */
 		route_to(message->get_destination(message),
@@ -1140,7 +1144,7 @@ METHOD(task_t, process, status_t,
 	{
 		return SUCCESS;
 	}
-	fill_message(message, &m, TRUE);
+	fill_message(this->ike_sa, message, &m, TRUE);
 	fill_view(this, &s, MOBIKE_STEP_PROCESS, &m);
 	result = this->api->task_process(this->core, &s.view, &m, &status);
 	free((void*)m.notifies);
