@@ -52,7 +52,7 @@ METHOD(listener_t, child_updown, bool,
 			DBG1(DBG_IKE, "mobike-rs: first CHILD_SA on a path taken without "
 				 "IPsec SAs, checking return routability of %H",
 				 ike_sa->get_other_host(ike_sa));
-			mobike_rs_shim_queue_mobike(ike_sa, this->api, FALSE);
+			mobike_rs_shim_queue_mobike(ike_sa, this->api, FALSE, FALSE);
 		}
 	}
 	return TRUE;

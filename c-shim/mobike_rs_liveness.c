@@ -1,7 +1,8 @@
 /*
- * Polling of CHILD_SA packet counters for the Rust core's silent-failure
- * detection, and the kernel route lookup per (local, peer) pair. Only
- * translation and I/O here: the core decides.
+ * Polling of CHILD_SA packet counters for the Rust core's detection of
+ * silent path failures and changed NAT mappings, and the kernel route
+ * lookup per (local, peer) pair. Only translation and I/O here: the core
+ * decides.
  */
 
 #include "mobike_rs_liveness.h"
@@ -49,9 +50,10 @@ static void check_ike_sa(const mobike_api *api, ike_sa_t *ike_sa,
 {
 	enumerator_t *enumerator;
 	child_sa_t *child_sa;
-	uint64_t in = 0, out = 0, bytes, packets, silent_ms = 0;
+	uint64_t in = 0, out = 0, bytes, packets, since_ms = 0;
+	mobike_liveness_verdict verdict = MOBIKE_LIVENESS_FINE;
 	time_t used;
-	bool probe = FALSE, kickable;
+	bool kickable;
 
 	if (ike_sa->get_state(ike_sa) != IKE_ESTABLISHED ||
 		!ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR) ||
@@ -74,24 +76,35 @@ static void check_ike_sa(const mobike_api *api, ike_sa_t *ike_sa,
 		out += packets;
 	}
 	enumerator->destroy(enumerator);
-	/* an exchange of another kind decides with its own retransmissions; a
-	 * MOBIKE request of ours can be sent to all paths at once */
+	/* a MOBIKE request of ours can be sent to all paths at once */
 	kickable = mobike_rs_shim_kick(ike_sa, TRUE);
 	if (api->sa_liveness(ike_sa->get_unique_id(ike_sa), in, out, now_ms,
-						 busy(ike_sa) && !kickable, &probe,
-						 &silent_ms) != MOBIKE_OK)
+						 busy(ike_sa), kickable,
+						 ike_sa->has_condition(ike_sa, COND_NAT_HERE),
+						 &verdict, &since_ms) != MOBIKE_OK)
 	{
 		return;
 	}
-	if (probe)
+	switch (verdict)
 	{
-		DBG1(DBG_IKE, "mobike-rs: packets leave but none arrived on %H - %H "
-			 "for %llu ms, checking all paths", ike_sa->get_my_host(ike_sa),
-			 ike_sa->get_other_host(ike_sa), (unsigned long long)silent_ms);
-		if (!kickable || !mobike_rs_shim_kick(ike_sa, FALSE))
-		{
-			mobike_rs_shim_queue_mobike(ike_sa, api, TRUE);
-		}
+		case MOBIKE_LIVENESS_PROBE:
+			DBG1(DBG_IKE, "mobike-rs: packets leave but none arrived on %H - %H "
+				 "for %llu ms, checking all paths", ike_sa->get_my_host(ike_sa),
+				 ike_sa->get_other_host(ike_sa), (unsigned long long)since_ms);
+			if (!kickable || !mobike_rs_shim_kick(ike_sa, FALSE))
+			{
+				mobike_rs_shim_queue_mobike(ike_sa, api, TRUE, TRUE);
+			}
+			break;
+		case MOBIKE_LIVENESS_CHECK_NAT_MAPPING:
+			DBG1(DBG_IKE, "mobike-rs: packets stopped arriving on %H - %H "
+				 "%llu ms ago, checking the NAT mapping",
+				 ike_sa->get_my_host(ike_sa), ike_sa->get_other_host(ike_sa),
+				 (unsigned long long)since_ms);
+			mobike_rs_shim_queue_mobike(ike_sa, api, FALSE, TRUE);
+			break;
+		case MOBIKE_LIVENESS_FINE:
+			break;
 	}
 }
 

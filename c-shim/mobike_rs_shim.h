@@ -120,11 +120,12 @@ host_t *mobike_rs_host_from_addr(const mobike_addr *addr);
 
 /**
  * Have a MOBIKE task run on the IKE_SA: the queued one (ours or built-in)
- * or a new one of ours; with roam, it checks all paths. charon initiates it
- * once the IKE_SA is free.
+ * or a new one of ours; with roam, it checks all paths; with dpd, it is a
+ * MOBIKE DPD as charon's queue_dpd() makes one (NAT-D behind a NAT, to see
+ * a changed NAT mapping). charon initiates it once the IKE_SA is free.
  */
 void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
-								 bool roam);
+								 bool roam, bool dpd);
 
 /**
  * After ms milliseconds, have a MOBIKE task run on the IKE_SA as

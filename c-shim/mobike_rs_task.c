@@ -205,7 +205,7 @@ static bool newer_update_queued(private_mobike_rs_task_t *this)
  * Described in header
  */
 void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
-								 bool roam)
+								 bool roam, bool dpd)
 {
 	ike_mobike_t *mobike;
 
@@ -219,6 +219,11 @@ void mobike_rs_shim_queue_mobike(ike_sa_t *ike_sa, const mobike_api *api,
 	if (roam)
 	{
 		mobike->roam(mobike, FALSE);
+	}
+	if (dpd)
+	{
+		/* as charon's queue_dpd() on a MOBIKE IKE_SA */
+		mobike->dpd(mobike);
 	}
 	lib->processor->queue_job(lib->processor, (job_t*)
 				initiate_tasks_job_create(ike_sa->get_id(ike_sa)));
@@ -244,7 +249,7 @@ static job_requeue_t queue_mobike_later(void *data)
 	{
 		if (ike_sa->get_state(ike_sa) == IKE_ESTABLISHED)
 		{
-			mobike_rs_shim_queue_mobike(ike_sa, api, FALSE);
+			mobike_rs_shim_queue_mobike(ike_sa, api, FALSE, FALSE);
 		}
 		charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
 	}
@@ -833,9 +838,11 @@ static uint32_t fill_view(private_mobike_rs_task_t *this,
 }
 
 /**
- * Translate a message; the notifies array is allocated and must be freed.
+ * Translate a message of ike_sa; the notifies array is allocated and must
+ * be freed.
  */
-static void fill_message(message_t *message, mobike_message *m, bool received)
+static void fill_message(ike_sa_t *ike_sa, message_t *message,
+						 mobike_message *m, bool received)
 {
 	enumerator_t *enumerator;
 	payload_t *payload;
@@ -861,7 +868,9 @@ static void fill_message(message_t *message, mobike_message *m, bool received)
 	mobike_rs_addr_from_host(message->get_source(message), &m->src);
 	mobike_rs_addr_from_host(message->get_destination(message), &m->dst);
 	m->message_id = message->get_message_id(message);
-	id = message->get_ike_sa_id(message);
+	/* a message being built gets its IKE SA ID only when it is generated
+	 * (NAT-D hashes are made of the IKE_SA's SPIs, as in ike_natd) */
+	id = message->get_ike_sa_id(message) ?: ike_sa->get_id(ike_sa);
 	if (id)
 	{
 		copy_spi(m->spi_i, id->get_initiator_spi(id));
@@ -1009,7 +1018,7 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 				break;
 			case MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK:
 				/* any MOBIKE request of ours carries the check */
-				mobike_rs_shim_queue_mobike(this->ike_sa, this->api, FALSE);
+				mobike_rs_shim_queue_mobike(this->ike_sa, this->api, FALSE, FALSE);
 				break;
 			case MOBIKE_ACTION_QUEUE_MOBIKE_AFTER:
 				mobike_rs_shim_queue_mobike_after(this->ike_sa, a.value);
@@ -1108,7 +1117,7 @@ METHOD(task_t, build, status_t,
 	{
 		return SUCCESS;
 	}
-	fill_message(message, &m, FALSE);
+	fill_message(this->ike_sa, message, &m, FALSE);
 	if (fill_view(this, &s, MOBIKE_STEP_BUILD, &m) & MOBIKE_NEED_ROUTE_SRC)
 	{	/* the core checks whether the current source address still works */
 		route_to(message->get_destination(message),
@@ -1135,7 +1144,7 @@ METHOD(task_t, process, status_t,
 	{
 		return SUCCESS;
 	}
-	fill_message(message, &m, TRUE);
+	fill_message(this->ike_sa, message, &m, TRUE);
 	fill_view(this, &s, MOBIKE_STEP_PROCESS, &m);
 	result = this->api->task_process(this->core, &s.view, &m, &status);
 	free((void*)m.notifies);

@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 4
+#define MOBIKE_API_VERSION 5
 
 /**
  * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
@@ -270,6 +270,37 @@ enum mobike_action_kind
 typedef enum mobike_action_kind mobike_action_kind;
 #else
 typedef uint32_t mobike_action_kind;
+#endif // __STDC_VERSION__ >= 202311L
+
+/**
+ * What `sa_liveness` asks the shim to do about an IKE_SA. Never
+ * renumbered.
+ */
+enum mobike_liveness_verdict
+#if __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing.
+   */
+  MOBIKE_LIVENESS_FINE = 0,
+  /**
+   * Packets leave and none arrive: check all paths (a MOBIKE task with
+   * `roam(FALSE)` and `dpd()`, which adds NAT-D behind a NAT), or switch
+   * our active MOBIKE request to all paths.
+   */
+  MOBIKE_LIVENESS_PROBE = 1,
+  /**
+   * Behind a NAT, inbound packets stopped: check the NAT mapping with a
+   * MOBIKE DPD (`dpd()`: NAT-D, RFC 4555 3.8) on the current path.
+   */
+  MOBIKE_LIVENESS_CHECK_NAT_MAPPING = 2,
+};
+#if __STDC_VERSION__ >= 202311L
+typedef enum mobike_liveness_verdict mobike_liveness_verdict;
+#else
+typedef uint32_t mobike_liveness_verdict;
 #endif // __STDC_VERSION__ >= 202311L
 
 /**
@@ -577,16 +608,21 @@ typedef struct mobike_api {
   uint64_t (*liveness_interval_ms)(void);
   /**
    * Packet counters of an IKE_SA we initiated (sums over its CHILD_SAs,
-   * inbound and outbound); `busy` if an exchange is under way.
-   * `*out_probe`: check all paths now (a task with `roam(FALSE)`).
+   * inbound and outbound); `busy` if an exchange is under way,
+   * `mobike_request` if that is a request of one of our MOBIKE tasks
+   * (`mobike_rs_shim_kick` can send it to all paths); `nat_here`: the
+   * IKE_SA's COND_NAT_HERE. `*out_verdict`: what to do now,
+   * `*out_since_ms`: for how long nothing arrived.
    */
   mobike_result (*sa_liveness)(uint32_t unique_id,
                                uint64_t inbound,
                                uint64_t outbound,
                                uint64_t now_ms,
                                bool busy,
-                               bool *out_probe,
-                               uint64_t *out_silent_ms);
+                               bool mobike_request,
+                               bool nat_here,
+                               mobike_liveness_verdict *out_verdict,
+                               uint64_t *out_since_ms);
   /**
    * Unique IDs of the IKE_SAs to poll with `sa_liveness` (at most `cap`
    * written to `out`); returns how many were written.

@@ -19,7 +19,9 @@
 #            works (rw has a source route for it); dpd_delay = 5s on rw
 #   natmap   rw behind the NAT and idle, only gw's LAN pings rw's virtual
 #            IP; rt forgets its mappings (conntrack -F) and maps to new
-#            ports (SNAT 40000-40100); dpd_delay = 5s on rw
+#            ports (SNAT 40000-40100); two rows: dpd_delay = 5s on rw, and
+#            no DPD (dpd_delay = 0s: only charon's NAT keep-alives, every
+#            20 s by default)
 # Part 2, the gateway is the flavour under test, the road warrior stock:
 # BENCH_SAS childless IKE_SAs from one road-warrior host (one connection
 # each, initiated in parallel through vici) all roam when rw-a goes down;
@@ -256,15 +258,17 @@ run_silent() {
 
 # 5: rw behind the NAT from the start, idle: only gw's LAN pings rw's
 # virtual IP. rt then maps to new ports and forgets the old mappings.
+# KEY natmap: dpd_delay = 5s on rw; natmap_nodpd: no DPD (dpd_delay = 0s),
+# only charon's NAT keep-alives (keep_alive, 20 s by default).
 run_natmap() {
-	local flavour=$1 vip
+	local flavour=$1 key=$2 dpd=$3 vip
 	PRE_TUNNEL='ip -n "$LAB_NS-rw" link set rw-a down'
-	rw_setup natmap "$flavour" nat "dpd_delay = 5s" || { PRE_TUNNEL=; return 1; }
+	rw_setup "$key" "$flavour" nat "dpd_delay = $dpd" || { PRE_TUNNEL=; return 1; }
 	PRE_TUNNEL=
-	[ "$(sa_field gw remote)" = "198.18.1.254[4500]" ] || { harness_fail natmap "$flavour" "gw does not see rw behind the NAT: $(sa_field gw remote)"; return 1; }
+	[ "$(sa_field gw remote)" = "198.18.1.254[4500]" ] || { harness_fail "$key" "$flavour" "gw does not see rw behind the NAT: $(sa_field gw remote)"; return 1; }
 	vip=$(ip -n "$LAB_NS-rw" -o -4 addr show | grep -o '198\.18\.200\.[0-9]*' | head -n 1)
-	[ -n "$vip" ] || { harness_fail natmap "$flavour" "no virtual IP on rw"; return 1; }
-	measure natmap "$flavour" "$LAB_NS-gw" "$vip" "$NAT_MAX" \
+	[ -n "$vip" ] || { harness_fail "$key" "$flavour" "no virtual IP on rw"; return 1; }
+	measure "$key" "$flavour" "$LAB_NS-gw" "$vip" "$NAT_MAX" \
 		'ip netns exec "$LAB_NS-rt" iptables -t nat -I POSTROUTING 1 -s 198.18.2.0/24 -o br1 -p udp -j SNAT --to-source 198.18.1.254:40000-40100 &&
 		 ip netns exec "$LAB_NS-rt" conntrack -F >/dev/null 2>&1' 198.18.100.1
 }
@@ -379,8 +383,11 @@ for run in $(seq 1 "$RUNS"); do
 			cleanup
 		fi
 		if want natmap; then
-			lab_log "run $run/$RUNS $flavour: NAT mapping change"
-			run_natmap "$flavour"
+			lab_log "run $run/$RUNS $flavour: NAT mapping change (dpd_delay 5s)"
+			run_natmap "$flavour" natmap 5s
+			cleanup
+			lab_log "run $run/$RUNS $flavour: NAT mapping change (no DPD)"
+			run_natmap "$flavour" natmap_nodpd 0s
 			cleanup
 		fi
 	done
@@ -496,7 +503,10 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 			row return_esp "$RETURN_MAX" "return: rw-a's address added to gw's first ESP packet to it (rust: includes switch_back_delay $SWITCH_BACK_DELAY_MS ms)"
 		fi
 		want silent && row silent "$SILENT_MAX" "silent failure of rw-a's path, rw-b works (dpd_delay 5s)"
-		want natmap && row natmap "$NAT_MAX" "NAT mapping change, idle road warrior (dpd_delay 5s)"
+		if want natmap; then
+			row natmap "$NAT_MAX" "NAT mapping change, idle road warrior (dpd_delay 5s)"
+			row natmap_nodpd "$NAT_MAX" "NAT mapping change, idle road warrior, no DPD (dpd_delay 0s; NAT keep-alive every 20 s, charon's default)"
+		fi
 		echo
 	fi
 	if want many; then

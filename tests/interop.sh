@@ -42,6 +42,8 @@ SCENARIOS=(
 	"unacceptable stock rust"
 	"silent rust stock"
 	"silent rust rust"
+	"natmap rust stock"
+	"natmap rust rust"
 	"filter rust stock"
 	"filter stock rust"
 	"negotiate stock rust@trixie"
@@ -541,6 +543,73 @@ scenario_silent() {
 	ping_ok || fail "traffic did not resume on rw-b" || return 1
 	[ "$(sa_field rw spis)" = "$spis" ] || fail "IKE_SA changed" || return 1
 	[ "$(sa_field gw remote)" = "198.18.2.2[4500]" ] || fail "gw not on rw-b: $(sa_field gw remote)" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# RFC 4555 3.8, a NAT mapping change with an idle road warrior and no DPD:
+# rw moves behind rt's NAT (rw-a down), then only gw's LAN sends (pings to
+# rw's virtual IP, rw only answers). rt forgets its mappings and maps to
+# new ports, so gw's packets go to a mapping that is gone. rw notices that
+# packets stopped arriving (liveness_timeout), sends an INFORMATIONAL with
+# NAT-D, sees its mapping changed and sends UPDATE_SA_ADDRESSES; gw moves
+# to the new port, traffic passes again, same IKE_SA, and gw did not take
+# our NAT-D for a NAT in front of itself.
+scenario_natmap() {
+	local rwf=$1 gwf=$2 spis id vip log mark remote i pid
+	setup "nmp" "$rwf" "$gwf" nat || return 1
+	move_away || return 1
+	remote=$(sa_field gw remote)
+	case "$remote" in
+		198.18.1.254\[*) ;;
+		*) fail "gateway sees rw at $remote, expected the NAT address 198.18.1.254" || return 1 ;;
+	esac
+	sa_raw rw | grep -q 'nat-local=yes' || fail "rw does not know it is behind a NAT" || return 1
+	spis=$(sa_field rw spis)
+	id=$(swan rw --list-sas 2>/dev/null | sed -n 's/^[^ ][^:]*: #\([0-9]*\),.*/\1/p' | head -n 1)
+	vip=$(ip -n "$LAB_NS-rw" -o -4 addr show | grep -o '198\.18\.200\.[0-9]*' | head -n 1)
+	[ -n "$vip" ] || fail "no virtual IP on rw" || return 1
+	wait_for 'ip netns exec "$LAB_NS-gw" ping -c 1 -W 1 -I 198.18.100.1 "$vip" >/dev/null 2>&1' ||
+		fail "gw's LAN does not reach rw's virtual IP $vip" || return 1
+	# only the gateway's side sends; rw answers (and sends nothing else)
+	ip netns exec "$LAB_NS-gw" ping -q -i 0.05 -w 40 -I 198.18.100.1 "$vip" >/dev/null 2>&1 &
+	pid=$!
+	sleep 2 # whatever a stop of traffic before this started is over
+	log="$LAB_DIR/rw/charon.log"
+	mark=$(wc -l <"$log")
+	ip netns exec "$LAB_NS-rt" iptables -t nat -I POSTROUTING 1 -s 198.18.2.0/24 -o br1 -p udp -j SNAT --to-source 198.18.1.254:40000-40100 &&
+		ip netns exec "$LAB_NS-rt" conntrack -F >/dev/null 2>&1 ||
+		fail "rt: new SNAT ports and conntrack -F" || { kill "$pid"; return 1; }
+	local t0=$SECONDS
+	wait_for '[ "$(sa_field gw remote)" != "$remote" ]' ||
+		fail "gw still sees rw at $(sa_field gw remote)" || { kill "$pid"; return 1; }
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	tail -n +"$mark" "$log" >"$LAB_DIR/rw.after"
+	grep -q 'mobike-rs: packets stopped arriving on 198.18.2.2 - 198.18.1.1 .* checking the NAT mapping' "$LAB_DIR/rw.after" ||
+		fail "rw: no NAT mapping check after the change" || return 1
+	grep -q 'generating INFORMATIONAL request [0-9]* \[ N(NATD_S_IP) N(NATD_D_IP) \]' "$LAB_DIR/rw.after" ||
+		fail "rw: the check was not an INFORMATIONAL with NAT-D" || return 1
+	grep -q 'mobike-rs: detected changes in NAT mappings, initiating MOBIKE update' "$LAB_DIR/rw.after" ||
+		fail "rw did not see its mapping change" || return 1
+	grep -q 'generating INFORMATIONAL request [0-9]* \[ N(UPD_SA_ADDR)' "$LAB_DIR/rw.after" ||
+		fail "rw sent no UPDATE_SA_ADDRESSES" || return 1
+	case "$(sa_field gw remote)" in
+		198.18.1.254\[400[0-9][0-9]\] | 198.18.1.254\[40100\]) ;;
+		*) fail "gw sees rw at $(sa_field gw remote), expected one of rt's new ports 40000-40100" || return 1 ;;
+	esac
+	# traffic in both directions again, on the same IKE_SA
+	ip netns exec "$LAB_NS-gw" ping -c 1 -W 2 -I 198.18.100.1 "$vip" >/dev/null 2>&1 ||
+		ip netns exec "$LAB_NS-gw" ping -c 1 -W 2 -I 198.18.100.1 "$vip" >/dev/null 2>&1 ||
+		fail "gw's LAN does not reach rw after the update" || return 1
+	ping_ok 5 || fail "rw does not reach gw's LAN after the update" || return 1
+	[ "$(sa_field rw spis)" = "$spis" ] || fail "IKE_SA changed: '$spis' -> '$(sa_field rw spis)'" || return 1
+	[ "$(swan rw --list-sas 2>/dev/null | sed -n 's/^[^ ][^:]*: #\([0-9]*\),.*/\1/p' | head -n 1)" = "$id" ] ||
+		fail "rw's IKE_SA has a new unique id" || return 1
+	[ "$(sa_field rw count)" = 1 ] && [ "$(sa_field gw count)" = 1 ] ||
+		fail "more than one IKE_SA" || return 1
+	! sa_raw gw | grep -q 'nat-local=yes' ||
+		fail "gw took rw's NAT-D for a NAT in front of itself" || return 1
+	lab_log "gw now sees rw at $(sa_field gw remote) (within $((SECONDS - t0)) s of the change), same IKE_SA #$id $spis"
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
 }
 

@@ -38,6 +38,7 @@ MEMCHECK_SCENARIOS=(
 	"v4to6 rust rust"
 	"filter rust stock"
 	"silent rust stock"
+	"natmap rust rust"
 )
 MEMCHECK_TIMEOUT=${MEMCHECK_TIMEOUT:-1800}
 # Under valgrind charon starts and answers many times slower, more so on a

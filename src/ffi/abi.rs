@@ -28,7 +28,7 @@ use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 4;
+pub const MOBIKE_API_VERSION: u32 = 5;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -213,6 +213,22 @@ pub enum mobike_status {
     MOBIKE_STATUS_FAILED = 2,
 }
 
+/// What `sa_liveness` asks the shim to do about an IKE_SA. Never
+/// renumbered.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum mobike_liveness_verdict {
+    /// Nothing.
+    MOBIKE_LIVENESS_FINE = 0,
+    /// Packets leave and none arrive: check all paths (a MOBIKE task with
+    /// `roam(FALSE)` and `dpd()`, which adds NAT-D behind a NAT), or switch
+    /// our active MOBIKE request to all paths.
+    MOBIKE_LIVENESS_PROBE = 1,
+    /// Behind a NAT, inbound packets stopped: check the NAT mapping with a
+    /// MOBIKE DPD (`dpd()`: NAT-D, RFC 4555 3.8) on the current path.
+    MOBIKE_LIVENESS_CHECK_NAT_MAPPING = 2,
+}
+
 /// What a `mobike_action` asks the shim to do. Never renumbered.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -383,16 +399,21 @@ pub struct mobike_api {
     /// How often to poll `sa_liveness`, milliseconds; 0: do not poll.
     pub liveness_interval_ms: unsafe extern "C" fn() -> u64,
     /// Packet counters of an IKE_SA we initiated (sums over its CHILD_SAs,
-    /// inbound and outbound); `busy` if an exchange is under way.
-    /// `*out_probe`: check all paths now (a task with `roam(FALSE)`).
+    /// inbound and outbound); `busy` if an exchange is under way,
+    /// `mobike_request` if that is a request of one of our MOBIKE tasks
+    /// (`mobike_rs_shim_kick` can send it to all paths); `nat_here`: the
+    /// IKE_SA's COND_NAT_HERE. `*out_verdict`: what to do now,
+    /// `*out_since_ms`: for how long nothing arrived.
     pub sa_liveness: unsafe extern "C" fn(
         unique_id: u32,
         inbound: u64,
         outbound: u64,
         now_ms: u64,
         busy: bool,
-        out_probe: *mut bool,
-        out_silent_ms: *mut u64,
+        mobike_request: bool,
+        nat_here: bool,
+        out_verdict: *mut mobike_liveness_verdict,
+        out_since_ms: *mut u64,
     ) -> mobike_result,
     /// Unique IDs of the IKE_SAs to poll with `sa_liveness` (at most `cap`
     /// written to `out`); returns how many were written.

@@ -936,6 +936,8 @@ impl MobikeTask {
                     } else if o.mapping_changed {
                         force = true;
                         self.check = true;
+                        // Worth checking again at the next stop of traffic.
+                        mem.liveness.nat_mapping_changed();
                         out.push(log(
                             1,
                             "detected changes in NAT mappings, initiating MOBIKE update".into(),
@@ -2157,10 +2159,33 @@ mod tests {
             cond: Condition::NatHere,
             value: true
         }));
+        // The liveness poll's mapping checks back off (1 s, 2 s, ...) while
+        // they find nothing, and start over when one finds a change.
+        use crate::mobike::liveness::{Activity, Observation, Verdict};
+        let poll = |mem: &mut SaMemory, now_ms: u64, n: u64| {
+            mem.liveness.observe(&Observation {
+                now_ms,
+                inbound: n,
+                outbound: n,
+                timeout_ms: 1000,
+                activity: Activity::Idle,
+                nat_here: true,
+            })
+        };
+        // traffic, a stop, a check; traffic, a stop, a check (backoff 2 s)
+        for (t, n) in [(0, 1), (250, 2), (1250, 2), (1500, 3), (2500, 3)] {
+            poll(&mut mem, t, n);
+        }
         let (st, _) = dpd(&mut mem, "198.18.1.254:4500");
         assert_eq!(st, Status::Success, "same mapping");
+        poll(&mut mem, 2750, 4);
+        assert_eq!(poll(&mut mem, 3750, 4), Verdict::Fine, "backing off");
         let (st, out) = dpd(&mut mem, "198.18.1.254:31000");
         assert_eq!(st, Status::NeedMore, "changed mapping: an update follows");
+        assert!(
+            matches!(poll(&mut mem, 3800, 4), Verdict::CheckNatMapping { .. }),
+            "a found change resets the backoff"
+        );
         assert!(out.iter().any(|a| matches!(
             a,
             Action::UpdateHosts {
