@@ -199,7 +199,7 @@ void mobike_rs_liveness_stop(void)
 /*
  * Described in header
  */
-bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src)
+uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
 {
 	static uint32_t seq = 0;
 	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
@@ -208,8 +208,8 @@ bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src)
 	uint8_t request[128], answer[4096];
 	size_t len = 0;
 	ssize_t got;
-	uint32_t my_seq;
-	bool done = FALSE, routed = FALSE;
+	uint32_t my_seq, oif = 0;
+	bool done = FALSE;
 	int fd, i;
 
 	mobike_rs_addr_from_host(dst, &d);
@@ -238,12 +238,20 @@ bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src)
 				break;
 			}
 			if (api->route_query_parse(answer, got, my_seq, &done,
-									   &routed) != MOBIKE_OK)
+									   &oif) != MOBIKE_OK)
 			{
 				break;
 			}
 		}
 	}
 	close(fd);
-	return done && routed;
+	return done ? oif : 0;
+}
+
+/*
+ * Described in header
+ */
+bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src)
+{
+	return mobike_rs_route_oif(api, dst, src) != 0;
 }

@@ -20,8 +20,16 @@ void mobike_rs_liveness_start(const mobike_api *api);
 void mobike_rs_liveness_stop(void);
 
 /**
- * Ask the kernel whether it routes dst from the local address src
- * (RTM_GETROUTE with RTA_SRC: policy routing counts).
+ * Ask the kernel through which interface it routes dst from the local
+ * address src (RTM_GETROUTE with RTA_SRC: policy routing counts; one
+ * request, never a dump of the routing table).
+ *
+ * @return			interface index, 0 if the pair is not routed
+ */
+uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src);
+
+/**
+ * Whether the kernel routes dst from the local address src.
  */
 bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src);
 

@@ -417,22 +417,27 @@ static void iface_fact(const mobike_addr *addr, const char *name,
 
 /**
  * The interface the kernel's route towards dst leaves through (from the
- * source address src, family 0 if unknown).
+ * local address src): our own RTM_GETROUTE, which costs one request where
+ * charon's get_nexthop() dumps the routing table (a gateway's holds a
+ * route per road warrior).
  */
 static void route_iface(host_t *dst, const mobike_addr *src,
 						mobike_addr_iface *out)
 {
-	host_t *from, *hop;
-	char *name = NULL;
+	const mobike_api *api = mobike_rs_shim_loaded_api();
+	char name[IFNAMSIZ];
+	host_t *from;
 	mobike_addr addr;
+	uint32_t oif = 0;
 
 	mobike_rs_addr_from_host(dst, &addr);
 	from = mobike_rs_host_from_addr(src);
-	hop = charon->kernel->get_nexthop(charon->kernel, dst, -1, from, &name);
-	iface_fact(&addr, name, out);
-	free(name);
-	DESTROY_IF(hop);
+	if (api && from)
+	{
+		oif = mobike_rs_route_oif(api, dst, from);
+	}
 	DESTROY_IF(from);
+	iface_fact(&addr, oif && if_indextoname(oif, name) ? name : NULL, out);
 }
 
 /**

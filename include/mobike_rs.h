@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 5
+#define MOBIKE_API_VERSION 6
 
 /**
  * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
@@ -640,13 +640,14 @@ typedef struct mobike_api {
                                      uintptr_t *out_len);
   /**
    * Reads one netlink datagram: `*out_done` if it answers `seq`, then
-   * `*out_routed` if the kernel routes that pair.
+   * `*out_oif` the interface index the kernel routes that pair through
+   * (0: not routed).
    */
   mobike_result (*route_query_parse)(const uint8_t *buf,
                                      uintptr_t len,
                                      uint32_t seq,
                                      bool *out_done,
-                                     bool *out_routed);
+                                     uint32_t *out_oif);
   /**
    * A kernel monitor (immediate roam triggers), NULL on failure.
    * `ignore`: interface names whose events never trigger, separated by

@@ -339,7 +339,7 @@ EOF
 	local perf_pid=
 	if [ -n "${BENCH_PERF:-}" ] && command -v perf >/dev/null; then
 		mkdir -p "$BENCH_PERF"
-		if [ -n "${BENCH_STRACE:-}" ]; then strace -c -f -p "$pid" -o "$BENCH_PERF/strace.$flavour.txt" >/dev/null 2>&1 & else perf record -q -F 2000 -g -p "$pid" -o "$BENCH_PERF/perf.$flavour.data" >/dev/null 2>&1 & fi
+		if [ -n "${BENCH_STRACE:-}" ]; then strace -c -f -p "$pid" -o "$BENCH_PERF/strace.$flavour.txt" >/dev/null 2>&1 & else perf record -q ${BENCH_PERF_ARGS:--F 2000 -g} -p "$pid" -o "$BENCH_PERF/perf.$flavour.data" >/dev/null 2>&1 & fi
 		perf_pid=$!
 		sleep 0.5
 	fi

@@ -28,7 +28,7 @@ use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 5;
+pub const MOBIKE_API_VERSION: u32 = 6;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -429,13 +429,14 @@ pub struct mobike_api {
         out_len: *mut usize,
     ) -> mobike_result,
     /// Reads one netlink datagram: `*out_done` if it answers `seq`, then
-    /// `*out_routed` if the kernel routes that pair.
+    /// `*out_oif` the interface index the kernel routes that pair through
+    /// (0: not routed).
     pub route_query_parse: unsafe extern "C" fn(
         buf: *const u8,
         len: usize,
         seq: u32,
         out_done: *mut bool,
-        out_routed: *mut bool,
+        out_oif: *mut u32,
     ) -> mobike_result,
     /// A kernel monitor (immediate roam triggers), NULL on failure.
     /// `ignore`: interface names whose events never trigger, separated by

@@ -45,9 +45,10 @@ fn request(dst: IpAddr, src: IpAddr, seq: u32) -> NetlinkMessage<RouteNetlinkMes
     nl
 }
 
-/// Whether an answer (one datagram) to request `seq` says the kernel
-/// routes the pair; `None` if it is not that answer.
-fn routed(buf: &[u8], seq: u32) -> Option<bool> {
+/// What an answer (one datagram) to request `seq` says: the interface
+/// index the kernel routes the pair through, 0 if it does not route it;
+/// `None` if it is not that answer.
+fn routed(buf: &[u8], seq: u32) -> Option<u32> {
     let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(buf).ok()?;
     if msg.header.sequence_number != seq {
         return None;
@@ -55,12 +56,15 @@ fn routed(buf: &[u8], seq: u32) -> Option<bool> {
     Some(match msg.payload {
         // unreachable, prohibit, blackhole and a source that is not ours
         // all come back as errors
-        NetlinkPayload::Error(e) => e.code.is_none(),
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => r
             .attributes
             .iter()
-            .any(|a| matches!(a, RouteAttribute::Oif(_))),
-        _ => false,
+            .find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            })
+            .unwrap_or(0),
+        _ => 0,
     })
 }
 
@@ -105,15 +109,16 @@ pub(crate) unsafe extern "C" fn route_query_build(
 }
 
 /// Reads one received datagram: `*out_done` whether it answers request
-/// `seq`, then `*out_routed` whether the kernel routes the pair.
+/// `seq`, then `*out_oif` the interface index the kernel routes the pair
+/// through (0: not routed).
 pub(crate) unsafe extern "C" fn route_query_parse(
     buf: *const u8,
     len: usize,
     seq: u32,
     out_done: *mut bool,
-    out_routed: *mut bool,
+    out_oif: *mut u32,
 ) -> mobike_result {
-    if buf.is_null() || out_done.is_null() || out_routed.is_null() {
+    if buf.is_null() || out_done.is_null() || out_oif.is_null() {
         return mobike_result::MOBIKE_NULL_PARAMETER;
     }
     // SAFETY: `buf` holds `len` bytes per the ABI contract.
@@ -124,7 +129,7 @@ pub(crate) unsafe extern "C" fn route_query_parse(
     // SAFETY: checked non-NULL.
     unsafe {
         *out_done = answer.is_some();
-        *out_routed = answer.unwrap_or(false);
+        *out_oif = answer.unwrap_or(0);
     }
     mobike_result::MOBIKE_OK
 }
@@ -175,13 +180,13 @@ mod tests {
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)),
         );
         ok.finalize();
-        assert_eq!(routed(&bytes(&ok), 9), Some(true));
+        assert_eq!(routed(&bytes(&ok), 9), Some(3));
         assert_eq!(routed(&bytes(&ok), 10), None, "another request's answer");
         let mut err = ErrorMessage::default();
         err.code = NonZeroI32::new(-101); // ENETUNREACH
         let mut e = NetlinkMessage::new(h, NetlinkPayload::<RouteNetlinkMessage>::Error(err));
         e.finalize();
-        assert_eq!(routed(&bytes(&e), 9), Some(false));
+        assert_eq!(routed(&bytes(&e), 9), Some(0));
         assert_eq!(routed(&[1, 2, 3], 9), None, "garbage");
     }
 }
