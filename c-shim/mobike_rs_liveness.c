@@ -8,6 +8,8 @@
 #include "mobike_rs_liveness.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -199,11 +201,66 @@ void mobike_rs_liveness_stop(void)
 /*
  * Described in header
  */
+/**
+ * Each thread keeps one netlink socket for its route lookups (closed when
+ * the thread ends): a gateway asks once per roaming IKE_SA, and a socket
+ * per lookup cost more than the lookup (allocation, RCU release).
+ */
+static pthread_key_t route_fd_key;
+static pthread_once_t route_fd_once = PTHREAD_ONCE_INIT;
+
+static void route_fd_close(void *value)
+{
+	close((int)(intptr_t)value - 1);
+}
+
+static void route_fd_init(void)
+{
+	pthread_key_create(&route_fd_key, route_fd_close);
+}
+
+/**
+ * This thread's netlink socket for route lookups, -1 if none can be had.
+ */
+static int route_fd(void)
+{
+	struct timeval timeout = { .tv_usec = 200000 };
+	intptr_t value;
+	int fd;
+
+	pthread_once(&route_fd_once, route_fd_init);
+	value = (intptr_t)pthread_getspecific(route_fd_key);
+	if (value)
+	{
+		return (int)value - 1;
+	}
+	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+	{
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+	if (pthread_setspecific(route_fd_key, (void*)(intptr_t)(fd + 1)) != 0)
+	{
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/**
+ * Drop this thread's socket after an error (a new one is made next time).
+ */
+static void route_fd_reset(int fd)
+{
+	pthread_setspecific(route_fd_key, NULL);
+	close(fd);
+}
+
 uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
 {
 	static uint32_t seq = 0;
 	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
-	struct timeval timeout = { .tv_usec = 200000 };
 	mobike_addr d, s;
 	uint8_t request[128], answer[4096];
 	size_t len = 0;
@@ -218,14 +275,13 @@ uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
 	if (api->route_query_build(&d, &s, my_seq, request, sizeof(request),
 							   &len) != MOBIKE_OK)
 	{
-		return FALSE;
+		return 0;
 	}
-	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_ROUTE);
+	fd = route_fd();
 	if (fd < 0)
 	{
-		return FALSE;
+		return 0;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	if (sendto(fd, request, len, 0, (struct sockaddr*)&addr,
 			   sizeof(addr)) == (ssize_t)len)
 	{
@@ -244,7 +300,10 @@ uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
 			}
 		}
 	}
-	close(fd);
+	if (!done)
+	{	/* an answer may still come: a fresh socket never reads it */
+		route_fd_reset(fd);
+	}
 	return done ? oif : 0;
 }
 
