@@ -352,6 +352,53 @@ static struct {
 static unsigned int tunnel_cache_next;
 static pthread_mutex_t tunnel_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static struct {
+	uint32_t index;
+	char name[IFNAMSIZ];
+	uint64_t until_ms;
+} name_cache[TUNNEL_CACHE_SIZE];
+static unsigned int name_cache_next;
+
+/**
+ * The name of interface index (if_indextoname(), which opens a socket per
+ * call, cached as above); FALSE if there is none.
+ */
+static bool iface_name(uint32_t index, char name[IFNAMSIZ])
+{
+	timeval_t now;
+	uint64_t now_ms;
+	bool found = FALSE;
+	int i;
+
+	time_monotonic(&now);
+	now_ms = (uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+	pthread_mutex_lock(&tunnel_cache_lock);
+	for (i = 0; i < TUNNEL_CACHE_SIZE && !found; i++)
+	{
+		if (name_cache[i].until_ms > now_ms && name_cache[i].index == index)
+		{
+			memcpy(name, name_cache[i].name, IFNAMSIZ);
+			found = TRUE;
+		}
+	}
+	pthread_mutex_unlock(&tunnel_cache_lock);
+	if (found)
+	{
+		return TRUE;
+	}
+	if (!if_indextoname(index, name))
+	{
+		return FALSE;
+	}
+	pthread_mutex_lock(&tunnel_cache_lock);
+	i = name_cache_next++ % TUNNEL_CACHE_SIZE;
+	name_cache[i].index = index;
+	memcpy(name_cache[i].name, name, IFNAMSIZ);
+	name_cache[i].until_ms = now_ms + TUNNEL_CACHE_MS;
+	pthread_mutex_unlock(&tunnel_cache_lock);
+	return TRUE;
+}
+
 /**
  * Whether a network interface is a tunnel device (read_tunnel_iface(),
  * cached).
@@ -437,7 +484,7 @@ static void route_iface(host_t *dst, const mobike_addr *src,
 		oif = mobike_rs_route_oif(api, dst, from);
 	}
 	DESTROY_IF(from);
-	iface_fact(&addr, oif && if_indextoname(oif, name) ? name : NULL, out);
+	iface_fact(&addr, oif && iface_name(oif, name) ? name : NULL, out);
 }
 
 /**

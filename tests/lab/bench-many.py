@@ -88,6 +88,22 @@ def initiate(path, prefix, count):
 
 
 def cpu_seconds(pid):
+    """CPU time of the process: the sum of its threads' run time from
+    schedstat (nanoseconds; charon's threads live as long as it does), or
+    utime+stime in clock ticks (10 ms) where schedstat is missing."""
+    total, found = 0, False
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                    total += int(f.read().split()[0])
+                    found = True
+            except (OSError, ValueError, IndexError):
+                pass  # a thread that just ended
+    except OSError:
+        pass
+    if found:
+        return total / 1e9
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -121,7 +137,7 @@ def roam(log, pid, count, cap, pattern, cmd):
             t_last, cpu_last = time.monotonic(), cpu_seconds(pid)
     if matched < count:
         t_last, cpu_last = time.monotonic(), cpu_seconds(pid)
-    print("%d %.3f %.2f" % (matched, t_last - t0, cpu_last - cpu0))
+    print("%d %.3f %.4f" % (matched, t_last - t0, cpu_last - cpu0))
 
 
 def main(argv):
