@@ -1068,13 +1068,14 @@ impl MobikeTask {
         } else {
             ReturnRoutability::Off
         };
-        mem.unchecked_path = None;
-        if check != ReturnRoutability::Off && !sa.has_child_sas {
-            // RFC 4555 3.5 puts the check before the IPsec SAs' update;
-            // without IPsec SAs there is no traffic to redirect at a third
-            // party (5.3), so the IKE_SA moves at once and the check waits
-            // for its first CHILD_SA (SaMemory::child_sa_up). A gateway
-            // then pays no extra exchange for childless IKE_SAs.
+        // RFC 4555 3.5 puts the check before the IPsec SAs' update; without
+        // IPsec SAs there is no traffic to redirect at a third party (5.3),
+        // so the IKE_SA moves at once and the check waits for its first
+        // CHILD_SA (SaMemory::child_sa_up). A gateway then pays no extra
+        // exchange for childless IKE_SAs.
+        let childless = check != ReturnRoutability::Off && !sa.has_child_sas;
+        mem.unchecked_path = childless.then_some(path);
+        let check = if childless {
             out.push(log(
                 2,
                 format!(
@@ -1083,18 +1084,10 @@ impl MobikeTask {
                     show(path.remote)
                 ),
             ));
-            mem.return_routability_pending = None;
-            mem.unchecked_path = Some(path);
-            update_hosts(
-                sa,
-                Some(path.local),
-                Some(path.remote),
-                UpdateForce::All,
-                UpdateReason::PeerUpdate,
-                out,
-            );
-            return;
-        }
+            ReturnRoutability::Off
+        } else {
+            check
+        };
         // A newer update restarts the check (RFC 4621 5.5.2); back on a
         // checked path, nothing is pending.
         mem.return_routability_pending = match check {
