@@ -868,7 +868,7 @@ unsafe extern "C" fn task_view_needs(
             },
             None => None,
         };
-        let policy = registry::env().policy;
+        let policy = registry::policy();
         let n = registry::peek_memory(view.unique_id, |mem| {
             t.core.view_needs(step, &view, mem, &policy, message.as_ref())
         });
