@@ -89,16 +89,6 @@ struct private_mobike_rs_kernel_t {
 	u_char *buf;
 };
 
-/**
- * Monotonic clock in milliseconds.
- */
-static uint64_t now_ms()
-{
-	timeval_t tv;
-
-	time_monotonic(&tv);
-	return (uint64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 /**
  * Log a refused call once; the monitor stops deciding, charon's own roam
@@ -220,7 +210,7 @@ static void pump(private_mobike_rs_kernel_t *this)
 
 	for (i = 0; i < MAX_PUMP && !this->failed; i++)
 	{
-		now = now_ms();
+		now = mobike_rs_shim_now_ms();
 		result = this->api->kernel_monitor_deadline(this->monitor, now, &d,
 													&next);
 		if (result != MOBIKE_OK)
@@ -239,7 +229,7 @@ static void pump(private_mobike_rs_kernel_t *this)
 	{
 		return;
 	}
-	now = now_ms();
+	now = mobike_rs_shim_now_ms();
 	ref_get(&this->ref);
 	job = callback_job_create_with_prio((callback_job_cb_t)on_deadline, this,
 								(callback_job_cleanup_t)release, NULL,
@@ -306,7 +296,7 @@ static bool on_read(private_mobike_rs_kernel_t *this, int fd,
 	for (i = 0; i < MAX_READS && !this->stopped && !this->failed; i++)
 	{
 		len = recv(fd, this->buf, RECV_BUF, MSG_DONTWAIT);
-		now = now_ms();
+		now = mobike_rs_shim_now_ms();
 		if (len < 0)
 		{
 			if (errno == EINTR)

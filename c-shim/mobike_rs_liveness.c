@@ -127,7 +127,7 @@ static job_requeue_t poll_counters(void *data)
 	u_int generation = (uintptr_t)data;
 	const mobike_api *api;
 	ike_sa_t *ike_sa;
-	timeval_t now;
+	uint64_t now;
 	uint64_t interval;
 	uint32_t ids[256];
 	size_t count, i;
@@ -148,15 +148,14 @@ static job_requeue_t poll_counters(void *data)
 		 * checking out every IKE_SA of a gateway would hold up its
 		 * exchanges */
 		count = api->liveness_watched(ids, countof(ids));
-		time_monotonic(&now);
+		now = mobike_rs_shim_now_ms();
 		for (i = 0; i < count; i++)
 		{
 			ike_sa = charon->ike_sa_manager->checkout_by_id(
 											charon->ike_sa_manager, ids[i]);
 			if (ike_sa)
 			{
-				check_ike_sa(api, ike_sa,
-						(uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
+				check_ike_sa(api, ike_sa, now);
 				charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
 			}
 		}

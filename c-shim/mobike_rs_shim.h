@@ -49,6 +49,11 @@ typedef struct {
 } mobike_rs_view_storage_t;
 
 /**
+ * Monotonic clock in milliseconds (the core's time).
+ */
+uint64_t mobike_rs_shim_now_ms(void);
+
+/**
  * Gather what charon knows about an IKE_SA (for a task or the status):
  * the basic facts, and of the costly ones (kernel lookups per address or
  * pair) those in needs.

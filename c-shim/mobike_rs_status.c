@@ -91,13 +91,11 @@ static bool on_accept(private_mobike_rs_status_t *this, stream_t *stream)
 	char request[MAX_REQUEST];
 	const uint8_t *answer;
 	size_t len, answer_len;
-	timeval_t now;
 	bool old;
 
 	len = read_request(stream, request, sizeof(request));
-	time_monotonic(&now);
 	doc = this->api->status_new((uint8_t*)request, len,
-						(uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000);
+								mobike_rs_shim_now_ms());
 	if (!doc)
 	{
 		return FALSE;

@@ -336,66 +336,99 @@ static bool read_tunnel_iface(const char *name)
 }
 
 /**
- * What sysfs said about recently seen interfaces: a gateway asks about the
- * same one or two interfaces for every roaming IKE_SA, and each answer
- * costs four file system calls. An interface replaced under the same name
- * is seen as it is after at most TUNNEL_CACHE_MS.
+ * What was found out about recently seen interfaces: a gateway asks about
+ * the same one or two interfaces for every roaming IKE_SA, and each answer
+ * costs system calls (four to sysfs for the type, a socket for the name of
+ * an index). An interface replaced under the same name or index is seen as
+ * it is after at most IFACE_CACHE_MS.
  */
-#define TUNNEL_CACHE_SIZE 8
-#define TUNNEL_CACHE_MS 1000
+#define IFACE_CACHE_SIZE 8
+#define IFACE_CACHE_MS 1000
 
-static struct {
+typedef struct {
+	/** interface index, 0 if looked up by name only */
+	uint32_t index;
 	char name[IFNAMSIZ];
 	bool tunnel;
 	uint64_t until_ms;
-} tunnel_cache[TUNNEL_CACHE_SIZE];
-static unsigned int tunnel_cache_next;
-static pthread_mutex_t tunnel_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+} iface_entry_t;
 
-static struct {
-	uint32_t index;
-	char name[IFNAMSIZ];
-	uint64_t until_ms;
-} name_cache[TUNNEL_CACHE_SIZE];
-static unsigned int name_cache_next;
+static iface_entry_t iface_cache[IFACE_CACHE_SIZE];
+static unsigned int iface_cache_next;
+static pthread_mutex_t iface_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/**
- * The name of interface index (if_indextoname(), which opens a socket per
- * call, cached as above); FALSE if there is none.
+/*
+ * Described in header
  */
-static bool iface_name(uint32_t index, char name[IFNAMSIZ])
+uint64_t mobike_rs_shim_now_ms(void)
 {
 	timeval_t now;
-	uint64_t now_ms;
+
+	time_monotonic(&now);
+	return (uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+}
+
+/**
+ * A fresh entry for index (if not 0) or else for name, copied to out.
+ */
+static bool iface_cache_get(uint32_t index, const char *name,
+							iface_entry_t *out)
+{
+	uint64_t now = mobike_rs_shim_now_ms();
 	bool found = FALSE;
 	int i;
 
-	time_monotonic(&now);
-	now_ms = (uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
-	pthread_mutex_lock(&tunnel_cache_lock);
-	for (i = 0; i < TUNNEL_CACHE_SIZE && !found; i++)
+	pthread_mutex_lock(&iface_cache_lock);
+	for (i = 0; i < IFACE_CACHE_SIZE && !found; i++)
 	{
-		if (name_cache[i].until_ms > now_ms && name_cache[i].index == index)
+		if (iface_cache[i].until_ms > now &&
+			(index ? iface_cache[i].index == index
+				   : streq(iface_cache[i].name, name)))
 		{
-			memcpy(name, name_cache[i].name, IFNAMSIZ);
+			*out = iface_cache[i];
 			found = TRUE;
 		}
 	}
-	pthread_mutex_unlock(&tunnel_cache_lock);
-	if (found)
+	pthread_mutex_unlock(&iface_cache_lock);
+	return found;
+}
+
+/**
+ * Remember what was found out about one interface, replacing the oldest.
+ */
+static void iface_cache_put(uint32_t index, const char *name, bool tunnel)
+{
+	size_t len = min(strlen(name), (size_t)IFNAMSIZ - 1);
+	iface_entry_t *e;
+
+	pthread_mutex_lock(&iface_cache_lock);
+	e = &iface_cache[iface_cache_next++ % IFACE_CACHE_SIZE];
+	e->index = index;
+	memcpy(e->name, name, len);
+	e->name[len] = '\0';
+	e->tunnel = tunnel;
+	e->until_ms = mobike_rs_shim_now_ms() + IFACE_CACHE_MS;
+	pthread_mutex_unlock(&iface_cache_lock);
+}
+
+/**
+ * The name of interface index (if_indextoname(), cached with its type);
+ * FALSE if there is none.
+ */
+static bool iface_name(uint32_t index, char name[IFNAMSIZ])
+{
+	iface_entry_t e;
+
+	if (iface_cache_get(index, NULL, &e))
 	{
+		memcpy(name, e.name, IFNAMSIZ);
 		return TRUE;
 	}
 	if (!if_indextoname(index, name))
 	{
 		return FALSE;
 	}
-	pthread_mutex_lock(&tunnel_cache_lock);
-	i = name_cache_next++ % TUNNEL_CACHE_SIZE;
-	name_cache[i].index = index;
-	memcpy(name_cache[i].name, name, IFNAMSIZ);
-	name_cache[i].until_ms = now_ms + TUNNEL_CACHE_MS;
-	pthread_mutex_unlock(&tunnel_cache_lock);
+	iface_cache_put(index, name, read_tunnel_iface(name));
 	return TRUE;
 }
 
@@ -405,37 +438,19 @@ static bool iface_name(uint32_t index, char name[IFNAMSIZ])
  */
 static bool is_tunnel_iface(const char *name)
 {
-	timeval_t now;
-	uint64_t now_ms;
+	iface_entry_t e;
 	bool tunnel;
-	int i;
 
 	if (strlen(name) >= IFNAMSIZ)
 	{
 		return read_tunnel_iface(name);
 	}
-	time_monotonic(&now);
-	now_ms = (uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
-	pthread_mutex_lock(&tunnel_cache_lock);
-	for (i = 0; i < TUNNEL_CACHE_SIZE; i++)
+	if (iface_cache_get(0, name, &e))
 	{
-		if (tunnel_cache[i].until_ms > now_ms &&
-			streq(tunnel_cache[i].name, name))
-		{
-			tunnel = tunnel_cache[i].tunnel;
-			pthread_mutex_unlock(&tunnel_cache_lock);
-			return tunnel;
-		}
+		return e.tunnel;
 	}
-	pthread_mutex_unlock(&tunnel_cache_lock);
 	tunnel = read_tunnel_iface(name);
-	pthread_mutex_lock(&tunnel_cache_lock);
-	i = tunnel_cache_next++ % TUNNEL_CACHE_SIZE;
-	strncpy(tunnel_cache[i].name, name, IFNAMSIZ - 1);
-	tunnel_cache[i].name[IFNAMSIZ - 1] = '\0';
-	tunnel_cache[i].tunnel = tunnel;
-	tunnel_cache[i].until_ms = now_ms + TUNNEL_CACHE_MS;
-	pthread_mutex_unlock(&tunnel_cache_lock);
+	iface_cache_put(0, name, tunnel);
 	return tunnel;
 }
 
@@ -709,11 +724,9 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 	enumerator_t *enumerator;
 	host_t *host;
 	size_t dropped = 0;
-	timeval_t now;
 
 	memset(v, 0, sizeof(*v));
-	time_monotonic(&now);
-	v->now_ms = (uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+	v->now_ms = mobike_rs_shim_now_ms();
 	v->unique_id = ike_sa->get_unique_id(ike_sa);
 	copy_spi(v->spi_i, id->get_initiator_spi(id));
 	copy_spi(v->spi_r, id->get_responder_spi(id));
