@@ -378,15 +378,7 @@ for name in "${selected[@]}"; do
 			echo "INFO $name: stock charon as the honest side: $what ($((SECONDS - t0))s)"
 			info=$((info + 1))
 			;;
-		*)
-			if [ $rc = 0 ]; then
-				echo "PASS $name ($((SECONDS - t0))s)"
-				passed=$((passed + 1))
-			else
-				echo "FAIL $name ($((SECONDS - t0))s)"
-				failed=$((failed + 1))
-			fi
-			;;
+		*) tally "$name" $rc "$t0" ;;
 	esac
 done
 echo "hostile: $passed passed, $failed failed, $skipped skipped, $info information only ($((SECONDS - start_time))s)"

@@ -683,12 +683,8 @@ for s in "${selected[@]}"; do
 	if [ $rc = 77 ]; then
 		echo "SKIP $name: a tool it needs is missing (see above)"
 		skipped=$((skipped + 1))
-	elif [ $rc = 0 ]; then
-		echo "PASS $name ($((SECONDS - t0))s)"
-		passed=$((passed + 1))
 	else
-		echo "FAIL $name ($((SECONDS - t0))s)"
-		failed=$((failed + 1))
+		tally "$name" $rc "$t0"
 	fi
 done
 echo "interop: $passed passed, $failed failed, $skipped skipped"

@@ -339,6 +339,18 @@ ping_ok() {
 	return 1
 }
 
+# tally NAME RC T0: the PASS (RC 0) or FAIL line of one test started at
+# SECONDS = T0, counted in the caller's passed or failed.
+tally() {
+	if [ "$2" = 0 ]; then
+		echo "PASS $1 ($((SECONDS - $3))s)"
+		passed=$((passed + 1))
+	else
+		echo "FAIL $1 ($((SECONDS - $3))s)"
+		failed=$((failed + 1))
+	fi
+}
+
 # wait_for COND...: evaluate COND every 0.1 s for at most LAB_WAIT seconds.
 wait_for() {
 	local i
