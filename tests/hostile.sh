@@ -314,14 +314,9 @@ expect_bad_lengths_mobike() {
 }
 
 skip_reason() {
-	[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; return; }
-	local t
-	for t in ip iptables swanctl ping unshare; do
-		command -v "$t" >/dev/null 2>&1 || { echo "missing tool: $t"; return; }
-	done
-	[ -x /usr/lib/ipsec/charon ] || { echo "missing /usr/lib/ipsec/charon (strongswan-charon)"; return; }
-	[ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] ||
-		{ echo "missing kernel-libipsec (libcharon-extra-plugins)"; return; }
+	local why
+	why=$(lab_missing)
+	[ -z "$why" ] || { echo "$why"; return; }
 	local lib
 	for lib in "$RELEASE_LIB" "$HOSTILE_LIB"; do
 		[ -f "$lib" ] || { echo "library not built: $lib (make hostile)"; return; }

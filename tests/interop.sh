@@ -615,14 +615,9 @@ scenario_natmap() {
 
 # Reasons to skip everything, checked once.
 skip_reason() {
-	[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; return; }
-	local t
-	for t in ip iptables swanctl ping unshare; do
-		command -v "$t" >/dev/null 2>&1 || { echo "missing tool: $t"; return; }
-	done
-	[ -x /usr/lib/ipsec/charon ] || { echo "missing /usr/lib/ipsec/charon (strongswan-charon)"; return; }
-	[ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] ||
-		{ echo "missing kernel-libipsec (libcharon-extra-plugins)"; return; }
+	local why
+	why=$(lab_missing)
+	[ -z "$why" ] || { echo "$why"; return; }
 	[ -f "$LAB_LIB" ] || { echo "library not built: $LAB_LIB (make build)"; return; }
 	[ -x "$LAB_CLI" ] || { echo "status command not built: $LAB_CLI (make build)"; return; }
 	nm -D --defined-only "$LAB_LIB" 2>/dev/null | grep -q ' ike_mobike_create$' ||

@@ -339,6 +339,19 @@ ping_ok() {
 	return 1
 }
 
+# lab_missing: why no lab can run here (root, tools, Debian's charon with
+# kernel-libipsec), nothing if one can.
+lab_missing() {
+	[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; return; }
+	local t
+	for t in ip iptables swanctl ping unshare; do
+		command -v "$t" >/dev/null 2>&1 || { echo "missing tool: $t"; return; }
+	done
+	[ -x /usr/lib/ipsec/charon ] || { echo "missing /usr/lib/ipsec/charon (strongswan-charon)"; return; }
+	[ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] ||
+		{ echo "missing kernel-libipsec (libcharon-extra-plugins)"; return; }
+}
+
 # tally NAME RC T0: the PASS (RC 0) or FAIL line of one test started at
 # SECONDS = T0, counted in the caller's passed or failed.
 tally() {
