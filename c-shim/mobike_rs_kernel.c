@@ -8,6 +8,7 @@
 
 #include "mobike_rs_kernel.h"
 #include "mobike_rs_shim.h"
+#include "mobike_rs_liveness.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -99,6 +100,7 @@ static void failed(private_mobike_rs_kernel_t *this, mobike_result result)
 	if (!this->failed)
 	{
 		this->failed = TRUE;
+		mobike_rs_route_cache_changed(FALSE);
 		DBG1(DBG_IKE, "mobike-rs: kernel monitor stopped (%s), roam events "
 			 "come from charon's kernel interface only",
 			 this->api->result_text(result));
@@ -307,10 +309,15 @@ static bool on_read(private_mobike_rs_kernel_t *this, int fd,
 			{
 				break;	/* EAGAIN: all read */
 			}
+			/* lost datagrams may have told a change too */
+			mobike_rs_route_cache_changed(TRUE);
 			result = this->api->kernel_monitor_lost(this->monitor, now, &d);
 		}
 		else
 		{
+			/* any change of links, addresses, routes or rules may change
+			 * a route; the decisions below see fresh answers */
+			mobike_rs_route_cache_changed(TRUE);
 			result = this->api->kernel_monitor_read(this->monitor, this->buf,
 													len, now, &d);
 		}
@@ -338,6 +345,7 @@ METHOD(mobike_rs_kernel_t, destroy, void,
 {
 	this->mutex->lock(this->mutex);
 	this->stopped = TRUE;
+	mobike_rs_route_cache_changed(FALSE);
 	this->mutex->unlock(this->mutex);
 	/* waits until a running callback returned */
 	lib->watcher->remove(lib->watcher, this->fd);
@@ -353,8 +361,11 @@ mobike_rs_kernel_t *mobike_rs_kernel_create(const mobike_api *api)
 	private_mobike_rs_kernel_t *this;
 	struct sockaddr_nl addr = {
 		.nl_family = AF_NETLINK,
+		/* rules only for the route cache (policy routing changes routes) */
 		.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
-					 RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
+					 RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE |
+					 (1 << (RTNLGRP_IPV4_RULE - 1)) |
+					 (1 << (RTNLGRP_IPV6_RULE - 1)),
 	};
 	char *mode, *ignored, ignore[512];
 	int fd, rcvbuf = SOCKET_RCVBUF, table;
@@ -415,6 +426,7 @@ mobike_rs_kernel_t *mobike_rs_kernel_create(const mobike_api *api)
 		.buf = malloc(RECV_BUF),
 	);
 	this->mutex->lock(this->mutex);
+	mobike_rs_route_cache_changed(TRUE);
 	send_requests(this);
 	this->mutex->unlock(this->mutex);
 	lib->watcher->add(lib->watcher, fd, WATCHER_READ, (watcher_cb_t)on_read,

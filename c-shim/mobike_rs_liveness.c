@@ -256,30 +256,126 @@ static void route_fd_reset(int fd)
 	close(fd);
 }
 
-uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
+/**
+ * Route facts are reused while the kernel monitor has read nothing since
+ * and for at most ROUTE_CACHE_TTL_MS: a gateway asks the same question for
+ * every IKE_SA that roams from one host at once. Without a running monitor
+ * nothing is cached, as nothing would tell a change.
+ */
+#define ROUTE_CACHE_SIZE 64
+#define ROUTE_CACHE_TTL_MS 1000
+
+typedef struct {
+	mobike_addr dst, src;
+	uint32_t oif;
+	uint64_t generation;
+	uint64_t at_ms;
+	bool valid;
+} route_entry_t;
+
+static struct {
+	route_entry_t entries[ROUTE_CACHE_SIZE];
+	unsigned int next;
+	/* bumped for every datagram the monitor reads; 0: no monitor */
+	uint64_t generation;
+	pthread_mutex_t lock;
+} route_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/*
+ * Described in header
+ */
+void mobike_rs_route_cache_changed(bool monitored)
+{
+	pthread_mutex_lock(&route_cache.lock);
+	route_cache.generation = monitored ? route_cache.generation + 1 : 0;
+	if (!monitored)
+	{
+		memset(route_cache.entries, 0, sizeof(route_cache.entries));
+	}
+	pthread_mutex_unlock(&route_cache.lock);
+}
+
+static bool same_ip(const mobike_addr *a, const mobike_addr *b)
+{
+	return a->family == b->family && memeq(a->ip, b->ip, sizeof(a->ip));
+}
+
+/**
+ * A cached answer for dst from src; *generation gets the generation a new
+ * answer is stored under (0: do not store).
+ */
+static bool route_cache_get(const mobike_addr *dst, const mobike_addr *src,
+							uint64_t now, uint32_t *oif, uint64_t *generation)
+{
+	route_entry_t *e;
+	bool found = FALSE;
+	int i;
+
+	pthread_mutex_lock(&route_cache.lock);
+	*generation = route_cache.generation;
+	for (i = 0; *generation && i < ROUTE_CACHE_SIZE && !found; i++)
+	{
+		e = &route_cache.entries[i];
+		if (e->valid && e->generation == *generation &&
+			now - e->at_ms < ROUTE_CACHE_TTL_MS &&
+			same_ip(&e->dst, dst) && same_ip(&e->src, src))
+		{
+			*oif = e->oif;
+			found = TRUE;
+		}
+	}
+	pthread_mutex_unlock(&route_cache.lock);
+	return found;
+}
+
+static void route_cache_put(const mobike_addr *dst, const mobike_addr *src,
+							uint64_t now, uint32_t oif, uint64_t generation)
+{
+	route_entry_t *e;
+
+	pthread_mutex_lock(&route_cache.lock);
+	/* an answer from before a change the monitor read since is stale */
+	if (generation && generation == route_cache.generation)
+	{
+		e = &route_cache.entries[route_cache.next++ % ROUTE_CACHE_SIZE];
+		*e = (route_entry_t){
+			.dst = *dst,
+			.src = *src,
+			.oif = oif,
+			.generation = generation,
+			.at_ms = now,
+			.valid = TRUE,
+		};
+	}
+	pthread_mutex_unlock(&route_cache.lock);
+}
+
+/**
+ * One RTM_GETROUTE for dst from src; FALSE if no answer came.
+ */
+static bool route_query(const mobike_api *api, const mobike_addr *d,
+						const mobike_addr *s, uint32_t *oif)
 {
 	static uint32_t seq = 0;
 	struct sockaddr_nl addr = { .nl_family = AF_NETLINK };
-	mobike_addr d, s;
 	uint8_t request[128], answer[4096];
 	size_t len = 0;
 	ssize_t got;
-	uint32_t my_seq, oif = 0;
+	uint32_t my_seq;
 	bool done = FALSE;
 	int fd, i;
 
-	mobike_rs_addr_from_host(dst, &d);
-	mobike_rs_addr_from_host(src, &s);
+	*oif = 0;
 	my_seq = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
-	if (api->route_query_build(&d, &s, my_seq, request, sizeof(request),
+	if (api->route_query_build(d, s, my_seq, request, sizeof(request),
 							   &len) != MOBIKE_OK)
 	{
-		return 0;
+		return FALSE;
 	}
 	fd = route_fd();
 	if (fd < 0)
 	{
-		return 0;
+		return FALSE;
 	}
 	if (sendto(fd, request, len, 0, (struct sockaddr*)&addr,
 			   sizeof(addr)) == (ssize_t)len)
@@ -293,7 +389,7 @@ uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
 				break;
 			}
 			if (api->route_query_parse(answer, got, my_seq, &done,
-									   &oif) != MOBIKE_OK)
+									   oif) != MOBIKE_OK)
 			{
 				break;
 			}
@@ -302,8 +398,28 @@ uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
 	if (!done)
 	{	/* an answer may still come: a fresh socket never reads it */
 		route_fd_reset(fd);
+		*oif = 0;
 	}
-	return done ? oif : 0;
+	return done;
+}
+
+uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
+{
+	mobike_addr d, s;
+	uint64_t now = mobike_rs_shim_now_ms(), generation;
+	uint32_t oif = 0;
+
+	mobike_rs_addr_from_host(dst, &d);
+	mobike_rs_addr_from_host(src, &s);
+	if (route_cache_get(&d, &s, now, &oif, &generation))
+	{
+		return oif;
+	}
+	if (route_query(api, &d, &s, &oif))
+	{	/* "not routed" is an answer too */
+		route_cache_put(&d, &s, now, oif, generation);
+	}
+	return oif;
 }
 
 /*

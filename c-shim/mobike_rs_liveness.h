@@ -22,11 +22,18 @@ void mobike_rs_liveness_stop(void);
 /**
  * Ask the kernel through which interface it routes dst from the local
  * address src (RTM_GETROUTE with RTA_SRC: policy routing counts; one
- * request, never a dump of the routing table).
+ * request, never a dump of the routing table). Answers are cached until
+ * the kernel monitor reads its next datagram, for 1 s at most.
  *
  * @return			interface index, 0 if the pair is not routed
  */
 uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src);
+
+/**
+ * The kernel monitor read a datagram (monitored) or stopped reading (not):
+ * cached route facts are stale, and without a monitor none are cached.
+ */
+void mobike_rs_route_cache_changed(bool monitored);
 
 /**
  * Whether the kernel routes dst from the local address src.
