@@ -278,7 +278,7 @@ fn facts<'a>(w: &'a World, rng: &'a FixedByteRandom) -> (SaView<'a>, Env<'a>) {
     let env = Env {
         rng,
         fake_natd_source: Ipv4Addr::new(198, 18, 99, 99),
-        policy: w.policy.clone(),
+        policy: w.policy.clone().into(),
     };
     (view, env)
 }

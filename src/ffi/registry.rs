@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -18,27 +18,37 @@ use crate::mobike::{Policy, SaMemory};
 /// Most IKE_SAs whose memory is kept (a gateway with many road warriors).
 pub const MAX_SAS: usize = 1 << 17;
 
-fn memories() -> &'static Mutex<HashMap<u32, SaMemory>> {
-    static M: OnceLock<Mutex<HashMap<u32, SaMemory>>> = OnceLock::new();
-    M.get_or_init(|| Mutex::new(HashMap::new()))
+/// The memories are split by unique ID so that the worker threads of a
+/// gateway moving many IKE_SAs at once rarely wait for one another.
+const SHARDS: usize = 64;
+
+type Shard = Mutex<HashMap<u32, SaMemory>>;
+
+fn shards() -> &'static [Shard; SHARDS] {
+    static M: OnceLock<[Shard; SHARDS]> = OnceLock::new();
+    M.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::new())))
+}
+
+fn shard(unique_id: u32) -> std::sync::MutexGuard<'static, HashMap<u32, SaMemory>> {
+    shards()[unique_id as usize % SHARDS]
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs `f` with the memory of IKE_SA `unique_id`.
 pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
-    let mut map = memories().lock().unwrap_or_else(|p| p.into_inner());
-    if map.len() >= MAX_SAS && !map.contains_key(&unique_id) {
+    let mut map = shard(unique_id);
+    if map.len() >= MAX_SAS / SHARDS && !map.contains_key(&unique_id) {
         drop(map);
         return f(&mut SaMemory::default());
     }
-    let mem = map.entry(unique_id).or_default();
-    let mut copy = mem.clone();
+    let mut copy = map.entry(unique_id).or_default().clone();
     // Run the core without the lock held; a panic inside leaves the stored
     // memory as it was.
     drop(map);
     let r = f(&mut copy);
-    let mut map = memories().lock().unwrap_or_else(|p| p.into_inner());
-    if map.contains_key(&unique_id) {
-        map.insert(unique_id, copy);
+    if let Some(mem) = shard(unique_id).get_mut(&unique_id) {
+        *mem = copy;
     }
     r
 }
@@ -46,7 +56,7 @@ pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
 /// Runs `f` on the memory of IKE_SA `unique_id` (fresh memory if none is
 /// kept) under the lock, without a copy: for quick reads only.
 pub fn peek_memory<R>(unique_id: u32, f: impl FnOnce(&SaMemory) -> R) -> R {
-    let map = memories().lock().unwrap_or_else(|p| p.into_inner());
+    let map = shard(unique_id);
     match map.get(&unique_id) {
         Some(m) => f(m),
         None => {
@@ -59,36 +69,39 @@ pub fn peek_memory<R>(unique_id: u32, f: impl FnOnce(&SaMemory) -> R) -> R {
 /// Runs `f` with the memory of IKE_SA `unique_id` if a MOBIKE task ever
 /// ran on it; `None` otherwise (nothing is stored for it then).
 pub fn with_known_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> Option<R> {
-    let known = memories()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains_key(&unique_id);
+    let known = shard(unique_id).contains_key(&unique_id);
     known.then(|| with_memory(unique_id, f))
 }
 
 /// Forgets IKE_SA `unique_id`.
 pub fn forget(unique_id: u32) {
-    memories()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&unique_id);
+    shard(unique_id).remove(&unique_id);
 }
 
 /// Up to `cap` unique IDs of IKE_SAs whose liveness is watched.
 pub fn liveness_watched(cap: usize) -> Vec<u32> {
-    memories()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter(|(_, m)| m.liveness_watched)
-        .map(|(id, _)| *id)
-        .take(cap)
-        .collect()
+    let mut ids = Vec::new();
+    for s in shards() {
+        let map = s.lock().unwrap_or_else(|p| p.into_inner());
+        ids.extend(
+            map.iter()
+                .filter(|(_, m)| m.liveness_watched)
+                .map(|(id, _)| *id)
+                .take(cap - ids.len()),
+        );
+        if ids.len() >= cap {
+            break;
+        }
+    }
+    ids
 }
 
 /// Number of IKE_SAs remembered.
 pub fn remembered() -> usize {
-    memories().lock().unwrap_or_else(|p| p.into_inner()).len()
+    shards()
+        .iter()
+        .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+        .sum()
 }
 
 fn rng() -> &'static SystemRandom {
@@ -113,31 +126,31 @@ pub fn env() -> Env<'static> {
     }
 }
 
-fn policy_lock() -> &'static RwLock<Policy> {
-    static P: OnceLock<RwLock<Policy>> = OnceLock::new();
-    P.get_or_init(|| RwLock::new(Policy::default()))
+/// Shared, not copied: every task step reads it, settings change rarely
+/// (a change makes a new policy; steps running keep the one they took).
+fn policy_lock() -> &'static RwLock<Arc<Policy>> {
+    static P: OnceLock<RwLock<Arc<Policy>>> = OnceLock::new();
+    P.get_or_init(|| RwLock::new(Arc::new(Policy::default())))
 }
 
 /// Applies one setting to the process-wide policy (see [`Policy::set`]);
 /// `None` sets it back to its default.
 pub fn set_policy(key: &str, value: Option<&str>) -> Result<(), SettingError> {
     let mut p = policy_lock().write().unwrap_or_else(|p| p.into_inner());
+    let p = Arc::make_mut(&mut p);
     match value {
         Some(v) => p.set(key, v),
         None => p.reset(key),
     }
 }
 
-/// The policy in effect (a copy).
-pub fn policy() -> Policy {
-    policy_lock()
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
+/// The policy in effect.
+pub fn policy() -> Arc<Policy> {
+    Arc::clone(&policy_lock().read().unwrap_or_else(|p| p.into_inner()))
 }
 
-/// `liveness_timeout` in milliseconds, read without copying the policy
-/// (the liveness poll asks for it every round).
+/// `liveness_timeout` in milliseconds (the liveness poll asks for it every
+/// round).
 pub fn liveness_timeout_ms() -> u64 {
     policy_lock()
         .read()
@@ -156,9 +169,5 @@ pub fn describe_policy() -> String {
 /// What the status shows of IKE_SA `unique_id`; `None` if no MOBIKE task
 /// has run on it.
 pub fn stats_of(unique_id: u32) -> Option<crate::mobike::SaStats> {
-    memories()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&unique_id)
-        .map(|m| m.stats)
+    shard(unique_id).get(&unique_id).map(|m| m.stats)
 }

@@ -59,9 +59,19 @@ pub fn port_for(ip: IpAddr, old: SocketAddr, cfg_port: u16, floating: (u16, u16)
     SocketAddr::new(ip, port)
 }
 
-/// An address as strongSwan's `%#H` prints it: `198.18.1.2[4500]`.
-pub fn show(a: SocketAddr) -> String {
-    format!("{}[{}]", a.ip(), a.port())
+/// An address as strongSwan's `%#H` prints it: `198.18.1.2[4500]`;
+/// formatted where it is written, without a string of its own.
+pub fn show(a: SocketAddr) -> Shown {
+    Shown(a)
+}
+
+/// See [`show`].
+pub struct Shown(SocketAddr);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0.ip(), self.0.port())
+    }
 }
 
 #[cfg(test)]

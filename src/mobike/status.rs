@@ -312,7 +312,11 @@ pub fn render_text(entries: &[Entry], now_ms: u64) -> String {
         let _ = writeln!(s, "  path: {} - {}", show(e.my_host), show(e.other_host));
         let locals: Vec<String> = e.local_addresses.iter().map(|a| a.to_string()).collect();
         let _ = writeln!(s, "  local addresses: {}", list_or_none(&locals));
-        let peers: Vec<String> = e.peer_addresses.iter().map(|a| show(*a)).collect();
+        let peers: Vec<String> = e
+            .peer_addresses
+            .iter()
+            .map(|a| show(*a).to_string())
+            .collect();
         let _ = writeln!(s, "  peer addresses: {}", list_or_none(&peers));
         let nat = nat_words(e);
         let _ = writeln!(

@@ -25,7 +25,7 @@ pub struct Env<'a> {
     /// UDP encapsulation is forced (random per process, stable within it).
     pub fake_natd_source: Ipv4Addr,
     /// The administrator's settings.
-    pub policy: Policy,
+    pub policy: std::sync::Arc<Policy>,
 }
 
 /// The step of a task a view is gathered for (see [`MobikeTask::view_needs`]).
@@ -238,7 +238,10 @@ impl MobikeTask {
                 // (AddressFilter::path, ::local).
                 Exchange::Informational => {
                     let (local, remote) = msg.map_or((false, false), |m| {
-                        (m.dst.ip() != sa.my_host.ip(), m.src.ip() != sa.other_host.ip())
+                        (
+                            m.dst.ip() != sa.my_host.ip(),
+                            m.src.ip() != sa.other_host.ip(),
+                        )
                     });
                     ViewNeeds {
                         filter: local || remote,
@@ -1587,7 +1590,7 @@ mod tests {
         Env {
             rng: &RNG,
             fake_natd_source: Ipv4Addr::new(198, 18, 99, 99),
-            policy: Policy::default(),
+            policy: Policy::default().into(),
         }
     }
 
@@ -2218,7 +2221,7 @@ mod tests {
 
     fn env_with(f: impl FnOnce(&mut Policy)) -> Env<'static> {
         let mut e = env();
-        f(&mut e.policy);
+        f(std::sync::Arc::make_mut(&mut e.policy));
         e
     }
 
@@ -2345,7 +2348,12 @@ mod tests {
         let e = env();
         let mut mem = SaMemory::default();
         let n = [raw(NotifyType::UpdateSaAddresses, &[])];
-        let m = msg(Exchange::Informational, "198.18.2.2:4500", "198.18.1.1:4500", &n);
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
         let mut s = gw_view();
         s.other_host = "198.18.1.2:4500".parse().unwrap();
         s.has_child_sas = false;
@@ -2353,7 +2361,10 @@ mod tests {
         let mut t = MobikeTask::new(false);
         assert_eq!(t.process(&s, &m, &mut mem, &e, &mut out), Status::NeedMore);
         let moved = path("198.18.1.1:4500", "198.18.2.2:4500");
-        assert_eq!(updates(&out), [(UpdateForce::All, UpdateReason::PeerUpdate)]);
+        assert_eq!(
+            updates(&out),
+            [(UpdateForce::All, UpdateReason::PeerUpdate)]
+        );
         assert!(!out.contains(&Action::QueueReturnRoutabilityCheck));
         assert_eq!(mem.return_routability_pending, None);
         assert_eq!(mem.unchecked_path, Some(moved));
