@@ -840,6 +840,8 @@ void mobike_rs_shim_fill_view_more(ike_sa_t *ike_sa,
 		fill_ts(ike_sa, s);
 		fill_vips(ike_sa, s);
 	}
+	v->facts |= needs & (MOBIKE_NEED_ROUTES | MOBIKE_NEED_LOCALS |
+						 MOBIKE_NEED_FILTER);
 }
 
 /*
@@ -853,29 +855,47 @@ void mobike_rs_shim_fill_route_current(ike_sa_t *ike_sa,
 }
 
 /**
- * The view of this task's IKE_SA for one step: the basic facts, then what
- * the core says that step reads (msg: the message of a build or process).
+ * The steps of a task, as the core's functions take them.
  */
-static uint32_t fill_view(private_mobike_rs_task_t *this,
-						  mobike_rs_view_storage_t *s, uint32_t step,
-						  mobike_message *msg)
-{
-	host_t *me, *other;
-	char *name = NULL;
-	uint32_t needs;
+typedef enum {
+	STEP_BUILD,
+	STEP_PROCESS,
+	STEP_TRANSMIT,
+} step_t;
 
+/**
+ * The basic facts of this task's IKE_SA for one step; the costly ones are
+ * gathered when the core asks for them (add_facts()).
+ */
+static void fill_view(private_mobike_rs_task_t *this,
+					  mobike_rs_view_storage_t *s, step_t step)
+{
 	mobike_rs_shim_fill_view(this->ike_sa, s, 0);
 	if (newer_update_queued(this))
 	{
 		s->view.flags |= MOBIKE_SA_NEWER_UPDATE_QUEUED;
 	}
-	if (step == MOBIKE_STEP_TRANSMIT)
+	if (step == STEP_TRANSMIT)
 	{
 		mobike_rs_shim_fill_route_current(this->ike_sa, s);
 	}
-	needs = this->api->task_view_needs(this->core, &s->view, step, msg);
+}
+
+/**
+ * Gather the costly facts in needs (MOBIKE_NEED_*) that a step asked for;
+ * msg and message are the step's message (NULL for a transmit).
+ */
+static void add_facts(private_mobike_rs_task_t *this,
+					  mobike_rs_view_storage_t *s, uint32_t needs,
+					  mobike_message *msg, message_t *message)
+{
+	uint32_t all = needs | s->view.facts;
+	host_t *me, *other;
+	char *name = NULL;
+
 	mobike_rs_shim_fill_view_more(this->ike_sa, s, needs);
-	if (msg && !(needs & MOBIKE_NEED_ROUTES) &&
+	/* the routes of all pairs include the message's */
+	if (msg && !(all & MOBIKE_NEED_ROUTES) &&
 		(needs & MOBIKE_NEED_MESSAGE_ROUTE) &&
 		s->view.route_ifaces_len < MAX_VIEW_ROUTES)
 	{
@@ -887,8 +907,9 @@ static uint32_t fill_view(private_mobike_rs_task_t *this,
 			other->destroy(other);
 		}
 	}
-	if (msg && !(needs & MOBIKE_NEED_LOCALS) &&
-		(needs & MOBIKE_NEED_MESSAGE_LOCAL))
+	if (msg && !(all & MOBIKE_NEED_LOCALS) &&
+		(needs & MOBIKE_NEED_MESSAGE_LOCAL) &&
+		s->view.local_ifaces_len < MAX_VIEW_ADDRS)
 	{
 		me = mobike_rs_host_from_addr(&msg->dst);
 		if (me && charon->kernel->get_interface(charon->kernel, me, &name))
@@ -899,7 +920,52 @@ static uint32_t fill_view(private_mobike_rs_task_t *this,
 		}
 		DESTROY_IF(me);
 	}
-	return needs;
+	if (message && (needs & MOBIKE_NEED_ROUTE_SRC))
+	{	/* whether the current source address still works */
+		route_to(message->get_destination(message),
+				 message->get_source(message), &msg->route_src);
+	}
+	s->view.facts |= needs;
+}
+
+/**
+ * Run one step of the core on the view in s, gathering the costly facts it
+ * asks for. It asks for all it reads at once, so one round of gathering
+ * is enough; a second request breaks the core's contract.
+ */
+static mobike_result run_step(private_mobike_rs_task_t *this,
+							  mobike_rs_view_storage_t *s, step_t step,
+							  mobike_message *msg, message_t *message,
+							  mobike_status *status, bool *found)
+{
+	mobike_result result = MOBIKE_INVALID_PARAMETER;
+	uint32_t needs = 0;
+	int round;
+
+	for (round = 0; round < 2; round++)
+	{
+		switch (step)
+		{
+			case STEP_BUILD:
+				result = this->api->task_build(this->core, &s->view, msg,
+											   status, &needs);
+				break;
+			case STEP_PROCESS:
+				result = this->api->task_process(this->core, &s->view, msg,
+												 status, &needs);
+				break;
+			case STEP_TRANSMIT:
+				result = this->api->task_transmit(this->core, &s->view, found,
+												  &needs);
+				break;
+		}
+		if (result != MOBIKE_OK || !needs)
+		{
+			return result;
+		}
+		add_facts(this, s, needs, msg, message);
+	}
+	return MOBIKE_INVALID_PARAMETER;
 }
 
 /**
@@ -1183,12 +1249,8 @@ METHOD(task_t, build, status_t,
 		return SUCCESS;
 	}
 	fill_message(this->ike_sa, message, &m, FALSE);
-	if (fill_view(this, &s, MOBIKE_STEP_BUILD, &m) & MOBIKE_NEED_ROUTE_SRC)
-	{	/* the core checks whether the current source address still works */
-		route_to(message->get_destination(message),
-				 message->get_source(message), &m.route_src);
-	}
-	result = this->api->task_build(this->core, &s.view, &m, &status);
+	fill_view(this, &s, STEP_BUILD);
+	result = run_step(this, &s, STEP_BUILD, &m, message, &status, NULL);
 	if (this->initiator)
 	{
 		this->mid = m.message_id;
@@ -1210,8 +1272,8 @@ METHOD(task_t, process, status_t,
 		return SUCCESS;
 	}
 	fill_message(this->ike_sa, message, &m, TRUE);
-	fill_view(this, &s, MOBIKE_STEP_PROCESS, &m);
-	result = this->api->task_process(this->core, &s.view, &m, &status);
+	fill_view(this, &s, STEP_PROCESS);
+	result = run_step(this, &s, STEP_PROCESS, &m, message, &status, NULL);
 	free((void*)m.notifies);
 	return finish_step(this, message, result, status, "process");
 }
@@ -1227,8 +1289,8 @@ METHOD(ike_mobike_t, transmit, bool,
 
 	if (!this->failed)
 	{
-		fill_view(this, &s, MOBIKE_STEP_TRANSMIT, NULL);
-		result = this->api->task_transmit(this->core, &s.view, &found);
+		fill_view(this, &s, STEP_TRANSMIT);
+		result = run_step(this, &s, STEP_TRANSMIT, NULL, NULL, NULL, &found);
 		if (core_ok(this, result, "transmit"))
 		{
 			apply_actions(this, NULL, packet);

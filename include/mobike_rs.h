@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 6
+#define MOBIKE_API_VERSION 7
 
 /**
  * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
@@ -60,16 +60,8 @@
 #define MOBIKE_FAMILY_V6 (1 << 1)
 
 /**
- * `step` of `task_view_needs`.
- */
-#define MOBIKE_STEP_BUILD 0
-
-#define MOBIKE_STEP_PROCESS 1
-
-#define MOBIKE_STEP_TRANSMIT 2
-
-/**
- * Bits of `task_view_needs`: local addresses and their interfaces.
+ * Bits of `mobike_sa_view.facts` and of a step's `out_needs`: local
+ * addresses and their interfaces.
  */
 #define MOBIKE_NEED_LOCALS (1 << 0)
 
@@ -367,6 +359,12 @@ typedef struct mobike_addr_range {
 typedef struct mobike_sa_view {
   uint32_t unique_id;
   uint32_t flags;
+  /**
+   * MOBIKE_NEED_* bits: the costly facts gathered into this view (and
+   * `route_src` into the step's message); the rest are left empty. A
+   * step that reads a fact not gathered decides nothing and asks for it.
+   */
+  uint32_t facts;
   uint8_t spi_i[8];
   uint8_t spi_r[8];
   struct mobike_addr my_host;
@@ -516,31 +514,31 @@ typedef struct mobike_api {
    * Whether a queued task will check paths or update addresses.
    */
   bool (*task_will_check_or_update)(const struct mobike_task *task);
+  /**
+   * The steps of a task. `sa` needs the basic facts (hosts, ports,
+   * flags, peer addresses; for a transmit also `route_current`) and the
+   * costly ones in `sa.facts`. If the step reads a costly fact not
+   * there, it decides nothing: `*out_needs` gets the MOBIKE_NEED_* bits
+   * missing, there are no actions, and the caller gathers them and
+   * calls again. Otherwise `*out_needs` is 0 and the step ran.
+   */
   mobike_result (*task_build)(struct mobike_task *task,
                               const struct mobike_sa_view *sa,
                               const struct mobike_message *msg,
-                              mobike_status *out_status);
+                              mobike_status *out_status,
+                              uint32_t *out_needs);
   mobike_result (*task_process)(struct mobike_task *task,
                                 const struct mobike_sa_view *sa,
                                 const struct mobike_message *msg,
-                                mobike_status *out_status);
+                                mobike_status *out_status,
+                                uint32_t *out_needs);
   /**
    * Decides where this (re)transmission goes (MOBIKE_ACTION_SEND).
    */
   mobike_result (*task_transmit)(struct mobike_task *task,
                                  const struct mobike_sa_view *sa,
-                                 bool *out_found);
-  /**
-   * Which costly parts of the view the next `step` (MOBIKE_STEP_*)
-   * reads, as MOBIKE_NEED_* bits; `sa` needs only the basic facts
-   * (hosts, ports, flags, peer addresses; for a transmit also
-   * `route_current`), `msg` is the message of a build or process (NULL
-   * for a transmit). On any error every bit is set.
-   */
-  uint32_t (*task_view_needs)(const struct mobike_task *task,
-                              const struct mobike_sa_view *sa,
-                              uint32_t step,
-                              const struct mobike_message *msg);
+                                 bool *out_found,
+                                 uint32_t *out_needs);
   /**
    * The next action of the last call, false when there is none.
    */

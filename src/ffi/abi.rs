@@ -18,17 +18,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::mobike::policy::AddressRange;
 use crate::mobike::status::Call;
+use crate::mobike::task::{Step as CoreStep, ViewNeeds};
 use crate::mobike::{
     self, Action, Condition, Exchange, Extension, Families, MobikeTask, RawNotify, Route, Status,
     UpdateForce,
 };
-use crate::mobike::{Interface, OnInterface};
+use crate::mobike::{Interface, Message, OnInterface, Policy, SaMemory};
 
 use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 6;
+pub const MOBIKE_API_VERSION: u32 = 7;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -108,6 +109,10 @@ pub const MOBIKE_FAMILY_V6: u32 = 1 << 1;
 pub struct mobike_sa_view {
     pub unique_id: u32,
     pub flags: u32,
+    /// MOBIKE_NEED_* bits: the costly facts gathered into this view (and
+    /// `route_src` into the step's message); the rest are left empty. A
+    /// step that reads a fact not gathered decides nothing and asks for it.
+    pub facts: u32,
     pub spi_i: [u8; 8],
     pub spi_r: [u8; 8],
     pub my_host: mobike_addr,
@@ -144,11 +149,8 @@ pub struct mobike_sa_view {
     pub remote_ts_len: usize,
 }
 
-/// `step` of `task_view_needs`.
-pub const MOBIKE_STEP_BUILD: u32 = 0;
-pub const MOBIKE_STEP_PROCESS: u32 = 1;
-pub const MOBIKE_STEP_TRANSMIT: u32 = 2;
-/// Bits of `task_view_needs`: local addresses and their interfaces.
+/// Bits of `mobike_sa_view.facts` and of a step's `out_needs`: local
+/// addresses and their interfaces.
 pub const MOBIKE_NEED_LOCALS: u32 = 1 << 0;
 /// Traffic selectors and virtual IPs.
 pub const MOBIKE_NEED_FILTER: u32 = 1 << 1;
@@ -314,35 +316,33 @@ pub struct mobike_api {
     pub task_is_probing: unsafe extern "C" fn(task: *const mobike_task) -> bool,
     /// Whether a queued task will check paths or update addresses.
     pub task_will_check_or_update: unsafe extern "C" fn(task: *const mobike_task) -> bool,
+    /// The steps of a task. `sa` needs the basic facts (hosts, ports,
+    /// flags, peer addresses; for a transmit also `route_current`) and the
+    /// costly ones in `sa.facts`. If the step reads a costly fact not
+    /// there, it decides nothing: `*out_needs` gets the MOBIKE_NEED_* bits
+    /// missing, there are no actions, and the caller gathers them and
+    /// calls again. Otherwise `*out_needs` is 0 and the step ran.
     pub task_build: unsafe extern "C" fn(
         task: *mut mobike_task,
         sa: *const mobike_sa_view,
         msg: *const mobike_message,
         out_status: *mut mobike_status,
+        out_needs: *mut u32,
     ) -> mobike_result,
     pub task_process: unsafe extern "C" fn(
         task: *mut mobike_task,
         sa: *const mobike_sa_view,
         msg: *const mobike_message,
         out_status: *mut mobike_status,
+        out_needs: *mut u32,
     ) -> mobike_result,
     /// Decides where this (re)transmission goes (MOBIKE_ACTION_SEND).
     pub task_transmit: unsafe extern "C" fn(
         task: *mut mobike_task,
         sa: *const mobike_sa_view,
         out_found: *mut bool,
+        out_needs: *mut u32,
     ) -> mobike_result,
-    /// Which costly parts of the view the next `step` (MOBIKE_STEP_*)
-    /// reads, as MOBIKE_NEED_* bits; `sa` needs only the basic facts
-    /// (hosts, ports, flags, peer addresses; for a transmit also
-    /// `route_current`), `msg` is the message of a build or process (NULL
-    /// for a transmit). On any error every bit is set.
-    pub task_view_needs: unsafe extern "C" fn(
-        task: *const mobike_task,
-        sa: *const mobike_sa_view,
-        step: u32,
-        msg: *const mobike_message,
-    ) -> u32,
     /// The next action of the last call, false when there is none.
     pub task_next_action:
         unsafe extern "C" fn(task: *mut mobike_task, out: *mut mobike_action) -> bool,
@@ -571,7 +571,6 @@ pub static MOBIKE_API: mobike_api = mobike_api {
     task_build,
     task_process,
     task_transmit,
-    task_view_needs,
     task_next_action,
     sa_forget,
     sa_child_up,
@@ -705,14 +704,39 @@ enum Step {
     Process,
 }
 
+/// The MOBIKE_NEED_* bits of what a step reads.
+fn needs_bits(n: ViewNeeds) -> u32 {
+    let bit = |on: bool, b: u32| if on { b } else { 0 };
+    bit(n.locals, MOBIKE_NEED_LOCALS)
+        | bit(n.filter, MOBIKE_NEED_FILTER)
+        | bit(n.routes, MOBIKE_NEED_ROUTES)
+        | bit(n.route_src, MOBIKE_NEED_ROUTE_SRC)
+        | bit(n.message_route, MOBIKE_NEED_MESSAGE_ROUTE)
+        | bit(n.message_local, MOBIKE_NEED_MESSAGE_LOCAL)
+}
+
+/// What `step` reads of the costly facts and `sa` lacks (0: none).
+fn missing_facts(
+    core: &MobikeTask,
+    step: CoreStep,
+    view: &mobike::SaView<'_>,
+    mem: &SaMemory,
+    policy: &Policy,
+    msg: Option<&Message<'_>>,
+    sa: &mobike_sa_view,
+) -> u32 {
+    needs_bits(core.view_needs(step, view, mem, policy, msg)) & !sa.facts
+}
+
 fn step(
     task: *mut mobike_task,
     sa: *const mobike_sa_view,
     msg: *const mobike_message,
     out_status: *mut mobike_status,
+    out_needs: *mut u32,
     which: Step,
 ) -> mobike_result {
-    if sa.is_null() || msg.is_null() || out_status.is_null() {
+    if sa.is_null() || msg.is_null() || out_status.is_null() || out_needs.is_null() {
         return mobike_result::MOBIKE_NULL_PARAMETER;
     }
     with_task(task, |t| {
@@ -732,7 +756,23 @@ fn step(
         t.actions.clear();
         t.next = 0;
         let env = registry::env();
-        let status = registry::with_memory(view.unique_id, |mem| {
+        let core_step = match which {
+            Step::Build => CoreStep::Build,
+            Step::Process => CoreStep::Process,
+        };
+        let outcome = registry::with_memory(view.unique_id, |mem| {
+            let missing = missing_facts(
+                &t.core,
+                core_step,
+                &view,
+                mem,
+                &env.policy,
+                Some(&message),
+                sa,
+            );
+            if missing != 0 {
+                return Err(missing);
+            }
             let (status, call) = match which {
                 Step::Build => {
                     let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
@@ -758,16 +798,22 @@ fn step(
                 || t.actions
                     .contains(&Action::EnableExtension(Extension::Mobike));
             mem.liveness_watched = view.original_initiator && mobike;
-            status
+            Ok(status)
         });
         // SAFETY: checked non-NULL above.
         unsafe {
-            *out_status = match status {
-                Status::NeedMore => mobike_status::MOBIKE_STATUS_NEED_MORE,
-                Status::Success => mobike_status::MOBIKE_STATUS_SUCCESS,
-                Status::Failed => mobike_status::MOBIKE_STATUS_FAILED,
+            match outcome {
+                Err(missing) => *out_needs = missing,
+                Ok(status) => {
+                    *out_needs = 0;
+                    *out_status = match status {
+                        Status::NeedMore => mobike_status::MOBIKE_STATUS_NEED_MORE,
+                        Status::Success => mobike_status::MOBIKE_STATUS_SUCCESS,
+                        Status::Failed => mobike_status::MOBIKE_STATUS_FAILED,
+                    };
+                }
             }
-        };
+        }
         mobike_result::MOBIKE_OK
     })
 }
@@ -777,8 +823,9 @@ unsafe extern "C" fn task_build(
     sa: *const mobike_sa_view,
     msg: *const mobike_message,
     out_status: *mut mobike_status,
+    out_needs: *mut u32,
 ) -> mobike_result {
-    step(task, sa, msg, out_status, Step::Build)
+    step(task, sa, msg, out_status, out_needs, Step::Build)
 }
 
 unsafe extern "C" fn task_process(
@@ -786,16 +833,18 @@ unsafe extern "C" fn task_process(
     sa: *const mobike_sa_view,
     msg: *const mobike_message,
     out_status: *mut mobike_status,
+    out_needs: *mut u32,
 ) -> mobike_result {
-    step(task, sa, msg, out_status, Step::Process)
+    step(task, sa, msg, out_status, out_needs, Step::Process)
 }
 
 unsafe extern "C" fn task_transmit(
     task: *mut mobike_task,
     sa: *const mobike_sa_view,
     out_found: *mut bool,
+    out_needs: *mut u32,
 ) -> mobike_result {
-    if sa.is_null() || out_found.is_null() {
+    if sa.is_null() || out_found.is_null() || out_needs.is_null() {
         return mobike_result::MOBIKE_NULL_PARAMETER;
     }
     with_task(task, |t| {
@@ -811,7 +860,11 @@ unsafe extern "C" fn task_transmit(
         t.actions.clear();
         t.next = 0;
         let policy = registry::policy();
-        let found = registry::with_memory(view.unique_id, |mem| {
+        let outcome = registry::with_memory(view.unique_id, |mem| {
+            let missing = missing_facts(&t.core, CoreStep::Transmit, &view, mem, &policy, None, sa);
+            if missing != 0 {
+                return Err(missing);
+            }
             let found = t.core.transmit(&view, mem, &policy, &mut t.actions);
             #[cfg(feature = "hostile-peer")]
             crate::hostile::on_transmit(task as usize, &mut t.actions);
@@ -819,68 +872,20 @@ unsafe extern "C" fn task_transmit(
                 probing: t.core.is_probing(),
             };
             mem.stats.record(&view, call, &t.actions, Status::NeedMore);
-            found
+            Ok(found)
         });
         // SAFETY: checked non-NULL above.
-        unsafe { *out_found = found };
+        unsafe {
+            match outcome {
+                Err(missing) => *out_needs = missing,
+                Ok(found) => {
+                    *out_needs = 0;
+                    *out_found = found;
+                }
+            }
+        }
         mobike_result::MOBIKE_OK
     })
-}
-
-unsafe extern "C" fn task_view_needs(
-    task: *const mobike_task,
-    sa: *const mobike_sa_view,
-    step: u32,
-    msg: *const mobike_message,
-) -> u32 {
-    use crate::mobike::task::Step as S;
-    let step = match step {
-        MOBIKE_STEP_BUILD => S::Build,
-        MOBIKE_STEP_PROCESS => S::Process,
-        MOBIKE_STEP_TRANSMIT => S::Transmit,
-        _ => return MOBIKE_NEED_ALL,
-    };
-    // SAFETY: as in `with_task`; only read here.
-    let (Some(t), Some(sa)) = (unsafe { task.as_ref() }, unsafe { sa.as_ref() }) else {
-        return MOBIKE_NEED_ALL;
-    };
-    if t.poisoned || (step != S::Transmit && msg.is_null()) {
-        return MOBIKE_NEED_ALL;
-    }
-    catch_unwind(AssertUnwindSafe(|| {
-        let Ok(storage) = ViewStorage::new(sa) else {
-            return MOBIKE_NEED_ALL;
-        };
-        let Some(view) = storage.view(sa) else {
-            return MOBIKE_NEED_ALL;
-        };
-        // SAFETY: non-NULL checked for build and process; valid for the call.
-        let msg = unsafe { msg.as_ref() };
-        let notifies = match msg.map(|m| unsafe { notifies_of(m) }) {
-            Some(Ok(n)) => n,
-            Some(Err(_)) => return MOBIKE_NEED_ALL,
-            None => Vec::new(),
-        };
-        let message = match msg {
-            Some(m) => match message_of(m, &notifies) {
-                Some(m) => Some(m),
-                None => return MOBIKE_NEED_ALL,
-            },
-            None => None,
-        };
-        let policy = registry::policy();
-        let n = registry::peek_memory(view.unique_id, |mem| {
-            t.core.view_needs(step, &view, mem, &policy, message.as_ref())
-        });
-        let bit = |on: bool, b: u32| if on { b } else { 0 };
-        bit(n.locals, MOBIKE_NEED_LOCALS)
-            | bit(n.filter, MOBIKE_NEED_FILTER)
-            | bit(n.routes, MOBIKE_NEED_ROUTES)
-            | bit(n.route_src, MOBIKE_NEED_ROUTE_SRC)
-            | bit(n.message_route, MOBIKE_NEED_MESSAGE_ROUTE)
-            | bit(n.message_local, MOBIKE_NEED_MESSAGE_LOCAL)
-    }))
-    .unwrap_or(MOBIKE_NEED_ALL)
 }
 
 unsafe extern "C" fn task_next_action(task: *mut mobike_task, out: *mut mobike_action) -> bool {
@@ -1281,11 +1286,17 @@ mod tests {
                 mobike_result::MOBIKE_NULL_PARAMETER
             );
             assert_eq!(
-                (MOBIKE_API.task_build)(t, std::ptr::null(), std::ptr::null(), &mut status),
+                (MOBIKE_API.task_build)(
+                    t,
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    &mut status,
+                    std::ptr::null_mut()
+                ),
                 mobike_result::MOBIKE_NULL_PARAMETER
             );
             assert_eq!(
-                (MOBIKE_API.task_transmit)(t, std::ptr::null(), &mut found),
+                (MOBIKE_API.task_transmit)(t, std::ptr::null(), &mut found, std::ptr::null_mut()),
                 mobike_result::MOBIKE_NULL_PARAMETER
             );
             assert!(found, "outputs are written only on success");
@@ -1362,6 +1373,7 @@ mod tests {
         let sa = mobike_sa_view {
             unique_id: 1,
             flags: 0,
+            facts: 0,
             spi_i: [0; 8],
             spi_r: [0; 8],
             my_host: a("198.18.1.2"),
@@ -1409,5 +1421,92 @@ mod tests {
             ..sa
         };
         assert!(ViewStorage::new(&bad).is_err());
+    }
+
+    #[test]
+    fn a_step_missing_facts_decides_nothing_and_asks_for_them() {
+        let a = |s: &str| addr_to_c(Some(s.parse::<SocketAddr>().unwrap()));
+        let peers = [a("198.18.1.2:4500")];
+        let notifies = [mobike_notify {
+            notify_type: 16400, // UPDATE_SA_ADDRESSES
+            data: std::ptr::null(),
+            len: 0,
+        }];
+        let mut sa = mobike_sa_view {
+            unique_id: 0xfac7,
+            flags: MOBIKE_SA_AUTHENTICATED
+                | MOBIKE_SA_MOBIKE_CONFIGURED
+                | MOBIKE_SA_MOBIKE_SUPPORTED,
+            facts: 0,
+            spi_i: [1; 8],
+            spi_r: [2; 8],
+            my_host: a("198.18.1.1:4500"),
+            other_host: a("198.18.1.2:4500"),
+            my_cfg_port: 500,
+            other_cfg_port: 500,
+            socket_port: 500,
+            socket_natt_port: 4500,
+            families: MOBIKE_FAMILY_V4,
+            peer_addrs: peers.as_ptr(),
+            peer_addrs_len: 1,
+            local_addrs: std::ptr::null(),
+            local_addrs_len: 0,
+            routes: std::ptr::null(),
+            routes_len: 0,
+            route_current: mobike_addr::default(),
+            now_ms: 1000,
+            local_ifaces: std::ptr::null(),
+            local_ifaces_len: 0,
+            route_ifaces: std::ptr::null(),
+            route_ifaces_len: 0,
+            my_vips: std::ptr::null(),
+            my_vips_len: 0,
+            peer_vips: std::ptr::null(),
+            peer_vips_len: 0,
+            local_ts: std::ptr::null(),
+            local_ts_len: 0,
+            remote_ts: std::ptr::null(),
+            remote_ts_len: 0,
+        };
+        // the peer's update comes from another address: may that path
+        // carry IKE? (the filter and the route of the message)
+        let msg = mobike_message {
+            exchange: MOBIKE_EXCHANGE_INFORMATIONAL,
+            src: a("198.18.2.2:4500"),
+            dst: a("198.18.1.1:4500"),
+            spi_i: [1; 8],
+            spi_r: [2; 8],
+            notifies: notifies.as_ptr(),
+            notifies_len: notifies.len(),
+            route_src: mobike_addr::default(),
+            message_id: 3,
+        };
+        let t = unsafe { (MOBIKE_API.task_new)(false) };
+        let mut status = mobike_status::MOBIKE_STATUS_FAILED;
+        let mut needs = 0;
+        let mut action = std::mem::MaybeUninit::<mobike_action>::uninit();
+        // SAFETY: valid task, view and message for the calls.
+        unsafe {
+            let r = (MOBIKE_API.task_process)(t, &sa, &msg, &mut status, &mut needs);
+            assert_eq!(r, mobike_result::MOBIKE_OK);
+            assert_eq!(needs, MOBIKE_NEED_FILTER | MOBIKE_NEED_MESSAGE_ROUTE);
+            assert_eq!(status, mobike_status::MOBIKE_STATUS_FAILED, "not written");
+            assert!(!(MOBIKE_API.task_next_action)(t, action.as_mut_ptr()));
+            // with the facts it asked for, the step decides
+            sa.facts = needs;
+            let r = (MOBIKE_API.task_process)(t, &sa, &msg, &mut status, &mut needs);
+            assert_eq!(r, mobike_result::MOBIKE_OK);
+            assert_eq!(needs, 0);
+            assert_eq!(status, mobike_status::MOBIKE_STATUS_NEED_MORE);
+            let mut moved = false;
+            while (MOBIKE_API.task_next_action)(t, action.as_mut_ptr()) {
+                let act = action.assume_init();
+                moved |= act.kind == mobike_action_kind::MOBIKE_ACTION_UPDATE_HOSTS
+                    && sock_of(&act.b) == Ok(Some("198.18.2.2:4500".parse().unwrap()));
+            }
+            assert!(moved, "the IKE_SA follows the peer's update");
+            (MOBIKE_API.task_free)(t);
+            (MOBIKE_API.sa_forget)(0xfac7);
+        }
     }
 }

@@ -136,6 +136,7 @@ mod tests {
         mobike_sa_view {
             unique_id: 4242,
             flags: MOBIKE_SA_MOBIKE_SUPPORTED,
+            facts: 0,
             spi_i: [1; 8],
             spi_r: [2; 8],
             my_host: addr_to_c(Some("198.18.2.2:4500".parse().unwrap())),
