@@ -1045,24 +1045,6 @@ static void fill_message(ike_sa_t *ike_sa, message_t *message,
 }
 
 /**
- * Move only the IKE_SA; its CHILD_SAs stay where they are.
- */
-static void move_ike_sa_only(ike_sa_t *ike_sa, host_t *me, host_t *other)
-{
-	charon->bus->ike_update(charon->bus, ike_sa,
-							me ?: ike_sa->get_my_host(ike_sa),
-							other ?: ike_sa->get_other_host(ike_sa));
-	if (me)
-	{
-		ike_sa->set_my_host(ike_sa, me->clone(me));
-	}
-	if (other)
-	{
-		ike_sa->set_other_host(ike_sa, other->clone(other));
-	}
-}
-
-/**
  * Apply the actions of the last core call, in order.
  */
 static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
@@ -1134,16 +1116,9 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 			case MOBIKE_ACTION_UPDATE_HOSTS:
 				me = mobike_rs_host_from_addr(&a.a);
 				other = mobike_rs_host_from_addr(&a.b);
-				if (a.value == MOBIKE_UPDATE_IKE_SA_ONLY)
-				{
-					move_ike_sa_only(this->ike_sa, me, other);
-				}
-				else
-				{
-					this->ike_sa->update_hosts(this->ike_sa, me, other,
-						a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
-							UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL);
-				}
+				this->ike_sa->update_hosts(this->ike_sa, me, other,
+					a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
+						UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL);
 				DESTROY_IF(me);
 				DESTROY_IF(other);
 				break;

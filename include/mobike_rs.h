@@ -127,11 +127,6 @@
 #define MOBIKE_UPDATE_FORCE_CHILDREN 2
 
 /**
- * Move only the IKE_SA (`set_my_host`/`set_other_host`); `a`/`b` as above.
- */
-#define MOBIKE_UPDATE_IKE_SA_ONLY 3
-
-/**
  * `mobike_roam_decision.kind`: nothing to do.
  */
 #define MOBIKE_ROAM_NONE 0

@@ -376,7 +376,7 @@ scenario_rrchildless() {
 	ip -n "$LAB_NS-rw" link set rw-a down
 	wait_for '[ "$(sa_field gw remote)" = "${LAB_RW_B}[4500]" ]' ||
 		fail "gw did not move the childless IKE_SA: $(sa_field gw remote)" || return 1
-	in_log gw 'no IPsec SA yet, its return routability is checked when one comes up' ||
+	in_log gw 'no IPsec SA yet: its return routability is checked when one comes up' ||
 		fail "gw did not log why it moved without a check" || return 1
 	! in_log gw 'generating INFORMATIONAL request [0-9]+ \[ .*N\(COOKIE2\)' ||
 		fail "gw checked return routability of a childless IKE_SA" || return 1

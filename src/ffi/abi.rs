@@ -273,8 +273,6 @@ pub const MOBIKE_CONDITION_NAT_FAKE: u32 = 3;
 /// `value` of MOBIKE_ACTION_UPDATE_HOSTS.
 pub const MOBIKE_UPDATE_FORCE_ALL: u32 = 1;
 pub const MOBIKE_UPDATE_FORCE_CHILDREN: u32 = 2;
-/// Move only the IKE_SA (`set_my_host`/`set_other_host`); `a`/`b` as above.
-pub const MOBIKE_UPDATE_IKE_SA_ONLY: u32 = 3;
 
 /// One action. `data` is borrowed from the task and valid until the next
 /// call that takes the task mutably (other than `task_next_action`).
@@ -1219,7 +1217,6 @@ fn action_to_c(action: &Action) -> mobike_action {
             out.value = match force {
                 UpdateForce::All => MOBIKE_UPDATE_FORCE_ALL,
                 UpdateForce::Children => MOBIKE_UPDATE_FORCE_CHILDREN,
-                UpdateForce::IkeSaOnly => MOBIKE_UPDATE_IKE_SA_ONLY,
             };
         }
         Action::QueueReturnRoutabilityCheck => {

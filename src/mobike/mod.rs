@@ -84,9 +84,6 @@ pub enum UpdateForce {
     All,
     /// Only the CHILD_SAs (UPDATE_HOSTS_FORCE_CHILDREN), e.g. after NAT state changed.
     Children,
-    /// Only the IKE_SA's addresses; the CHILD_SAs stay until the return
-    /// routability check of the new path is answered (RFC 4555 3.5).
-    IkeSaOnly,
 }
 
 /// One decision for the caller to apply, in the order given.

@@ -849,7 +849,6 @@ impl MobikeTask {
                     // As original initiator we follow a responder that used
                     // another address of its list to reach us.
                     update_hosts(
-                        sa,
                         Some(msg.dst),
                         Some(msg.src),
                         UpdateForce::All,
@@ -899,7 +898,7 @@ impl MobikeTask {
                     }
                 }
                 if let Some(path) = self.return_routability_check.take() {
-                    return_routability_confirmed(sa, path, mem, out);
+                    return_routability_confirmed(path, mem, out);
                 }
                 // A queued check or update supersedes what this answer says
                 // (RFC 4555 3.5: act on the newest information).
@@ -929,7 +928,6 @@ impl MobikeTask {
                     if self.update {
                         // NAT state may have changed with the new path.
                         update_hosts(
-                            sa,
                             None,
                             None,
                             UpdateForce::Children,
@@ -961,7 +959,6 @@ impl MobikeTask {
                         ));
                         mem.preferred = None;
                         update_hosts(
-                            sa,
                             (p.local != sa.my_host).then_some(p.local),
                             (p.remote != sa.other_host).then_some(p.remote),
                             UpdateForce::All,
@@ -984,7 +981,6 @@ impl MobikeTask {
                     let other_new = (msg.src != sa.other_host).then_some(msg.src);
                     if me_new.is_some() || other_new.is_some() || force {
                         update_hosts(
-                            sa,
                             me_new,
                             other_new,
                             UpdateForce::All,
@@ -1079,13 +1075,11 @@ impl MobikeTask {
         let childless = check != ReturnRoutability::Off && !sa.has_child_sas;
         mem.unchecked_path = childless.then_some(path);
         let check = if childless {
+            // the path itself is in charon's "endpoint changed" line
             out.push(log(
                 2,
-                format!(
-                    "peer moves to {} - {}: no IPsec SA yet, its return routability is checked when one comes up",
-                    show(path.local),
-                    show(path.remote)
-                ),
+                "peer moves, no IPsec SA yet: its return routability is checked when one comes up"
+                    .into(),
             ));
             ReturnRoutability::Off
         } else {
@@ -1109,7 +1103,6 @@ impl MobikeTask {
             ));
         } else {
             update_hosts(
-                sa,
                 Some(path.local),
                 Some(path.remote),
                 UpdateForce::All,
@@ -1205,7 +1198,6 @@ impl MobikeTask {
                     "no other path, going back to the previous one".into(),
                 ));
                 update_hosts(
-                    sa,
                     Some(prev.local),
                     Some(prev.remote),
                     UpdateForce::All,
@@ -1331,12 +1323,7 @@ impl MobikeTask {
 /// As original responder: the answer to our return routability check of
 /// `path` arrived; the SAs move there if they wait for it and no newer
 /// update asked for another path since (RFC 4555 3.5, 3.7).
-fn return_routability_confirmed(
-    sa: &SaView<'_>,
-    path: Path,
-    mem: &mut SaMemory,
-    out: &mut Vec<Action>,
-) {
+fn return_routability_confirmed(path: Path, mem: &mut SaMemory, out: &mut Vec<Action>) {
     match mem.return_routability_pending {
         Some((p, move_now)) if p == path => {
             mem.return_routability_pending = None;
@@ -1346,7 +1333,6 @@ fn return_routability_confirmed(
             ));
             if move_now {
                 update_hosts(
-                    sa,
                     Some(path.local),
                     Some(path.remote),
                     UpdateForce::All,
@@ -1482,7 +1468,6 @@ fn add(out: &mut Vec<Action>, n: &Notify) {
 
 /// Moves the IKE_SA (and CHILD_SAs) and says why.
 fn update_hosts(
-    sa: &SaView<'_>,
     me: Option<SocketAddr>,
     other: Option<SocketAddr>,
     force: UpdateForce,
@@ -1490,18 +1475,10 @@ fn update_hosts(
     out: &mut Vec<Action>,
 ) {
     if me.is_some() || other.is_some() {
-        // level 2: charon logs the endpoint change itself at level 1; this
-        // adds the reason (one line less per roaming IKE_SA on a gateway)
-        out.push(log(
-            2,
-            format!(
-                "updating addresses ({why}): local {} -> {}, remote {} -> {}",
-                show(sa.my_host),
-                show(me.unwrap_or(sa.my_host)),
-                show(sa.other_host),
-                show(other.unwrap_or(sa.other_host))
-            ),
-        ));
+        // level 2, and without the addresses: charon's update_hosts() logs
+        // the endpoint change itself; this adds the reason, at little cost
+        // per roaming IKE_SA on a gateway
+        out.push(log(2, format!("updating addresses ({why})")));
     } else {
         out.push(log(2, format!("updating CHILD_SAs ({why})")));
     }
