@@ -291,7 +291,7 @@ fn push(out: &mut Vec<Action>, n: &Notify) {
 fn mark(out: &mut Vec<Action>, case: Case, what: &str) {
     out.push(Action::Log {
         level: 1,
-        text: format!("mobike-rs HOSTILE: {}: {what}", case.name()),
+        text: format!("mobike-rs HOSTILE: {}: {what}", case.name()).into(),
     });
 }
 
@@ -300,7 +300,8 @@ fn warn_unknown(value: &str, out: &mut Vec<Action>) {
     WARNED.call_once(|| {
         out.push(Action::Log {
             level: 1,
-            text: format!("mobike-rs HOSTILE: unknown case '{value}' in {ENV}, acting honestly"),
+            text: format!("mobike-rs HOSTILE: unknown case '{value}' in {ENV}, acting honestly")
+                .into(),
         })
     });
 }

@@ -268,7 +268,7 @@ impl Skipped {
             .collect();
         Some(Action::Log {
             level: 2,
-            text: format!("{prefix} {}", list.join(", ")),
+            text: format!("{prefix} {}", list.join(", ")).into(),
         })
     }
 }

@@ -135,7 +135,8 @@ pub enum Action {
     /// A line for the daemon's log, IKE group; level 1 or 2.
     Log {
         level: u8,
-        text: String,
+        /// Borrowed for fixed texts: a routine line costs no allocation.
+        text: std::borrow::Cow<'static, str>,
     },
 }
 

@@ -615,10 +615,7 @@ impl MobikeTask {
                 }
                 // Queued before we knew whether the peer supports MOBIKE.
                 if !sa.mobike_supported {
-                    out.push(log(
-                        2,
-                        "peer does not support MOBIKE, no MOBIKE exchange".into(),
-                    ));
+                    out.push(log(2, "peer does not support MOBIKE, no MOBIKE exchange"));
                     out.push(Action::CancelExchange);
                     return Status::Success;
                 }
@@ -636,7 +633,7 @@ impl MobikeTask {
                 {
                     out.push(log(
                         2,
-                        "address list unchanged since the peer got it, no exchange".into(),
+                        "address list unchanged since the peer got it, no exchange",
                     ));
                     out.push(Action::CancelExchange);
                     return Status::Success;
@@ -658,7 +655,7 @@ impl MobikeTask {
                     // RFC 4555 3.5: a COOKIE2 proves the answer came back
                     // through the new path.
                     let Some(c) = cookie::generate(env.rng) else {
-                        out.push(log(1, "no random bytes for COOKIE2, closing IKE_SA".into()));
+                        out.push(log(1, "no random bytes for COOKIE2, closing IKE_SA"));
                         return Status::Failed;
                     };
                     add(out, &Notify::Cookie2(c.clone()));
@@ -690,7 +687,7 @@ impl MobikeTask {
                 let pending = mem.return_routability_pending.map(|(p, _)| p);
                 if let (false, None, Some(path)) = (sa.original_initiator, &self.cookie2, pending) {
                     let Some(c) = cookie::generate(env.rng) else {
-                        out.push(log(1, "no random bytes for COOKIE2, closing IKE_SA".into()));
+                        out.push(log(1, "no random bytes for COOKIE2, closing IKE_SA"));
                         return Status::Failed;
                     };
                     add(out, &Notify::Cookie2(c.clone()));
@@ -879,7 +876,7 @@ impl MobikeTask {
                     // keyingtries) rather than use a path that was modified.
                     out.push(log(
                         1,
-                        "peer saw our addresses modified on the way (UNEXPECTED_NAT_DETECTED), IKE_SA fails and is retried".into(),
+                        "peer saw our addresses modified on the way (UNEXPECTED_NAT_DETECTED), IKE_SA fails and is retried",
                     ));
                     return Status::Failed;
                 }
@@ -893,7 +890,7 @@ impl MobikeTask {
                 if let Some(sent) = sent {
                     let echoed = self.cookie2.take();
                     if !echoed.is_some_and(|e| cookie::matches(&sent, &e)) {
-                        out.push(log(1, "COOKIE2 mismatch, closing IKE_SA".into()));
+                        out.push(log(1, "COOKIE2 mismatch, closing IKE_SA"));
                         return Status::Failed;
                     }
                 }
@@ -905,7 +902,7 @@ impl MobikeTask {
                 if sa.newer_update_queued {
                     out.push(log(
                         2,
-                        "a newer MOBIKE task is queued, ignoring this answer".into(),
+                        "a newer MOBIKE task is queued, ignoring this answer",
                     ));
                     return Status::Success;
                 }
@@ -941,7 +938,7 @@ impl MobikeTask {
                         mem.liveness.nat_mapping_changed();
                         out.push(log(
                             1,
-                            "detected changes in NAT mappings, initiating MOBIKE update".into(),
+                            "detected changes in NAT mappings, initiating MOBIKE update",
                         ));
                     }
                 }
@@ -1078,8 +1075,7 @@ impl MobikeTask {
             // the path itself is in charon's "endpoint changed" line
             out.push(log(
                 2,
-                "peer moves, no IPsec SA yet: its return routability is checked when one comes up"
-                    .into(),
+                "peer moves, no IPsec SA yet: its return routability is checked when one comes up",
             ));
             ReturnRoutability::Off
         } else {
@@ -1187,16 +1183,13 @@ impl MobikeTask {
             ),
         ));
         if other_path_exists(sa, mem) {
-            out.push(log(1, "checking the other paths".into()));
+            out.push(log(1, "checking the other paths"));
             self.check = true;
             return Status::NeedMore;
         }
         match self.previous_path.filter(|p| *p != path) {
             Some(prev) => {
-                out.push(log(
-                    1,
-                    "no other path, going back to the previous one".into(),
-                ));
+                out.push(log(1, "no other path, going back to the previous one"));
                 update_hosts(
                     Some(prev.local),
                     Some(prev.remote),
@@ -1205,7 +1198,7 @@ impl MobikeTask {
                     out,
                 );
             }
-            None => out.push(log(1, "no other path, keeping this one".into())),
+            None => out.push(log(1, "no other path, keeping this one")),
         }
         Status::Success
     }
@@ -1239,12 +1232,9 @@ impl MobikeTask {
             match n {
                 Notify::MobikeSupported => {
                     if !self.initiator && !sa.mobike_configured {
-                        out.push(log(
-                            1,
-                            "peer supports MOBIKE, but disabled in config".into(),
-                        ));
+                        out.push(log(1, "peer supports MOBIKE, but disabled in config"));
                     } else {
-                        out.push(log(1, "peer supports MOBIKE".into()));
+                        out.push(log(1, "peer supports MOBIKE"));
                         out.push(Action::EnableExtension(Extension::Mobike));
                     }
                 }
@@ -1457,8 +1447,11 @@ fn forget_preferred(sa: &SaView<'_>, mem: &mut SaMemory, out: &mut Vec<Action>) 
     }
 }
 
-fn log(level: u8, text: String) -> Action {
-    Action::Log { level, text }
+fn log(level: u8, text: impl Into<std::borrow::Cow<'static, str>>) -> Action {
+    Action::Log {
+        level,
+        text: text.into(),
+    }
 }
 
 fn add(out: &mut Vec<Action>, n: &Notify) {
@@ -2852,7 +2845,7 @@ mod tests {
     fn logs(out: &[Action], level: u8) -> Vec<&str> {
         out.iter()
             .filter_map(|a| match a {
-                Action::Log { level: l, text } if *l == level => Some(text.as_str()),
+                Action::Log { level: l, text } if *l == level => Some(text.as_ref()),
                 _ => None,
             })
             .collect()
