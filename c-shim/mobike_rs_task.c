@@ -1248,6 +1248,10 @@ METHOD(task_t, process, status_t,
 	}
 	fill_message(this->ike_sa, message, &m, TRUE);
 	fill_view(this, &s, STEP_PROCESS);
+	if (m.exchange == MOBIKE_EXCHANGE_INFORMATIONAL)
+	{
+		add_facts(this, &s, MOBIKE_GATHER_FOR_INFORMATIONAL, &m, message);
+	}
 	result = run_step(this, &s, STEP_PROCESS, &m, message, &status, NULL);
 	free((void*)m.notifies);
 	return finish_step(this, message, result, status, "process");

@@ -92,6 +92,14 @@
  */
 #define MOBIKE_NEED_MESSAGE_LOCAL (1 << 5)
 
+/**
+ * What the shim gathers before it processes an INFORMATIONAL message,
+ * without being asked: what an UPDATE_SA_ADDRESSES from a new address
+ * reads (a gateway answers one per roaming IKE_SA). The route comes from
+ * the shim's route cache; asking would cost a second call of the step.
+ */
+#define MOBIKE_GATHER_FOR_INFORMATIONAL (MOBIKE_NEED_FILTER | MOBIKE_NEED_MESSAGE_ROUTE)
+
 #define MOBIKE_NEED_ALL (((((MOBIKE_NEED_LOCALS | MOBIKE_NEED_FILTER) | MOBIKE_NEED_ROUTES) | MOBIKE_NEED_ROUTE_SRC) | MOBIKE_NEED_MESSAGE_ROUTE) | MOBIKE_NEED_MESSAGE_LOCAL)
 
 /**

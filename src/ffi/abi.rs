@@ -164,6 +164,11 @@ pub const MOBIKE_NEED_MESSAGE_ROUTE: u32 = 1 << 4;
 /// Of the received message: the interface of its destination, in
 /// `local_ifaces`.
 pub const MOBIKE_NEED_MESSAGE_LOCAL: u32 = 1 << 5;
+/// What the shim gathers before it processes an INFORMATIONAL message,
+/// without being asked: what an UPDATE_SA_ADDRESSES from a new address
+/// reads (a gateway answers one per roaming IKE_SA). The route comes from
+/// the shim's route cache; asking would cost a second call of the step.
+pub const MOBIKE_GATHER_FOR_INFORMATIONAL: u32 = MOBIKE_NEED_FILTER | MOBIKE_NEED_MESSAGE_ROUTE;
 pub const MOBIKE_NEED_ALL: u32 = MOBIKE_NEED_LOCALS
     | MOBIKE_NEED_FILTER
     | MOBIKE_NEED_ROUTES
