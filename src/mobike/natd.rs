@@ -27,19 +27,50 @@ pub fn hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> [u8; 20] {
     out
 }
 
+/// The last hashes one task computed: a response carries the hashes of
+/// the request's two addresses, swapped, so a responder computes each once
+/// per exchange.
+#[derive(Clone, Debug, Default)]
+pub struct Memo {
+    last: [Option<([u8; 8], [u8; 8], SocketAddr, [u8; 20])>; 2],
+}
+
+impl Memo {
+    /// [`hash`], from the memo when the same input was hashed last.
+    pub fn hash(&mut self, spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> [u8; 20] {
+        let hit = self
+            .last
+            .iter()
+            .flatten()
+            .find(|(i, r, a, _)| i == spi_i && r == spi_r && *a == addr);
+        if let Some((_, _, _, h)) = hit {
+            return *h;
+        }
+        let h = hash(spi_i, spi_r, addr);
+        self.last = [Some((*spi_i, *spi_r, addr, h)), self.last[0]];
+        h
+    }
+}
+
 /// Adds NAT-D notifies for `msg` (our address is `msg.src`). With forced
 /// UDP encapsulation, or an unknown source address, the source hash is of
 /// a made-up address so the peer always sees a NAT (as charon does,
 /// RFC 3948 cannot be forced otherwise).
-pub fn build(msg: &Message<'_>, force_encap: bool, fake_source: Ipv4Addr, out: &mut Vec<Action>) {
+pub fn build(
+    msg: &Message<'_>,
+    force_encap: bool,
+    fake_source: Ipv4Addr,
+    memo: &mut Memo,
+    out: &mut Vec<Action>,
+) {
     let src = if force_encap || msg.src.ip().is_unspecified() {
         SocketAddr::new(IpAddr::V4(fake_source), 0)
     } else {
         msg.src
     };
     for n in [
-        Notify::NatDetectionSourceIp(hash(&msg.spi_i, &msg.spi_r, src)),
-        Notify::NatDetectionDestinationIp(hash(&msg.spi_i, &msg.spi_r, msg.dst)),
+        Notify::NatDetectionSourceIp(memo.hash(&msg.spi_i, &msg.spi_r, src)),
+        Notify::NatDetectionDestinationIp(memo.hash(&msg.spi_i, &msg.spi_r, msg.dst)),
     ] {
         let (ty, data) = super::notify::encode(&n);
         out.push(Action::AddNotify { ty, data });
@@ -69,9 +100,10 @@ pub fn process(
     hashes: &[(NotifyType, [u8; 20])],
     check_mapping: bool,
     mem: &mut super::SaMemory,
+    memo: &mut Memo,
 ) -> Outcome {
-    let dst_hash = hash(&msg.spi_i, &msg.spi_r, msg.dst);
-    let src_hash = hash(&msg.spi_i, &msg.spi_r, msg.src);
+    let dst_hash = memo.hash(&msg.spi_i, &msg.spi_r, msg.dst);
+    let src_hash = memo.hash(&msg.spi_i, &msg.spi_r, msg.src);
     let mut o = Outcome::default();
     let (mut src_seen, mut dst_seen) = (false, false);
     for (ty, h) in hashes {
@@ -144,6 +176,17 @@ mod tests {
             hex(hash(&i6, &[0; 8], "[2001:db8::1]:4500".parse().unwrap())),
             "1f051d7db0ab27fae4fb471ef957ded558fd504e"
         );
+    }
+
+    #[test]
+    fn the_memo_answers_as_the_hash_does() {
+        let mut m = Memo::default();
+        let (i, r) = ([1; 8], [2; 8]);
+        let a: SocketAddr = "198.18.1.2:4500".parse().unwrap();
+        let b: SocketAddr = "198.18.2.2:4500".parse().unwrap();
+        for (spi_i, spi_r, addr) in [(i, r, a), (i, r, b), (i, r, a), (r, i, a), (i, r, b)] {
+            assert_eq!(m.hash(&spi_i, &spi_r, addr), hash(&spi_i, &spi_r, addr));
+        }
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct MobikeTask {
     natd: bool,
     /// The request carried both kinds of NAT-D (responder answers with both).
     natd_seen: bool,
+    /// NAT-D hashes computed in this exchange.
+    natd_memo: natd::Memo,
     /// Send (initiator) or received (responder) UPDATE_SA_ADDRESSES.
     update: bool,
     /// Probe paths: every (re)transmission goes to all usable paths.
@@ -135,6 +137,7 @@ impl MobikeTask {
             cookie2: None,
             natd: false,
             natd_seen: false,
+            natd_memo: natd::Memo::default(),
             update: false,
             check: false,
             address: false,
@@ -678,7 +681,13 @@ impl MobikeTask {
                     no_nats_allowed(&env.policy, msg.src, msg.dst, out);
                 }
                 if self.natd {
-                    natd::build(&msg, sa.force_encap, env.fake_natd_source, out);
+                    natd::build(
+                        &msg,
+                        sa.force_encap,
+                        env.fake_natd_source,
+                        &mut self.natd_memo,
+                        out,
+                    );
                 }
                 // As original responder we check that the initiator can
                 // receive at the address it moved to (RFC 4555 3.5, 3.7):
@@ -736,7 +745,13 @@ impl MobikeTask {
                     add(out, &Notify::UnacceptableAddresses);
                 }
                 if self.natd_seen {
-                    natd::build(msg, sa.force_encap, env.fake_natd_source, out);
+                    natd::build(
+                        msg,
+                        sa.force_encap,
+                        env.fake_natd_source,
+                        &mut self.natd_memo,
+                        out,
+                    );
                 }
                 if let Some(c) = self.cookie2.take() {
                     add(out, &Notify::Cookie2(c));
@@ -772,7 +787,9 @@ impl MobikeTask {
             }
             Exchange::Informational => {
                 let mut r = self.read_notifies(sa, msg, &env.policy, out);
-                let o = self.natd.then(|| natd::process(msg, &r.natd, false, mem));
+                let o = self
+                    .natd
+                    .then(|| natd::process(msg, &r.natd, false, mem, &mut self.natd_memo));
                 self.natd_seen = o.as_ref().is_some_and(|o| o.seen);
                 let changes = self.update || r.address_set.is_some();
                 // RFC 4555 3.5, 3.6: a request older than one already
@@ -915,7 +932,7 @@ impl MobikeTask {
                 self.apply_address_set(&env.policy, &mut r, out);
                 let mut force = false;
                 if self.natd {
-                    let mut o = natd::process(msg, &r.natd, true, mem);
+                    let mut o = natd::process(msg, &r.natd, true, mem, &mut self.natd_memo);
                     // No NAT anymore where there was one: also an update
                     // (charon's ike_natd does the same).
                     if o.seen && o.dst_matched && sa.nat_here {
