@@ -169,7 +169,12 @@ mod tests {
         assert!(ids[..n].contains(&watched));
         assert!(!ids[..n].contains(&other));
         assert_eq!(unsafe { liveness_watched(ids.as_mut_ptr(), 0) }, 0);
+        // no longer watched, or forgotten: no longer listed
+        registry::with_memory(other, |m| m.liveness_watched = true);
+        registry::with_memory(other, |m| m.liveness_watched = false);
         registry::forget(watched);
+        let n = unsafe { liveness_watched(ids.as_mut_ptr(), ids.len()) };
+        assert!(!ids[..n].contains(&watched) && !ids[..n].contains(&other));
         registry::forget(other);
     }
 }

@@ -5,7 +5,7 @@
 //! Bounded: at most [`MAX_SAS`] IKE_SAs are remembered; beyond that a task
 //! works with fresh memory (as if the IKE_SA were new) rather than grow.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -47,10 +47,32 @@ pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
     // memory as it was.
     drop(map);
     let r = f(&mut copy);
-    if let Some(mem) = shard(unique_id).get_mut(&unique_id) {
+    let mut map = shard(unique_id);
+    if let Some(mem) = map.get_mut(&unique_id) {
+        if mem.liveness_watched != copy.liveness_watched {
+            set_watched(unique_id, copy.liveness_watched);
+        }
         *mem = copy;
     }
     r
+}
+
+/// The unique IDs of the IKE_SAs whose liveness is watched, kept apart so
+/// the poll reads them without going through every IKE_SA of a gateway.
+/// Changed only when an IKE_SA starts or stops being watched, under the
+/// lock of its shard.
+fn watched() -> &'static Mutex<BTreeSet<u32>> {
+    static W: OnceLock<Mutex<BTreeSet<u32>>> = OnceLock::new();
+    W.get_or_init(|| Mutex::new(BTreeSet::new()))
+}
+
+fn set_watched(unique_id: u32, on: bool) {
+    let mut w = watched().lock().unwrap_or_else(|p| p.into_inner());
+    if on {
+        w.insert(unique_id);
+    } else {
+        w.remove(&unique_id);
+    }
 }
 
 /// Runs `f` on the memory of IKE_SA `unique_id` (fresh memory if none is
@@ -75,25 +97,21 @@ pub fn with_known_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) 
 
 /// Forgets IKE_SA `unique_id`.
 pub fn forget(unique_id: u32) {
-    shard(unique_id).remove(&unique_id);
+    let mut map = shard(unique_id);
+    if map.remove(&unique_id).is_some_and(|m| m.liveness_watched) {
+        set_watched(unique_id, false);
+    }
 }
 
 /// Up to `cap` unique IDs of IKE_SAs whose liveness is watched.
 pub fn liveness_watched(cap: usize) -> Vec<u32> {
-    let mut ids = Vec::new();
-    for s in shards() {
-        let map = s.lock().unwrap_or_else(|p| p.into_inner());
-        ids.extend(
-            map.iter()
-                .filter(|(_, m)| m.liveness_watched)
-                .map(|(id, _)| *id)
-                .take(cap - ids.len()),
-        );
-        if ids.len() >= cap {
-            break;
-        }
-    }
-    ids
+    watched()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .take(cap)
+        .copied()
+        .collect()
 }
 
 /// Number of IKE_SAs remembered.
