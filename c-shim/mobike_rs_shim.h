@@ -60,8 +60,9 @@ uint64_t mobike_rs_shim_now_ms(void);
  *
  * @param ike_sa		IKE_SA, checked out by the caller
  * @param s				storage to fill
- * @param needs			MOBIKE_NEED_* bits (MOBIKE_NEED_ROUTE_SRC is the
- *						caller's, for its message)
+ * @param needs			MOBIKE_NEED_* bits (MOBIKE_NEED_ROUTE_SRC and the
+ *						message facts are the task's, for its message);
+ *						the view's facts record those gathered
  */
 void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 							  uint32_t needs);
