@@ -403,21 +403,19 @@ static bool route_query(const mobike_api *api, const mobike_addr *d,
 	return done;
 }
 
-uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
+uint32_t mobike_rs_route_oif(const mobike_api *api, const mobike_addr *dst,
+							 const mobike_addr *src)
 {
-	mobike_addr d, s;
 	uint64_t now = mobike_rs_shim_now_ms(), generation;
 	uint32_t oif = 0;
 
-	mobike_rs_addr_from_host(dst, &d);
-	mobike_rs_addr_from_host(src, &s);
-	if (route_cache_get(&d, &s, now, &oif, &generation))
+	if (route_cache_get(dst, src, now, &oif, &generation))
 	{
 		return oif;
 	}
-	if (route_query(api, &d, &s, &oif))
+	if (route_query(api, dst, src, &oif))
 	{	/* "not routed" is an answer too */
-		route_cache_put(&d, &s, now, oif, generation);
+		route_cache_put(dst, src, now, oif, generation);
 	}
 	return oif;
 }
@@ -425,7 +423,8 @@ uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src)
 /*
  * Described in header
  */
-bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src)
+bool mobike_rs_route_usable(const mobike_api *api, const mobike_addr *dst,
+							const mobike_addr *src)
 {
 	return mobike_rs_route_oif(api, dst, src) != 0;
 }

@@ -27,7 +27,8 @@ void mobike_rs_liveness_stop(void);
  *
  * @return			interface index, 0 if the pair is not routed
  */
-uint32_t mobike_rs_route_oif(const mobike_api *api, host_t *dst, host_t *src);
+uint32_t mobike_rs_route_oif(const mobike_api *api, const mobike_addr *dst,
+							 const mobike_addr *src);
 
 /**
  * The kernel monitor read a datagram (monitored) or stopped reading (not):
@@ -38,6 +39,7 @@ void mobike_rs_route_cache_changed(bool monitored);
 /**
  * Whether the kernel routes dst from the local address src.
  */
-bool mobike_rs_route_usable(const mobike_api *api, host_t *dst, host_t *src);
+bool mobike_rs_route_usable(const mobike_api *api, const mobike_addr *dst,
+							const mobike_addr *src);
 
 #endif /** MOBIKE_RS_LIVENESS_H_ @}*/

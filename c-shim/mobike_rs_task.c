@@ -483,23 +483,18 @@ static void iface_fact(const mobike_addr *addr, const char *name,
  * charon's get_nexthop() dumps the routing table (a gateway's holds a
  * route per road warrior).
  */
-static void route_iface(host_t *dst, const mobike_addr *src,
+static void route_iface(const mobike_addr *dst, const mobike_addr *src,
 						mobike_addr_iface *out)
 {
 	const mobike_api *api = mobike_rs_shim_loaded_api();
 	char name[IFNAMSIZ];
-	host_t *from;
-	mobike_addr addr;
 	uint32_t oif = 0;
 
-	mobike_rs_addr_from_host(dst, &addr);
-	from = mobike_rs_host_from_addr(src);
-	if (api && from)
+	if (api)
 	{
-		oif = mobike_rs_route_oif(api, dst, from);
+		oif = mobike_rs_route_oif(api, dst, src);
 	}
-	DESTROY_IF(from);
-	iface_fact(&addr, oif && iface_name(oif, name) ? name : NULL, out);
+	iface_fact(dst, oif && iface_name(oif, name) ? name : NULL, out);
 }
 
 /**
@@ -678,7 +673,8 @@ static void add_pair_routes(mobike_rs_view_storage_t *s)
 	mobike_sa_view *v = &s->view;
 	const mobike_api *api = mobike_rs_shim_loaded_api();
 	enumerator_t *enumerator;
-	host_t *local, *peer, *first;
+	host_t *local;
+	mobike_addr from, *peer, *first;
 	size_t i, peers = v->routes_len;
 
 	if (!api)
@@ -690,22 +686,22 @@ static void add_pair_routes(mobike_rs_view_storage_t *s)
 	while (v->routes_len < MAX_VIEW_ROUTES &&
 		   enumerator->enumerate(enumerator, &local))
 	{
+		mobike_rs_addr_from_host(local, &from);
 		for (i = 0; i < peers && v->routes_len < MAX_VIEW_ROUTES; i++)
 		{
-			peer = mobike_rs_host_from_addr(&s->routes[i].dst);
-			first = mobike_rs_host_from_addr(&s->routes[i].src);
-			if (peer && peer->get_family(peer) == local->get_family(local) &&
-				!(first && first->ip_equals(first, local)) &&
-				mobike_rs_route_usable(api, peer, local))
+			peer = &s->routes[i].dst;
+			first = &s->routes[i].src;
+			if (peer->family && peer->family == from.family &&
+				!(first->family == from.family &&
+				  memeq(first->ip, from.ip, sizeof(from.ip))) &&
+				mobike_rs_route_usable(api, peer, &from))
 			{
-				s->routes[v->routes_len].dst = s->routes[i].dst;
-				mobike_rs_addr_from_host(local, &s->routes[v->routes_len].src);
-				route_iface(peer, &s->routes[v->routes_len].src,
+				s->routes[v->routes_len].dst = *peer;
+				s->routes[v->routes_len].src = from;
+				route_iface(peer, &from,
 							&s->route_ifaces[v->route_ifaces_len++]);
 				v->routes_len++;
 			}
-			DESTROY_IF(peer);
-			DESTROY_IF(first);
 		}
 	}
 	enumerator->destroy(enumerator);
@@ -815,7 +811,7 @@ void mobike_rs_shim_fill_view_more(ike_sa_t *ike_sa,
 			route_to(host, NULL, &s->routes[v->routes_len].src);
 			if (s->routes[v->routes_len].src.family)
 			{
-				route_iface(host, &s->routes[v->routes_len].src,
+				route_iface(&s->peers[i], &s->routes[v->routes_len].src,
 							&s->route_ifaces[v->route_ifaces_len++]);
 			}
 			v->routes_len++;
@@ -890,22 +886,17 @@ static void add_facts(private_mobike_rs_task_t *this,
 					  mobike_message *msg, message_t *message)
 {
 	uint32_t all = needs | s->view.facts;
-	host_t *me, *other;
+	host_t *me;
 	char *name = NULL;
 
 	mobike_rs_shim_fill_view_more(this->ike_sa, s, needs);
 	/* the routes of all pairs include the message's */
 	if (msg && !(all & MOBIKE_NEED_ROUTES) &&
-		(needs & MOBIKE_NEED_MESSAGE_ROUTE) &&
+		(needs & MOBIKE_NEED_MESSAGE_ROUTE) && msg->src.family &&
 		s->view.route_ifaces_len < MAX_VIEW_ROUTES)
 	{
-		other = mobike_rs_host_from_addr(&msg->src);
-		if (other)
-		{
-			route_iface(other, &msg->dst,
-						&s->route_ifaces[s->view.route_ifaces_len++]);
-			other->destroy(other);
-		}
+		route_iface(&msg->src, &msg->dst,
+					&s->route_ifaces[s->view.route_ifaces_len++]);
 	}
 	if (msg && !(all & MOBIKE_NEED_LOCALS) &&
 		(needs & MOBIKE_NEED_MESSAGE_LOCAL) &&
