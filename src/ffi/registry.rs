@@ -22,14 +22,39 @@ pub const MAX_SAS: usize = 1 << 17;
 /// gateway moving many IKE_SAs at once rarely wait for one another.
 const SHARDS: usize = 64;
 
-type Shard = Mutex<HashMap<u32, SaMemory>>;
+/// Unique IDs are charon's own counter, not a peer's choice: a multiply
+/// spreads them well enough, at a fraction of SipHash's cost per step.
+#[derive(Default)]
+struct UniqueIdHasher(u64);
+
+impl std::hash::Hasher for UniqueIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // only u32 keys are hashed; anything else still gets a fair hash
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        self.0 ^= self.0 >> 32;
+    }
+    fn write_u32(&mut self, id: u32) {
+        // the table indexes by the low bits: fold the high ones in, as the
+        // IDs of one shard share their low six bits
+        let h = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+type Memories = HashMap<u32, SaMemory, std::hash::BuildHasherDefault<UniqueIdHasher>>;
+type Shard = Mutex<Memories>;
 
 fn shards() -> &'static [Shard; SHARDS] {
     static M: OnceLock<[Shard; SHARDS]> = OnceLock::new();
-    M.get_or_init(|| std::array::from_fn(|_| Mutex::new(HashMap::new())))
+    M.get_or_init(|| std::array::from_fn(|_| Mutex::new(Memories::default())))
 }
 
-fn shard(unique_id: u32) -> std::sync::MutexGuard<'static, HashMap<u32, SaMemory>> {
+fn shard(unique_id: u32) -> std::sync::MutexGuard<'static, Memories> {
     shards()[unique_id as usize % SHARDS]
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -188,4 +213,18 @@ pub fn describe_policy() -> String {
 /// has run on it.
 pub fn stats_of(unique_id: u32) -> Option<crate::mobike::SaStats> {
     shard(unique_id).get(&unique_id).map(|m| m.stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    #[test]
+    fn one_shards_unique_ids_spread_over_the_low_bits() {
+        let b = BuildHasherDefault::<super::UniqueIdHasher>::default();
+        let buckets: std::collections::HashSet<u64> = (0..1024u32)
+            .map(|i| b.hash_one(i * super::SHARDS as u32 + 5) & 1023)
+            .collect();
+        assert!(buckets.len() > 512, "{} of 1024 buckets", buckets.len());
+    }
 }

@@ -32,8 +32,11 @@ pub fn hash(spi_i: &[u8; 8], spi_r: &[u8; 8], addr: SocketAddr) -> [u8; 20] {
 /// per exchange.
 #[derive(Clone, Debug, Default)]
 pub struct Memo {
-    last: [Option<([u8; 8], [u8; 8], SocketAddr, [u8; 20])>; 2],
+    last: [Option<MemoEntry>; 2],
 }
+
+/// SPIi, SPIr, address, and their hash.
+type MemoEntry = ([u8; 8], [u8; 8], SocketAddr, [u8; 20]);
 
 impl Memo {
     /// [`hash`], from the memo when the same input was hashed last.
