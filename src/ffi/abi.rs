@@ -1246,6 +1246,45 @@ fn action_to_c(action: &Action) -> mobike_action {
     out
 }
 
+/// A view with every array empty, for tests to fill in.
+#[cfg(test)]
+pub(crate) fn test_view(my_host: mobike_addr, other_host: mobike_addr) -> mobike_sa_view {
+    mobike_sa_view {
+        unique_id: 1,
+        flags: 0,
+        facts: 0,
+        spi_i: [1; 8],
+        spi_r: [2; 8],
+        my_host,
+        other_host,
+        my_cfg_port: 500,
+        other_cfg_port: 500,
+        socket_port: 500,
+        socket_natt_port: 4500,
+        families: MOBIKE_FAMILY_V4,
+        peer_addrs: std::ptr::null(),
+        peer_addrs_len: 0,
+        local_addrs: std::ptr::null(),
+        local_addrs_len: 0,
+        routes: std::ptr::null(),
+        routes_len: 0,
+        route_current: mobike_addr::default(),
+        now_ms: 0,
+        local_ifaces: std::ptr::null(),
+        local_ifaces_len: 0,
+        route_ifaces: std::ptr::null(),
+        route_ifaces_len: 0,
+        my_vips: std::ptr::null(),
+        my_vips_len: 0,
+        peer_vips: std::ptr::null(),
+        peer_vips_len: 0,
+        local_ts: std::ptr::null(),
+        local_ts_len: 0,
+        remote_ts: std::ptr::null(),
+        remote_ts_len: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1373,38 +1412,17 @@ mod tests {
             },
         ];
         let sa = mobike_sa_view {
-            unique_id: 1,
-            flags: 0,
-            facts: 0,
             spi_i: [0; 8],
             spi_r: [0; 8],
-            my_host: a("198.18.1.2"),
-            other_host: a("198.18.1.1"),
-            my_cfg_port: 500,
-            other_cfg_port: 500,
-            socket_port: 500,
-            socket_natt_port: 4500,
-            families: MOBIKE_FAMILY_V4,
-            peer_addrs: std::ptr::null(),
-            peer_addrs_len: 0,
-            local_addrs: std::ptr::null(),
-            local_addrs_len: 0,
-            routes: std::ptr::null(),
-            routes_len: 0,
-            route_current: mobike_addr::default(),
-            now_ms: 0,
             local_ifaces: ifaces.as_ptr(),
             local_ifaces_len: ifaces.len(),
             route_ifaces: ifaces.as_ptr(),
             route_ifaces_len: 1,
             my_vips: vips.as_ptr(),
             my_vips_len: 1,
-            peer_vips: std::ptr::null(),
-            peer_vips_len: 0,
             local_ts: ts.as_ptr(),
             local_ts_len: ts.len(),
-            remote_ts: std::ptr::null(),
-            remote_ts_len: 0,
+            ..test_view(a("198.18.1.2"), a("198.18.1.1"))
         };
         let storage = ViewStorage::new(&sa).unwrap();
         let v = storage.view(&sa).unwrap();
@@ -1439,36 +1457,10 @@ mod tests {
             flags: MOBIKE_SA_AUTHENTICATED
                 | MOBIKE_SA_MOBIKE_CONFIGURED
                 | MOBIKE_SA_MOBIKE_SUPPORTED,
-            facts: 0,
-            spi_i: [1; 8],
-            spi_r: [2; 8],
-            my_host: a("198.18.1.1:4500"),
-            other_host: a("198.18.1.2:4500"),
-            my_cfg_port: 500,
-            other_cfg_port: 500,
-            socket_port: 500,
-            socket_natt_port: 4500,
-            families: MOBIKE_FAMILY_V4,
             peer_addrs: peers.as_ptr(),
             peer_addrs_len: 1,
-            local_addrs: std::ptr::null(),
-            local_addrs_len: 0,
-            routes: std::ptr::null(),
-            routes_len: 0,
-            route_current: mobike_addr::default(),
             now_ms: 1000,
-            local_ifaces: std::ptr::null(),
-            local_ifaces_len: 0,
-            route_ifaces: std::ptr::null(),
-            route_ifaces_len: 0,
-            my_vips: std::ptr::null(),
-            my_vips_len: 0,
-            peer_vips: std::ptr::null(),
-            peer_vips_len: 0,
-            local_ts: std::ptr::null(),
-            local_ts_len: 0,
-            remote_ts: std::ptr::null(),
-            remote_ts_len: 0,
+            ..test_view(a("198.18.1.1:4500"), a("198.18.1.2:4500"))
         };
         // the peer's update comes from another address: may that path
         // carry IKE? (the filter and the route of the message)

@@ -109,7 +109,9 @@ pub(crate) unsafe extern "C" fn status_free(doc: *mut mobike_status_doc) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::abi::{addr_to_c, mobike_addr, MOBIKE_API, MOBIKE_SA_MOBIKE_SUPPORTED};
+    use super::super::abi::{
+        addr_to_c, mobike_addr, test_view, MOBIKE_API, MOBIKE_SA_MOBIKE_SUPPORTED,
+    };
     use super::*;
 
     fn answer(request: &[u8], views: &[mobike_sa_view]) -> String {
@@ -136,36 +138,14 @@ mod tests {
         mobike_sa_view {
             unique_id: 4242,
             flags: MOBIKE_SA_MOBIKE_SUPPORTED,
-            facts: 0,
-            spi_i: [1; 8],
-            spi_r: [2; 8],
-            my_host: addr_to_c(Some("198.18.2.2:4500".parse().unwrap())),
-            other_host: addr_to_c(Some("198.18.1.1:4500".parse().unwrap())),
-            my_cfg_port: 500,
-            other_cfg_port: 500,
-            socket_port: 500,
-            socket_natt_port: 4500,
             families: 3,
-            peer_addrs: std::ptr::null(),
-            peer_addrs_len: 0,
             local_addrs: locals.as_ptr(),
             local_addrs_len: locals.len(),
-            routes: std::ptr::null(),
-            routes_len: 0,
-            route_current: mobike_addr::default(),
             now_ms: 5_000,
-            local_ifaces: std::ptr::null(),
-            local_ifaces_len: 0,
-            route_ifaces: std::ptr::null(),
-            route_ifaces_len: 0,
-            my_vips: std::ptr::null(),
-            my_vips_len: 0,
-            peer_vips: std::ptr::null(),
-            peer_vips_len: 0,
-            local_ts: std::ptr::null(),
-            local_ts_len: 0,
-            remote_ts: std::ptr::null(),
-            remote_ts_len: 0,
+            ..test_view(
+                addr_to_c(Some("198.18.2.2:4500".parse().unwrap())),
+                addr_to_c(Some("198.18.1.1:4500".parse().unwrap())),
+            )
         }
     }
 
