@@ -641,7 +641,9 @@ unsafe extern "C" fn task_new(initiator: bool) -> *mut mobike_task {
     catch_unwind(|| {
         Box::into_raw(Box::new(mobike_task {
             core: MobikeTask::new(initiator),
-            actions: Vec::new(),
+            // a step decides about a dozen actions: one allocation, not
+            // three growing ones
+            actions: Vec::with_capacity(16),
             next: 0,
             poisoned: false,
         }))
