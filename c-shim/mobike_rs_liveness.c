@@ -419,12 +419,3 @@ uint32_t mobike_rs_route_oif(const mobike_api *api, const mobike_addr *dst,
 	}
 	return oif;
 }
-
-/*
- * Described in header
- */
-bool mobike_rs_route_usable(const mobike_api *api, const mobike_addr *dst,
-							const mobike_addr *src)
-{
-	return mobike_rs_route_oif(api, dst, src) != 0;
-}

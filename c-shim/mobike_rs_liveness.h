@@ -36,10 +36,4 @@ uint32_t mobike_rs_route_oif(const mobike_api *api, const mobike_addr *dst,
  */
 void mobike_rs_route_cache_changed(bool monitored);
 
-/**
- * Whether the kernel routes dst from the local address src.
- */
-bool mobike_rs_route_usable(const mobike_api *api, const mobike_addr *dst,
-							const mobike_addr *src);
-
 #endif /** MOBIKE_RS_LIVENESS_H_ @}*/

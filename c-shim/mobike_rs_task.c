@@ -412,23 +412,21 @@ static void iface_cache_put(uint32_t index, const char *name, bool tunnel)
 }
 
 /**
- * The name of interface index (if_indextoname(), cached with its type);
- * FALSE if there is none.
+ * Name and type of interface index (if_indextoname(), read_tunnel_iface(),
+ * cached); FALSE if there is no such interface.
  */
-static bool iface_name(uint32_t index, char name[IFNAMSIZ])
+static bool iface_by_index(uint32_t index, iface_entry_t *out)
 {
-	iface_entry_t e;
-
-	if (iface_cache_get(index, NULL, &e))
+	if (iface_cache_get(index, NULL, out))
 	{
-		memcpy(name, e.name, IFNAMSIZ);
 		return TRUE;
 	}
-	if (!if_indextoname(index, name))
+	if (!if_indextoname(index, out->name))
 	{
 		return FALSE;
 	}
-	iface_cache_put(index, name, read_tunnel_iface(name));
+	out->tunnel = read_tunnel_iface(out->name);
+	iface_cache_put(index, out->name, out->tunnel);
 	return TRUE;
 }
 
@@ -455,10 +453,11 @@ static bool is_tunnel_iface(const char *name)
 }
 
 /**
- * Describe interface "name" (may be NULL: unknown) for address addr.
+ * Describe interface "name" (may be NULL: unknown), a tunnel device or
+ * not, for address addr.
  */
-static void iface_fact(const mobike_addr *addr, const char *name,
-					   mobike_addr_iface *out)
+static void iface_fact_typed(const mobike_addr *addr, const char *name,
+							 bool tunnel, mobike_addr_iface *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->addr = *addr;
@@ -467,7 +466,7 @@ static void iface_fact(const mobike_addr *addr, const char *name,
 		return;
 	}
 	memcpy(out->name, name, min(strlen(name), sizeof(out->name)));
-	if (is_tunnel_iface(name))
+	if (tunnel)
 	{
 		out->flags |= MOBIKE_IFACE_TUNNEL;
 	}
@@ -478,23 +477,41 @@ static void iface_fact(const mobike_addr *addr, const char *name,
 }
 
 /**
+ * Describe interface "name" (may be NULL: unknown) for address addr.
+ */
+static void iface_fact(const mobike_addr *addr, const char *name,
+					   mobike_addr_iface *out)
+{
+	iface_fact_typed(addr, name, name && is_tunnel_iface(name), out);
+}
+
+/**
  * The interface the kernel's route towards dst leaves through (from the
  * local address src): our own RTM_GETROUTE, which costs one request where
  * charon's get_nexthop() dumps the routing table (a gateway's holds a
- * route per road warrior).
+ * route per road warrior). Returns the interface index, 0 if the pair is
+ * not routed.
  */
-static void route_iface(const mobike_addr *dst, const mobike_addr *src,
-						mobike_addr_iface *out)
+static uint32_t route_iface(const mobike_addr *dst, const mobike_addr *src,
+							mobike_addr_iface *out)
 {
 	const mobike_api *api = mobike_rs_shim_loaded_api();
-	char name[IFNAMSIZ];
+	iface_entry_t e;
 	uint32_t oif = 0;
 
 	if (api)
 	{
 		oif = mobike_rs_route_oif(api, dst, src);
 	}
-	iface_fact(dst, oif && iface_name(oif, name) ? name : NULL, out);
+	if (oif && iface_by_index(oif, &e))
+	{
+		iface_fact_typed(dst, e.name, e.tunnel, out);
+	}
+	else
+	{
+		iface_fact_typed(dst, NULL, FALSE, out);
+	}
+	return oif;
 }
 
 /**
@@ -691,15 +708,15 @@ static void add_pair_routes(mobike_rs_view_storage_t *s)
 		{
 			peer = &s->routes[i].dst;
 			first = &s->routes[i].src;
+			/* one lookup: whether the pair is routed, and through what */
 			if (peer->family && peer->family == from.family &&
 				!(first->family == from.family &&
 				  memeq(first->ip, from.ip, sizeof(from.ip))) &&
-				mobike_rs_route_usable(api, peer, &from))
+				route_iface(peer, &from, &s->route_ifaces[v->route_ifaces_len]))
 			{
+				v->route_ifaces_len++;
 				s->routes[v->routes_len].dst = *peer;
 				s->routes[v->routes_len].src = from;
-				route_iface(peer, &from,
-							&s->route_ifaces[v->route_ifaces_len++]);
 				v->routes_len++;
 			}
 		}
