@@ -36,6 +36,9 @@ pub enum UpdateReason {
     PathRefused,
     /// A better path (`preference`) answered its test (RFC 4555 3.10).
     PreferredPath,
+    /// The current path lost its route and the kernel routes one other
+    /// path only: moved to it without a check (RFC 4555 3.5).
+    OnlyPathLeft,
 }
 
 impl UpdateReason {
@@ -50,6 +53,7 @@ impl UpdateReason {
             UpdateReason::ReturnRoutabilityConfirmed => "return-routability-confirmed",
             UpdateReason::PathRefused => "path-refused",
             UpdateReason::PreferredPath => "preferred-path",
+            UpdateReason::OnlyPathLeft => "only-path-left",
         }
     }
 }
@@ -67,6 +71,7 @@ impl fmt::Display for UpdateReason {
             }
             UpdateReason::PathRefused => "peer refused the new path",
             UpdateReason::PreferredPath => "preferred path answered its test",
+            UpdateReason::OnlyPathLeft => "the only path left",
         })
     }
 }

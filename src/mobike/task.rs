@@ -220,10 +220,12 @@ impl MobikeTask {
                     ..ViewNeeds::default()
                 },
                 // our address list; a better path remembered: is its
-                // address still there?
+                // address still there? A check: is one path all there is
+                // (only_path_left)?
                 Exchange::Informational if self.build_as_initiator => ViewNeeds {
-                    locals: self.address || mem.preferred.is_some(),
-                    filter: self.address,
+                    locals: self.address || self.check || mem.preferred.is_some(),
+                    filter: self.address || self.check,
+                    routes: self.check,
                     route_src: true,
                     ..ViewNeeds::default()
                 },
@@ -420,37 +422,9 @@ impl MobikeTask {
             self.check = true;
         }
         // RFC 4555 3.5: the same message goes to every path we can route;
-        // the first path that answers wins. A path that cannot carry IKE
-        // (into this IKE_SA's tunnel, through a tunnel interface, to a
-        // link-local address, see super::filter) is not tried.
-        let filter = super::filter::AddressFilter::new(sa);
-        let mut skipped = super::filter::Skipped::default();
-        let mut found = false;
-        let mut tried: Vec<Path> = Vec::new();
-        // Better paths first (`preference`; a stable sort keeps the
-        // kernel's order among equals). All go out at once all the same.
-        let mut candidates: Vec<_> = candidate_paths(sa).collect();
-        candidates.sort_by_key(|(src, peer, _)| std::cmp::Reverse(rank(sa, policy, *src, *peer)));
-        for (src, peer, path) in candidates {
-            if let Err(why) = filter.path(src, peer) {
-                skipped.note(format_args!("{src} - {peer}"), why);
-                continue;
-            }
-            if tried.contains(&path) {
-                continue;
-            }
-            if mem.is_rejected(path, sa.now_ms) {
-                out.push(log(
-                    2,
-                    format!(
-                        "not checking path {} - {}: the peer refused it",
-                        show(path.local),
-                        show(path.remote)
-                    ),
-                ));
-                continue;
-            }
-            tried.push(path);
+        // the first path that answers wins.
+        let usable = usable_paths(sa, mem, policy, out);
+        for path in &usable {
             out.push(log(
                 1,
                 format!("checking path {} - {}", show(path.local), show(path.remote)),
@@ -459,9 +433,8 @@ impl MobikeTask {
                 src: path.local,
                 dst: path.remote,
             });
-            found = true;
         }
-        out.extend(skipped.log("not probing paths"));
+        let found = !usable.is_empty();
         if !found && first {
             out.push(log(
                 1,
@@ -478,6 +451,43 @@ impl MobikeTask {
             return true;
         }
         found
+    }
+
+    /// The one path a check would try, when the current path has lost its
+    /// route (the kernel sends from another address) and the kernel routes
+    /// exactly one other usable path: a check could only confirm it. Only
+    /// the original initiator decides paths (RFC 4555 3.1).
+    fn only_path_left(
+        &self,
+        sa: &SaView<'_>,
+        msg: &Message<'_>,
+        mem: &SaMemory,
+        policy: &Policy,
+        out: &mut Vec<Action>,
+    ) -> Option<Path> {
+        if !self.check
+            || self.update
+            || !sa.original_initiator
+            || self.return_routability_check.is_some()
+            || msg.route_src == Some(msg.src.ip())
+        {
+            return None;
+        }
+        // What it leaves out is logged only if the shortcut is taken;
+        // otherwise transmit() logs it when it probes.
+        let mut logs = Vec::new();
+        let usable = usable_paths(sa, mem, policy, &mut logs);
+        let current = Path {
+            local: sa.my_host,
+            remote: sa.other_host,
+        };
+        match usable.as_slice() {
+            [only] if *only != current => {
+                out.extend(logs);
+                Some(*only)
+            }
+            _ => None,
+        }
     }
 
     /// Whether this request only asks for an answer (an empty
@@ -642,9 +652,44 @@ impl MobikeTask {
                     return Status::Success;
                 }
                 let mut msg = msg.clone();
-                // Keep the current address if it still routes; otherwise
-                // send from the kernel's choice, keeping our port.
-                if let Some(new) = msg.route_src.filter(|ip| *ip != msg.src.ip()) {
+                if let Some(path) = self.only_path_left(sa, &msg, mem, &env.policy, out) {
+                    // RFC 4555 3.5: the decision is made, so the IKE_SA and
+                    // IPsec SAs move first and the update follows on the
+                    // new path, a round trip sooner than after a check.
+                    let current = Path {
+                        local: sa.my_host,
+                        remote: sa.other_host,
+                    };
+                    out.push(log(
+                        1,
+                        format!(
+                            "path {} - {} lost its route and {} - {} is the only one left, moving without a path check",
+                            show(current.local),
+                            show(current.remote),
+                            show(path.local),
+                            show(path.remote)
+                        ),
+                    ));
+                    update_hosts(
+                        (path.local != current.local).then_some(path.local),
+                        (path.remote != current.remote).then_some(path.remote),
+                        UpdateForce::All,
+                        UpdateReason::OnlyPathLeft,
+                        out,
+                    );
+                    self.previous_path.get_or_insert(current);
+                    self.update = true;
+                    self.natd = true;
+                    self.natd_seen = false;
+                    self.check = false;
+                    if path.local != msg.src {
+                        out.push(Action::SetSource(path.local));
+                    }
+                    msg.src = path.local;
+                    msg.dst = path.remote;
+                } else if let Some(new) = msg.route_src.filter(|ip| *ip != msg.src.ip()) {
+                    // Keep the current address if it still routes; otherwise
+                    // send from the kernel's choice, keeping our port.
                     let old = msg.src;
                     msg.src = SocketAddr::new(new, old.port());
                     out.push(log(
@@ -1367,6 +1412,47 @@ fn other_path_exists(sa: &SaView<'_>, mem: &SaMemory) -> bool {
     })
 }
 
+/// The paths a check may try, better ones first (`preference`; a stable
+/// sort keeps the kernel's order among equals), each once. A path that
+/// cannot carry IKE (into this IKE_SA's tunnel, through a tunnel interface,
+/// to a link-local address, see super::filter) or that the peer refused
+/// lately is left out, and the log says so.
+fn usable_paths(
+    sa: &SaView<'_>,
+    mem: &SaMemory,
+    policy: &Policy,
+    out: &mut Vec<Action>,
+) -> Vec<Path> {
+    let filter = super::filter::AddressFilter::new(sa);
+    let mut skipped = super::filter::Skipped::default();
+    let mut usable: Vec<Path> = Vec::new();
+    let mut candidates: Vec<_> = candidate_paths(sa).collect();
+    candidates.sort_by_key(|(src, peer, _)| std::cmp::Reverse(rank(sa, policy, *src, *peer)));
+    for (src, peer, path) in candidates {
+        if let Err(why) = filter.path(src, peer) {
+            skipped.note(format_args!("{src} - {peer}"), why);
+            continue;
+        }
+        if usable.contains(&path) {
+            continue;
+        }
+        if mem.is_rejected(path, sa.now_ms) {
+            out.push(log(
+                2,
+                format!(
+                    "not checking path {} - {}: the peer refused it",
+                    show(path.local),
+                    show(path.remote)
+                ),
+            ));
+            continue;
+        }
+        usable.push(path);
+    }
+    out.extend(skipped.log("not probing paths"));
+    usable
+}
+
 /// Every (local, peer) pair the kernel routes, as paths with their ports:
 /// for each peer address of a family the socket can use, the kernel's first
 /// choice of source, then the other local addresses it routes it from
@@ -1901,6 +1987,116 @@ mod tests {
             t.process(&s, &resp, &mut SaMemory::default(), &env(), &mut out),
             Status::Success
         );
+    }
+
+    /// A roam's request after rw-a lost its route: the kernel sends to the
+    /// gateway from 198.18.2.2 (route_src), and `routes` are the pairs it
+    /// routes.
+    fn roam_request(
+        s: &SaView<'_>,
+        mem: &mut SaMemory,
+    ) -> (MobikeTask, Status, Vec<Action>) {
+        let mut t = MobikeTask::new(true);
+        t.roam(false);
+        let mut m = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        m.route_src = Some("198.18.2.2".parse().unwrap());
+        let mut out = Vec::new();
+        let status = t.build(s, &m, mem, &env(), &mut out);
+        (t, status, out)
+    }
+
+    #[test]
+    fn the_only_path_left_is_taken_without_a_check() {
+        let peers: [SocketAddr; 1] = ["198.18.1.1:4500".parse().unwrap()];
+        let route = |src: &str| Route {
+            dst: peers[0].ip(),
+            src: Some(src.parse().unwrap()),
+        };
+        let new: SocketAddr = "198.18.2.2:4500".parse().unwrap();
+        // One routed pair: the IKE_SA moves at once and the request is the
+        // update, from the new address, with NAT-D and COOKIE2.
+        let routes = [route("198.18.2.2")];
+        let mut s = sa(&peers, &[], &routes);
+        s.route_current = Some(new.ip());
+        let mut mem = SaMemory::default();
+        let (mut t, status, out) = roam_request(&s, &mut mem);
+        assert_eq!(status, Status::NeedMore);
+        assert!(!t.is_probing(), "no check, no probing retransmits");
+        assert!(out.contains(&Action::UpdateHosts {
+            me: Some(new),
+            other: None,
+            force: UpdateForce::All,
+            reason: UpdateReason::OnlyPathLeft,
+        }));
+        assert!(out.contains(&Action::SetSource(new)));
+        let n = notifies(&out);
+        for ty in [
+            NotifyType::UpdateSaAddresses,
+            NotifyType::Cookie2,
+            NotifyType::NatDetectionSourceIp,
+            NotifyType::NatDetectionDestinationIp,
+        ] {
+            assert!(n.contains(&ty), "{ty:?} in {n:?}");
+        }
+        // Sent once, on the path the IKE_SA now has.
+        let mut moved = s.clone();
+        moved.my_host = new;
+        let mut sent = Vec::new();
+        assert!(t.transmit(&moved, &mut mem, &Policy::default(), &mut sent));
+        assert_eq!(
+            sent.iter()
+                .filter(|a| matches!(a, Action::Send { .. }))
+                .collect::<Vec<_>>(),
+            [&Action::Send {
+                src: new,
+                dst: peers[0]
+            }]
+        );
+
+        // Two routed pairs: a check decides, nothing moves before it.
+        let two = [route("198.18.2.2"), route("198.18.3.3")];
+        let s = sa(&peers, &[], &two);
+        let (t, _, out) = roam_request(&s, &mut SaMemory::default());
+        assert!(t.is_probing());
+        assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
+        assert!(!notifies(&out).contains(&NotifyType::UpdateSaAddresses));
+
+        // The current path still routes: a check (another path may be
+        // better, or the peer may have moved).
+        let same = [route("198.18.1.2"), route("198.18.2.2")];
+        let s = sa(&peers, &[], &same);
+        let mut t = MobikeTask::new(true);
+        t.roam(false);
+        let m = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        let mut out = Vec::new();
+        t.build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        assert!(t.is_probing());
+        assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
+
+        // A path the peer refused lately is no candidate: nothing is left
+        // to move to, the check runs (and finds nothing).
+        let mut mem = SaMemory::default();
+        mem.reject_path(
+            Path {
+                local: new,
+                remote: peers[0],
+            },
+            0,
+        );
+        let s = sa(&peers, &[], &routes);
+        let (t, _, out) = roam_request(&s, &mut mem);
+        assert!(t.is_probing());
+        assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
     }
 
     #[test]
