@@ -70,9 +70,9 @@ struct private_mobike_rs_kernel_t {
 	bool stopped;
 
 	/**
-	 * Time (ms) of the earliest job scheduled, 0 if none.
+	 * Time (µs, monotonic) of the earliest job scheduled, 0 if none.
 	 */
-	uint64_t scheduled_ms;
+	uint64_t scheduled_us;
 
 	/**
 	 * The core refused further work (panic), logged once.
@@ -173,10 +173,10 @@ static void apply(private_mobike_rs_kernel_t *this, mobike_roam_decision *d,
 	{
 		d->ifname[sizeof(d->ifname) - 1] = '\0';
 		DBG1(DBG_IKE, "mobike-rs: kernel event on %s, roaming now%s "
-			 "(waited %u ms for charon's address cache)",
+			 "(waited %u.%01u ms for charon's address cache)",
 			 d->ifname[0] ? d->ifname : "(unknown interface)",
 			 d->forced ? ", charon's address cache did not follow in time" : "",
-			 d->waited_ms);
+			 d->waited_us / 1000, d->waited_us % 1000 / 100);
 		/* queues charon's roam job; never blocks */
 		charon->kernel->roam(charon->kernel, d->address);
 	}
@@ -208,11 +208,12 @@ static void pump(private_mobike_rs_kernel_t *this)
 	mobike_result result;
 	uint64_t now, next = 0;
 	callback_job_t *job;
+	timeval_t at;
 	int i;
 
 	for (i = 0; i < MAX_PUMP && !this->failed; i++)
 	{
-		now = mobike_rs_shim_now_ms();
+		now = mobike_rs_shim_now_us();
 		result = this->api->kernel_monitor_deadline(this->monitor, now, &d,
 													&next);
 		if (result != MOBIKE_OK)
@@ -227,18 +228,20 @@ static void pump(private_mobike_rs_kernel_t *this)
 		apply(this, &d, now);
 	}
 	if (!next || this->failed || this->stopped ||
-		(this->scheduled_ms && this->scheduled_ms <= next))
+		(this->scheduled_us && this->scheduled_us <= next))
 	{
 		return;
 	}
-	now = mobike_rs_shim_now_ms();
 	ref_get(&this->ref);
 	job = callback_job_create_with_prio((callback_job_cb_t)on_deadline, this,
 								(callback_job_cleanup_t)release, NULL,
 								JOB_PRIO_CRITICAL);
-	this->scheduled_ms = next;
-	lib->scheduler->schedule_job_ms(lib->scheduler, (job_t*)job,
-									next > now ? next - now : 0);
+	this->scheduled_us = next;
+	/* the same monotonic clock, to the microsecond: a recheck of charon's
+	 * cache is due well within a millisecond */
+	at.tv_sec = next / 1000000;
+	at.tv_usec = next % 1000000;
+	lib->scheduler->schedule_job_tv(lib->scheduler, (job_t*)job, at);
 }
 
 /**
@@ -248,7 +251,7 @@ static void pump(private_mobike_rs_kernel_t *this)
 static job_requeue_t on_deadline(private_mobike_rs_kernel_t *this)
 {
 	this->mutex->lock(this->mutex);
-	this->scheduled_ms = 0;
+	this->scheduled_us = 0;
 	if (!this->stopped)
 	{
 		pump(this);
@@ -298,7 +301,7 @@ static bool on_read(private_mobike_rs_kernel_t *this, int fd,
 	for (i = 0; i < MAX_READS && !this->stopped && !this->failed; i++)
 	{
 		len = recv(fd, this->buf, RECV_BUF, MSG_DONTWAIT);
-		now = mobike_rs_shim_now_ms();
+		now = mobike_rs_shim_now_us();
 		if (len < 0)
 		{
 			if (errno == EINTR)

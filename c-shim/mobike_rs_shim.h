@@ -54,6 +54,11 @@ typedef struct {
 uint64_t mobike_rs_shim_now_ms(void);
 
 /**
+ * The same clock in microseconds (the kernel monitor's time).
+ */
+uint64_t mobike_rs_shim_now_us(void);
+
+/**
  * Gather what charon knows about an IKE_SA (for a task or the status):
  * the basic facts, and of the costly ones (kernel lookups per address or
  * pair) those in needs.

@@ -362,10 +362,18 @@ static pthread_mutex_t iface_cache_lock = PTHREAD_MUTEX_INITIALIZER;
  */
 uint64_t mobike_rs_shim_now_ms(void)
 {
+	return mobike_rs_shim_now_us() / 1000;
+}
+
+/*
+ * Described in header
+ */
+uint64_t mobike_rs_shim_now_us(void)
+{
 	timeval_t now;
 
 	time_monotonic(&now);
-	return (uint64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+	return (uint64_t)now.tv_sec * 1000000 + now.tv_usec;
 }
 
 /**

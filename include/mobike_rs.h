@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 7
+#define MOBIKE_API_VERSION 8
 
 /**
  * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
@@ -480,9 +480,9 @@ typedef struct mobike_roam_decision {
    */
   bool forced;
   /**
-   * How long the decision waited for charon's address cache (ms).
+   * How long the decision waited for charon's address cache (µs).
    */
-  uint32_t waited_ms;
+  uint32_t waited_us;
   /**
    * Interface of the first event, NUL-terminated ("" if unknown).
    */
@@ -669,18 +669,21 @@ typedef struct mobike_api {
                                  uintptr_t cap,
                                  uintptr_t *out_len);
   /**
-   * One datagram read from the socket; `out` says what to do.
+   * One datagram read from the socket; `out` says what to do. The
+   * monitor's times (`now_us`, the next deadline) are microseconds of
+   * one monotonic clock: waits for charon's cache are shorter than a
+   * millisecond.
    */
   mobike_result (*kernel_monitor_read)(struct mobike_kernel_monitor *m,
                                        const uint8_t *bytes,
                                        uintptr_t len,
-                                       uint64_t now_ms,
+                                       uint64_t now_us,
                                        struct mobike_roam_decision *out);
   /**
    * The socket lost events (ENOBUFS).
    */
   mobike_result (*kernel_monitor_lost)(struct mobike_kernel_monitor *m,
-                                       uint64_t now_ms,
+                                       uint64_t now_us,
                                        struct mobike_roam_decision *out);
   /**
    * What charon's address cache showed for each check of the last
@@ -689,16 +692,16 @@ typedef struct mobike_api {
   mobike_result (*kernel_monitor_settle)(struct mobike_kernel_monitor *m,
                                          const uint32_t *found,
                                          uintptr_t len,
-                                         uint64_t now_ms,
+                                         uint64_t now_us,
                                          struct mobike_roam_decision *out);
   /**
    * Serves a due deadline (`out`) and writes the next one to
-   * `out_next_ms` (0: none).
+   * `out_next_us` (0: none).
    */
   mobike_result (*kernel_monitor_deadline)(struct mobike_kernel_monitor *m,
-                                           uint64_t now_ms,
+                                           uint64_t now_us,
                                            struct mobike_roam_decision *out,
-                                           uint64_t *out_next_ms);
+                                           uint64_t *out_next_us);
 } mobike_api;
 
 #endif  /* MOBIKE_RS_H */

@@ -29,7 +29,7 @@ use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 7;
+pub const MOBIKE_API_VERSION: u32 = 8;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -459,18 +459,21 @@ pub struct mobike_api {
         cap: usize,
         out_len: *mut usize,
     ) -> bool,
-    /// One datagram read from the socket; `out` says what to do.
+    /// One datagram read from the socket; `out` says what to do. The
+    /// monitor's times (`now_us`, the next deadline) are microseconds of
+    /// one monotonic clock: waits for charon's cache are shorter than a
+    /// millisecond.
     pub kernel_monitor_read: unsafe extern "C" fn(
         m: *mut mobike_kernel_monitor,
         bytes: *const u8,
         len: usize,
-        now_ms: u64,
+        now_us: u64,
         out: *mut mobike_roam_decision,
     ) -> mobike_result,
     /// The socket lost events (ENOBUFS).
     pub kernel_monitor_lost: unsafe extern "C" fn(
         m: *mut mobike_kernel_monitor,
-        now_ms: u64,
+        now_us: u64,
         out: *mut mobike_roam_decision,
     ) -> mobike_result,
     /// What charon's address cache showed for each check of the last
@@ -479,16 +482,16 @@ pub struct mobike_api {
         m: *mut mobike_kernel_monitor,
         found: *const u32,
         len: usize,
-        now_ms: u64,
+        now_us: u64,
         out: *mut mobike_roam_decision,
     ) -> mobike_result,
     /// Serves a due deadline (`out`) and writes the next one to
-    /// `out_next_ms` (0: none).
+    /// `out_next_us` (0: none).
     pub kernel_monitor_deadline: unsafe extern "C" fn(
         m: *mut mobike_kernel_monitor,
-        now_ms: u64,
+        now_us: u64,
         out: *mut mobike_roam_decision,
-        out_next_ms: *mut u64,
+        out_next_us: *mut u64,
     ) -> mobike_result,
 }
 
@@ -531,8 +534,8 @@ pub struct mobike_roam_decision {
     pub address: bool,
     /// The roam runs although charon's address cache had not caught up.
     pub forced: bool,
-    /// How long the decision waited for charon's address cache (ms).
-    pub waited_ms: u32,
+    /// How long the decision waited for charon's address cache (µs).
+    pub waited_us: u32,
     /// Interface of the first event, NUL-terminated ("" if unknown).
     pub ifname: [c_char; 16],
     pub checks_len: usize,
@@ -545,7 +548,7 @@ impl Default for mobike_roam_decision {
             kind: MOBIKE_ROAM_NONE,
             address: false,
             forced: false,
-            waited_ms: 0,
+            waited_us: 0,
             ifname: [0; 16],
             checks_len: 0,
             checks: [mobike_cache_check::default(); 8],

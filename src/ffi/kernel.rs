@@ -232,11 +232,11 @@ impl Monitor {
         Some(bytes)
     }
 
-    fn read(&mut self, datagram: &[u8], now_ms: u64) -> Option<Output> {
+    fn read(&mut self, datagram: &[u8], now_us: u64) -> Option<Output> {
         let mut first = None;
         for m in decode(datagram, self.dump_seq) {
             if let Some(e) = &m.event {
-                let out = self.trigger.observe(e, m.initial, now_ms);
+                let out = self.trigger.observe(e, m.initial, now_us);
                 // Once one decision is out the window is open: later
                 // events of this datagram are merged, never decided twice.
                 first = first.or(out);
@@ -269,7 +269,7 @@ fn decision_to_c(out: Option<Output>) -> mobike_roam_decision {
     c.kind = kind;
     c.address = d.address;
     c.forced = d.forced;
-    c.waited_ms = u32::try_from(d.waited_ms).unwrap_or(u32::MAX);
+    c.waited_us = u32::try_from(d.waited_us).unwrap_or(u32::MAX);
     for (dst, src) in c.ifname.iter_mut().zip(d.ifname.bytes().take(15)) {
         *dst = src as c_char;
     }
@@ -379,7 +379,7 @@ pub(crate) unsafe extern "C" fn kernel_monitor_read(
     m: *mut mobike_kernel_monitor,
     bytes: *const u8,
     len: usize,
-    now_ms: u64,
+    now_us: u64,
     out: *mut mobike_roam_decision,
 ) -> mobike_result {
     // SAFETY: `len` readable bytes per the ABI contract.
@@ -387,17 +387,17 @@ pub(crate) unsafe extern "C" fn kernel_monitor_read(
         Ok(d) => d,
         Err(e) => return e,
     };
-    with_monitor(m, out, |m| Ok(m.read(data, now_ms)))
+    with_monitor(m, out, |m| Ok(m.read(data, now_us)))
 }
 
 /// The socket lost events (ENOBUFS): they count as a change.
 pub(crate) unsafe extern "C" fn kernel_monitor_lost(
     m: *mut mobike_kernel_monitor,
-    now_ms: u64,
+    now_us: u64,
     out: *mut mobike_roam_decision,
 ) -> mobike_result {
     with_monitor(m, out, |m| {
-        Ok(m.trigger.observe(&KernelEvent::Lost, false, now_ms))
+        Ok(m.trigger.observe(&KernelEvent::Lost, false, now_us))
     })
 }
 
@@ -407,7 +407,7 @@ pub(crate) unsafe extern "C" fn kernel_monitor_settle(
     m: *mut mobike_kernel_monitor,
     found: *const u32,
     len: usize,
-    now_ms: u64,
+    now_us: u64,
     out: *mut mobike_roam_decision,
 ) -> mobike_result {
     // SAFETY: `len` values per the ABI contract; at most MAX_CHECKS read.
@@ -424,29 +424,29 @@ pub(crate) unsafe extern "C" fn kernel_monitor_settle(
             _ => return mobike_result::MOBIKE_INVALID_PARAMETER,
         });
     }
-    with_monitor(m, out, |m| Ok(m.trigger.settle(&views, now_ms)))
+    with_monitor(m, out, |m| Ok(m.trigger.settle(&views, now_us)))
 }
 
-/// Serves a due deadline (`out`) and tells the next one (`out_next_ms`,
-/// 0 for none), in the same clock as `now_ms`.
+/// Serves a due deadline (`out`) and tells the next one (`out_next_us`,
+/// 0 for none), in the same clock as `now_us`.
 pub(crate) unsafe extern "C" fn kernel_monitor_deadline(
     m: *mut mobike_kernel_monitor,
-    now_ms: u64,
+    now_us: u64,
     out: *mut mobike_roam_decision,
-    out_next_ms: *mut u64,
+    out_next_us: *mut u64,
 ) -> mobike_result {
-    if out_next_ms.is_null() {
+    if out_next_us.is_null() {
         return mobike_result::MOBIKE_NULL_PARAMETER;
     }
     let mut next = 0;
     let r = with_monitor(m, out, |m| {
-        let o = m.trigger.on_deadline(now_ms);
+        let o = m.trigger.on_deadline(now_us);
         next = m.trigger.next_deadline().unwrap_or(0);
         Ok(o)
     });
     if r == mobike_result::MOBIKE_OK {
         // SAFETY: checked non-NULL above.
-        unsafe { *out_next_ms = next };
+        unsafe { *out_next_us = next };
     }
     r
 }
@@ -669,7 +669,7 @@ mod tests {
     #[test]
     fn a_link_going_down_roams_once_after_charons_cache_follows() {
         let m = primed();
-        let d = read(m, &LINK_T0_DOWN, 1000);
+        let d = read(m, &LINK_T0_DOWN, 1_000_000);
         assert_eq!(d.kind, MOBIKE_ROAM_CHECK);
         assert!(d.address);
         assert_eq!(name(&d), "t0");
@@ -680,26 +680,27 @@ mod tests {
         let mut next = 7u64;
         // SAFETY: as the shim uses them.
         unsafe {
-            // charon still shows it usable: retry 1 ms later
+            // charon still shows it usable: retry 200 µs later
             let found = [MOBIKE_CACHE_USABLE];
             assert_eq!(
-                (MOBIKE_API.kernel_monitor_settle)(m, found.as_ptr(), 1, 1000, &mut out),
+                (MOBIKE_API.kernel_monitor_settle)(m, found.as_ptr(), 1, 1_000_000, &mut out),
                 mobike_result::MOBIKE_OK
             );
             assert_eq!(out.kind, MOBIKE_ROAM_NONE);
-            (MOBIKE_API.kernel_monitor_deadline)(m, 1000, &mut out, &mut next);
-            assert_eq!(next, 1001);
-            (MOBIKE_API.kernel_monitor_deadline)(m, 1001, &mut out, &mut next);
+            (MOBIKE_API.kernel_monitor_deadline)(m, 1_000_000, &mut out, &mut next);
+            assert_eq!(next, 1_000_200);
+            (MOBIKE_API.kernel_monitor_deadline)(m, 1_000_200, &mut out, &mut next);
             assert_eq!(out.kind, MOBIKE_ROAM_CHECK);
             let found = [MOBIKE_CACHE_NOT_USABLE];
-            (MOBIKE_API.kernel_monitor_settle)(m, found.as_ptr(), 1, 1001, &mut out);
+            (MOBIKE_API.kernel_monitor_settle)(m, found.as_ptr(), 1, 1_000_200, &mut out);
             assert_eq!(out.kind, MOBIKE_ROAM_NOW);
             assert!(out.address && !out.forced);
+            assert_eq!(out.waited_us, 200);
             // the route removal that follows is coalesced
-            assert_eq!(read(m, &ROUTE_T0_DEL6, 1002).kind, MOBIKE_ROAM_NONE);
-            (MOBIKE_API.kernel_monitor_deadline)(m, 1002, &mut out, &mut next);
-            assert_eq!(next, 1050);
-            (MOBIKE_API.kernel_monitor_deadline)(m, 1050, &mut out, &mut next);
+            assert_eq!(read(m, &ROUTE_T0_DEL6, 1_000_300).kind, MOBIKE_ROAM_NONE);
+            (MOBIKE_API.kernel_monitor_deadline)(m, 1_000_300, &mut out, &mut next);
+            assert_eq!(next, 1_050_000);
+            (MOBIKE_API.kernel_monitor_deadline)(m, 1_050_000, &mut out, &mut next);
             assert_eq!(out.kind, MOBIKE_ROAM_NOW);
             assert_eq!(next, 0);
             (MOBIKE_API.kernel_monitor_free)(m);
@@ -725,7 +726,7 @@ mod tests {
         let mut cut = LINK_T0_DOWN.to_vec();
         cut.truncate(24);
         cut[0..4].copy_from_slice(&24u32.to_ne_bytes());
-        let d = read(m, &cut, 1000);
+        let d = read(m, &cut, 1_000_000);
         assert_eq!(d.kind, MOBIKE_ROAM_NOW);
         // SAFETY: as the shim uses them.
         unsafe { (MOBIKE_API.kernel_monitor_free)(m) };

@@ -15,8 +15,8 @@
 //! roam runs (charon's IKE_SAs look up local addresses there).
 //!
 //! Never: reads the kernel, a clock or charon; decodes netlink (the caller
-//! hands in decoded [`KernelEvent`]s with the time as `now_ms`); keeps
-//! anything about IKE_SAs.
+//! hands in decoded [`KernelEvent`]s with the time as `now_us`, in
+//! microseconds); keeps anything about IKE_SAs.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ use std::net::IpAddr;
 
 /// Coalescing window: further relevant events within this time after a
 /// decision make one more decision at its end.
-pub const COALESCE_WINDOW_MS: u64 = 50;
+pub const COALESCE_WINDOW_US: u64 = 50_000;
 /// Most links remembered; events of links beyond it count as relevant.
 pub const MAX_LINKS: usize = 1024;
 /// Most addresses remembered; the same bound and rule.
@@ -33,12 +33,14 @@ pub const MAX_ADDRESSES: usize = 1024;
 pub const MAX_IGNORE_PATTERNS: usize = 32;
 /// Most addresses a decision asks the caller to check in charon's cache.
 pub const MAX_CHECKS: usize = 8;
-/// Interval between checks of charon's address cache while it lags.
-pub const SETTLE_RETRY_MS: u64 = 1;
+/// Interval between checks of charon's address cache while it lags. Its
+/// own netlink thread reads the same event within a fraction of a
+/// millisecond, and every such wait is traffic lost on a break.
+pub const SETTLE_RETRY_US: u64 = 200;
 /// After this long the roam runs even if charon's cache still lags (it
 /// costs at most a path check that finds nothing new; charon's own roam
 /// event follows at 100 ms).
-pub const SETTLE_LIMIT_MS: u64 = 20;
+pub const SETTLE_LIMIT_US: u64 = 20_000;
 /// Longest interface name kept (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 /// charon's own routing table (`charon.routing_table`, 220 by default).
@@ -129,8 +131,8 @@ pub struct Decision {
     pub checks: Vec<CacheCheck>,
     /// The roam runs although charon's cache did not catch up in time.
     pub forced: bool,
-    /// How long the decision waited for charon's cache, in milliseconds.
-    pub waited_ms: u64,
+    /// How long the decision waited for charon's cache, in microseconds.
+    pub waited_us: u64,
 }
 
 /// What the caller does now.
@@ -161,7 +163,7 @@ impl LinkState {
 #[derive(Clone, Debug)]
 struct Checking {
     decision: Decision,
-    since_ms: u64,
+    since_us: u64,
     /// When to ask again; `None` while the caller is checking.
     retry_at: Option<u64>,
 }
@@ -239,12 +241,12 @@ impl Trigger {
 
     /// Takes one event. `initial` marks the state dump at start: it is
     /// remembered, never decided on.
-    pub fn observe(&mut self, event: &KernelEvent, initial: bool, now_ms: u64) -> Option<Output> {
+    pub fn observe(&mut self, event: &KernelEvent, initial: bool, now_us: u64) -> Option<Output> {
         let change = self.apply(event);
         if initial {
             return None;
         }
-        self.decide(change?, now_ms)
+        self.decide(change?, now_us)
     }
 
     /// Updates the state; the change to decide on if the event is relevant.
@@ -254,7 +256,7 @@ impl Trigger {
             ifname,
             checks,
             forced: false,
-            waited_ms: 0,
+            waited_us: 0,
         };
         match event {
             KernelEvent::NewLink(link) => {
@@ -375,8 +377,8 @@ impl Trigger {
     /// The first relevant change decides at once; changes within the
     /// window (or while a decision waits for charon's cache) are merged
     /// into one decision at the window's end.
-    fn decide(&mut self, change: Decision, now_ms: u64) -> Option<Output> {
-        let window_open = self.window_end.is_some_and(|end| now_ms < end);
+    fn decide(&mut self, change: Decision, now_us: u64) -> Option<Output> {
+        let window_open = self.window_end.is_some_and(|end| now_us < end);
         if window_open || self.checking.is_some() {
             match &mut self.pending {
                 Some(p) => merge(p, change),
@@ -384,24 +386,24 @@ impl Trigger {
             }
             return None;
         }
-        self.window_end = Some(now_ms + COALESCE_WINDOW_MS);
-        Some(self.start(change, now_ms))
+        self.window_end = Some(now_us + COALESCE_WINDOW_US);
+        Some(self.start(change, now_us))
     }
 
-    fn start(&mut self, decision: Decision, now_ms: u64) -> Output {
+    fn start(&mut self, decision: Decision, now_us: u64) -> Output {
         if decision.checks.is_empty() {
             return Output::Roam(decision);
         }
         self.checking = Some(Checking {
             decision: decision.clone(),
-            since_ms: now_ms,
+            since_us: now_us,
             retry_at: None,
         });
         Output::Check(decision)
     }
 
     /// The caller's findings for the last [`Output::Check`], in order.
-    pub fn settle(&mut self, found: &[CacheView], now_ms: u64) -> Option<Output> {
+    pub fn settle(&mut self, found: &[CacheView], now_us: u64) -> Option<Output> {
         let checking = self.checking.as_mut()?;
         if checking.retry_at.is_some() {
             return None; // not asked for
@@ -421,34 +423,34 @@ impl Trigger {
                 CacheView::NotUsable => !c.usable,
                 CacheView::Virtual => true,
             });
-        let waited_ms = now_ms.saturating_sub(checking.since_ms);
-        if caught_up || waited_ms >= SETTLE_LIMIT_MS {
+        let waited_us = now_us.saturating_sub(checking.since_us);
+        if caught_up || waited_us >= SETTLE_LIMIT_US {
             let mut decision = self.checking.take()?.decision;
             decision.forced = !caught_up;
-            decision.waited_ms = waited_ms;
+            decision.waited_us = waited_us;
             return Some(Output::Roam(decision));
         }
-        checking.retry_at = Some(now_ms + SETTLE_RETRY_MS);
+        checking.retry_at = Some(now_us + SETTLE_RETRY_US);
         None
     }
 
     /// Serves the deadline: a retry of the cache check, or the decision
     /// collected in the window.
-    pub fn on_deadline(&mut self, now_ms: u64) -> Option<Output> {
+    pub fn on_deadline(&mut self, now_us: u64) -> Option<Output> {
         if let Some(checking) = &mut self.checking {
-            if checking.retry_at.is_some_and(|t| now_ms >= t) {
+            if checking.retry_at.is_some_and(|t| now_us >= t) {
                 checking.retry_at = None;
                 return Some(Output::Check(checking.decision.clone()));
             }
             return None;
         }
         match self.window_end {
-            Some(end) if now_ms >= end => {
+            Some(end) if now_us >= end => {
                 let pending = self.pending.take()?;
                 // The merged decision opens a new window: a long burst
                 // gives one decision per window, not one per event.
-                self.window_end = Some(now_ms + COALESCE_WINDOW_MS);
-                Some(self.start(pending, now_ms))
+                self.window_end = Some(now_us + COALESCE_WINDOW_US);
+                Some(self.start(pending, now_us))
             }
             _ => None,
         }
@@ -558,7 +560,7 @@ mod tests {
     #[test]
     fn the_first_relevant_event_decides_at_once() {
         let mut t = host();
-        let d = check(t.observe(&link(2, "rw-a", false), false, 1000));
+        let d = check(t.observe(&link(2, "rw-a", false), false, 1_000_000));
         assert!(d.address);
         assert_eq!(d.ifname, "rw-a");
         assert_eq!(
@@ -568,12 +570,12 @@ mod tests {
                 usable: false
             }]
         );
-        let d = roam(t.settle(&[CacheView::NotUsable], 1000));
+        let d = roam(t.settle(&[CacheView::NotUsable], 1_000_000));
         assert!(!d.forced);
         assert_eq!(t.next_deadline(), None, "nothing more to do");
         // a route change has nothing to check in charon's cache
         let mut t = host();
-        let d = roam(t.observe(&KernelEvent::DelRoute(route(254, Some(2))), false, 5));
+        let d = roam(t.observe(&KernelEvent::DelRoute(route(254, Some(2))), false, 5_000));
         assert!(!d.address);
         assert_eq!(d.ifname, "rw-a");
     }
@@ -581,7 +583,7 @@ mod tests {
     #[test]
     fn a_burst_within_the_window_gives_one_more_decision_at_its_end() {
         let mut t = host();
-        roam(t.observe(&KernelEvent::DelRoute(route(254, Some(2))), false, 1000));
+        roam(t.observe(&KernelEvent::DelRoute(route(254, Some(2))), false, 1_000_000));
         for (i, e) in [
             KernelEvent::DelRoute(route(254, None)),
             KernelEvent::DelAddress(addr(3, "2001:db8:2::2")),
@@ -590,32 +592,32 @@ mod tests {
         .iter()
         .enumerate()
         {
-            assert_eq!(t.observe(e, false, 1001 + i as u64), None);
+            assert_eq!(t.observe(e, false, 1_001_000 + i as u64 * 1_000), None);
         }
-        assert_eq!(t.next_deadline(), Some(1000 + COALESCE_WINDOW_MS));
-        assert_eq!(t.on_deadline(1049), None, "not before the window's end");
-        let d = check(t.on_deadline(1050));
+        assert_eq!(t.next_deadline(), Some(1_000_000 + COALESCE_WINDOW_US));
+        assert_eq!(t.on_deadline(1_049_000), None, "not before the window's end");
+        let d = check(t.on_deadline(1_050_000));
         assert!(d.address, "an address went away in the burst");
         assert_eq!(d.checks.len(), 1);
-        roam(t.settle(&[CacheView::NotUsable], 1050));
+        roam(t.settle(&[CacheView::NotUsable], 1_050_000));
         // the merged decision opened a new window: one more event waits
         assert_eq!(
-            t.observe(&KernelEvent::NewRoute(route(254, Some(3))), false, 1060),
+            t.observe(&KernelEvent::NewRoute(route(254, Some(3))), false, 1_060_000),
             None
         );
-        assert_eq!(t.next_deadline(), Some(1100));
-        roam(t.on_deadline(1100));
+        assert_eq!(t.next_deadline(), Some(1_100_000));
+        roam(t.on_deadline(1_100_000));
         // a quiet window closes; the next event decides at once again
-        assert_eq!(t.on_deadline(1200), None);
+        assert_eq!(t.on_deadline(1_200_000), None);
         assert_eq!(t.next_deadline(), None);
-        roam(t.observe(&KernelEvent::NewRoute(route(254, Some(3))), false, 1300));
+        roam(t.observe(&KernelEvent::NewRoute(route(254, Some(3))), false, 1_300_000));
     }
 
     #[test]
     fn irrelevant_events_are_ignored() {
         let mut t = host();
         let none = |t: &mut Trigger, e: KernelEvent| {
-            assert_eq!(t.observe(&e, false, 10), None, "{e:?}");
+            assert_eq!(t.observe(&e, false, 10_000), None, "{e:?}");
         };
         // loopback addresses and link
         none(&mut t, KernelEvent::NewAddress(addr(1, "127.0.0.2")));
@@ -671,18 +673,18 @@ mod tests {
     #[test]
     fn charons_cache_must_catch_up_before_the_roam() {
         let mut t = host();
-        let d = check(t.observe(&link(2, "rw-a", false), false, 100));
+        let d = check(t.observe(&link(2, "rw-a", false), false, 100_000));
         assert_eq!(d.checks.len(), 1);
         // charon's kernel-netlink has not processed the event yet
-        assert_eq!(t.settle(&[CacheView::Usable], 100), None);
-        assert_eq!(t.next_deadline(), Some(100 + SETTLE_RETRY_MS));
-        assert_eq!(t.on_deadline(100), None);
-        check(t.on_deadline(101));
-        assert_eq!(t.settle(&[CacheView::Usable], 101), None);
-        check(t.on_deadline(102));
-        let d = roam(t.settle(&[CacheView::NotUsable], 102));
+        assert_eq!(t.settle(&[CacheView::Usable], 100_000), None);
+        assert_eq!(t.next_deadline(), Some(100_000 + SETTLE_RETRY_US));
+        assert_eq!(t.on_deadline(100_000), None);
+        check(t.on_deadline(101_000));
+        assert_eq!(t.settle(&[CacheView::Usable], 101_000), None);
+        check(t.on_deadline(102_000));
+        let d = roam(t.settle(&[CacheView::NotUsable], 102_000));
         assert!(!d.forced);
-        assert_eq!(d.waited_ms, 2);
+        assert_eq!(d.waited_us, 2_000);
         // a cache that never catches up: the roam runs after the limit
         let mut t = host();
         check(t.observe(&link(3, "rw-b", false), false, 0));
@@ -699,16 +701,16 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
-            assert!(now <= SETTLE_LIMIT_MS, "bounded");
+            assert!(now <= SETTLE_LIMIT_US, "bounded");
         }
-        assert_eq!(now, SETTLE_LIMIT_MS);
+        assert_eq!(now, SETTLE_LIMIT_US);
         // only charon's own virtual IP: no roam
         let mut t = host();
         check(t.observe(&KernelEvent::NewAddress(addr(3, "198.18.2.77")), false, 0));
         assert_eq!(t.settle(&[CacheView::Virtual], 0), None);
         assert_eq!(t.next_deadline(), None);
         // an unasked answer changes nothing
-        assert_eq!(t.settle(&[CacheView::Usable], 1), None);
+        assert_eq!(t.settle(&[CacheView::Usable], 1_000), None);
     }
 
     #[test]
@@ -716,12 +718,12 @@ mod tests {
         let mut t = host();
         check(t.observe(&link(2, "rw-a", false), false, 0));
         assert_eq!(
-            t.observe(&KernelEvent::DelRoute(route(254, Some(2))), false, 1),
+            t.observe(&KernelEvent::DelRoute(route(254, Some(2))), false, 1_000),
             None
         );
-        roam(t.settle(&[CacheView::NotUsable], 2));
-        assert_eq!(t.next_deadline(), Some(COALESCE_WINDOW_MS));
-        let d = roam(t.on_deadline(COALESCE_WINDOW_MS));
+        roam(t.settle(&[CacheView::NotUsable], 2_000));
+        assert_eq!(t.next_deadline(), Some(COALESCE_WINDOW_US));
+        let d = roam(t.on_deadline(COALESCE_WINDOW_US));
         assert!(!d.address);
     }
 
@@ -730,18 +732,18 @@ mod tests {
         let mut t = host();
         check(t.observe(&link(2, "rw-a", false), false, 0));
         roam(t.settle(&[CacheView::NotUsable], 0));
-        let d = check(t.observe(&link(2, "rw-a", true), false, 1000));
+        let d = check(t.observe(&link(2, "rw-a", true), false, 1_000_000));
         assert_eq!(d.checks[0].usable, true);
-        roam(t.settle(&[CacheView::Usable], 1000));
+        roam(t.settle(&[CacheView::Usable], 1_000_000));
         let before = t.addresses_known();
-        let d = check(t.observe(&KernelEvent::DelLink { ifindex: 3 }, false, 2000));
+        let d = check(t.observe(&KernelEvent::DelLink { ifindex: 3 }, false, 2_000_000));
         assert_eq!(d.checks.len(), 2);
         assert!(d.checks.iter().all(|c| !c.usable));
         assert_eq!(t.addresses_known(), before - 2);
         assert_eq!(t.links_known(), 3);
         // events lost in the kernel count as a change
-        t.settle(&[CacheView::NotUsable; 2], 2000);
-        roam(t.observe(&KernelEvent::Lost, false, 3000));
+        t.settle(&[CacheView::NotUsable; 2], 2_000_000);
+        roam(t.observe(&KernelEvent::Lost, false, 3_000_000));
     }
 
     #[test]
@@ -755,7 +757,7 @@ mod tests {
         assert_eq!(t.links_known(), MAX_LINKS);
         assert_eq!(t.addresses_known(), MAX_ADDRESSES);
         // an event of a link beyond the bound is assumed to matter
-        check_or_roam(t.observe(&link(4000, "veth3999", false), false, 10));
+        check_or_roam(t.observe(&link(4_000, "veth3999", false), false, 10_000));
         let many: Vec<String> = (0..100).map(|i| format!("tun{i}")).collect();
         assert_eq!(Trigger::new(&many, 220).ignore.len(), MAX_IGNORE_PATTERNS);
         // a decision checks at most MAX_CHECKS addresses
@@ -766,7 +768,7 @@ mod tests {
             t.observe(&KernelEvent::NewAddress(addr(2, &ip.to_string())), true, 0);
         }
         assert_eq!(
-            check(t.observe(&link(2, "eth0", false), false, 1))
+            check(t.observe(&link(2, "eth0", false), false, 1_000))
                 .checks
                 .len(),
             MAX_CHECKS
