@@ -46,7 +46,9 @@ impl std::hash::Hasher for UniqueIdHasher {
     }
 }
 
-type Memories = HashMap<u32, SaMemory, std::hash::BuildHasherDefault<UniqueIdHasher>>;
+/// Boxed: a shard's table holds up to twice as many slots as IKE_SAs, and
+/// an empty slot then costs a pointer instead of a whole memory.
+type Memories = HashMap<u32, Box<SaMemory>, std::hash::BuildHasherDefault<UniqueIdHasher>>;
 type Shard = Mutex<Memories>;
 
 fn shards() -> &'static [Shard; SHARDS] {
@@ -67,7 +69,7 @@ pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
         drop(map);
         return f(&mut SaMemory::default());
     }
-    let mut copy = map.entry(unique_id).or_default().clone();
+    let mut copy = SaMemory::clone(map.entry(unique_id).or_default());
     // Run the core without the lock held; a panic inside leaves the stored
     // memory as it was.
     drop(map);
@@ -77,7 +79,7 @@ pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
         if mem.liveness_watched != copy.liveness_watched {
             set_watched(unique_id, copy.liveness_watched);
         }
-        *mem = copy;
+        **mem = copy;
     }
     r
 }
