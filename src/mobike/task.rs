@@ -453,6 +453,32 @@ impl MobikeTask {
         found
     }
 
+    /// The original initiator's decision: the IKE_SA and IPsec SAs move to
+    /// `path` and an UPDATE_SA_ADDRESSES with NAT-D follows on it (RFC 4555
+    /// 3.5); a refusal can take them back to the path before.
+    fn move_then_update(
+        &mut self,
+        sa: &SaView<'_>,
+        path: Path,
+        reason: UpdateReason,
+        out: &mut Vec<Action>,
+    ) {
+        update_hosts(
+            (path.local != sa.my_host).then_some(path.local),
+            (path.remote != sa.other_host).then_some(path.remote),
+            UpdateForce::All,
+            reason,
+            out,
+        );
+        self.previous_path.get_or_insert(Path {
+            local: sa.my_host,
+            remote: sa.other_host,
+        });
+        self.update = true;
+        self.natd = true;
+        self.natd_seen = false;
+    }
+
     /// The one path a check would try, when the current path has lost its
     /// route (the kernel sends from another address) and the kernel routes
     /// exactly one other usable path: a check could only confirm it. Only
@@ -656,31 +682,17 @@ impl MobikeTask {
                     // RFC 4555 3.5: the decision is made, so the IKE_SA and
                     // IPsec SAs move first and the update follows on the
                     // new path, a round trip sooner than after a check.
-                    let current = Path {
-                        local: sa.my_host,
-                        remote: sa.other_host,
-                    };
                     out.push(log(
                         1,
                         format!(
                             "path {} - {} lost its route and {} - {} is the only one left, moving without a path check",
-                            show(current.local),
-                            show(current.remote),
+                            show(sa.my_host),
+                            show(sa.other_host),
                             show(path.local),
                             show(path.remote)
                         ),
                     ));
-                    update_hosts(
-                        (path.local != current.local).then_some(path.local),
-                        (path.remote != current.remote).then_some(path.remote),
-                        UpdateForce::All,
-                        UpdateReason::OnlyPathLeft,
-                        out,
-                    );
-                    self.previous_path.get_or_insert(current);
-                    self.update = true;
-                    self.natd = true;
-                    self.natd_seen = false;
+                    self.move_then_update(sa, path, UpdateReason::OnlyPathLeft, out);
                     self.check = false;
                     if path.local != msg.src {
                         out.push(Action::SetSource(path.local));
@@ -1017,20 +1029,7 @@ impl MobikeTask {
                             ),
                         ));
                         mem.preferred = None;
-                        update_hosts(
-                            (p.local != sa.my_host).then_some(p.local),
-                            (p.remote != sa.other_host).then_some(p.remote),
-                            UpdateForce::All,
-                            UpdateReason::PreferredPath,
-                            out,
-                        );
-                        self.previous_path.get_or_insert(Path {
-                            local: sa.my_host,
-                            remote: sa.other_host,
-                        });
-                        self.update = true;
-                        self.natd = true;
-                        self.natd_seen = false;
+                        self.move_then_update(sa, p, UpdateReason::PreferredPath, out);
                         return Status::NeedMore;
                     }
                     self.preferred_failed(sa, p, mem, out);
@@ -1989,12 +1988,13 @@ mod tests {
         );
     }
 
-    /// A roam's request after rw-a lost its route: the kernel sends to the
-    /// gateway from 198.18.2.2 (route_src), and `routes` are the pairs it
-    /// routes.
+    /// A roam's request on 198.18.1.2 - 198.18.1.1; the kernel sends to the
+    /// gateway from `route_src` (198.18.2.2: rw-a lost its route), and
+    /// `routes` of the view are the pairs it routes.
     fn roam_request(
         s: &SaView<'_>,
         mem: &mut SaMemory,
+        route_src: &str,
     ) -> (MobikeTask, Status, Vec<Action>) {
         let mut t = MobikeTask::new(true);
         t.roam(false);
@@ -2004,7 +2004,7 @@ mod tests {
             "198.18.1.1:4500",
             &[],
         );
-        m.route_src = Some("198.18.2.2".parse().unwrap());
+        m.route_src = Some(route_src.parse().unwrap());
         let mut out = Vec::new();
         let status = t.build(s, &m, mem, &env(), &mut out);
         (t, status, out)
@@ -2024,7 +2024,7 @@ mod tests {
         let mut s = sa(&peers, &[], &routes);
         s.route_current = Some(new.ip());
         let mut mem = SaMemory::default();
-        let (mut t, status, out) = roam_request(&s, &mut mem);
+        let (mut t, status, out) = roam_request(&s, &mut mem, "198.18.2.2");
         assert_eq!(status, Status::NeedMore);
         assert!(!t.is_probing(), "no check, no probing retransmits");
         assert!(out.contains(&Action::UpdateHosts {
@@ -2061,7 +2061,7 @@ mod tests {
         // Two routed pairs: a check decides, nothing moves before it.
         let two = [route("198.18.2.2"), route("198.18.3.3")];
         let s = sa(&peers, &[], &two);
-        let (t, _, out) = roam_request(&s, &mut SaMemory::default());
+        let (t, _, out) = roam_request(&s, &mut SaMemory::default(), "198.18.2.2");
         assert!(t.is_probing());
         assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
         assert!(!notifies(&out).contains(&NotifyType::UpdateSaAddresses));
@@ -2070,16 +2070,7 @@ mod tests {
         // better, or the peer may have moved).
         let same = [route("198.18.1.2"), route("198.18.2.2")];
         let s = sa(&peers, &[], &same);
-        let mut t = MobikeTask::new(true);
-        t.roam(false);
-        let m = msg(
-            Exchange::Informational,
-            "198.18.1.2:4500",
-            "198.18.1.1:4500",
-            &[],
-        );
-        let mut out = Vec::new();
-        t.build(&s, &m, &mut SaMemory::default(), &env(), &mut out);
+        let (t, _, out) = roam_request(&s, &mut SaMemory::default(), "198.18.1.2");
         assert!(t.is_probing());
         assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
 
@@ -2094,7 +2085,7 @@ mod tests {
             0,
         );
         let s = sa(&peers, &[], &routes);
-        let (t, _, out) = roam_request(&s, &mut mem);
+        let (t, _, out) = roam_request(&s, &mut mem, "198.18.2.2");
         assert!(t.is_probing());
         assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
     }

@@ -583,7 +583,11 @@ mod tests {
     #[test]
     fn a_burst_within_the_window_gives_one_more_decision_at_its_end() {
         let mut t = host();
-        roam(t.observe(&KernelEvent::DelRoute(route(254, Some(2))), false, 1_000_000));
+        roam(t.observe(
+            &KernelEvent::DelRoute(route(254, Some(2))),
+            false,
+            1_000_000,
+        ));
         for (i, e) in [
             KernelEvent::DelRoute(route(254, None)),
             KernelEvent::DelAddress(addr(3, "2001:db8:2::2")),
@@ -595,14 +599,22 @@ mod tests {
             assert_eq!(t.observe(e, false, 1_001_000 + i as u64 * 1_000), None);
         }
         assert_eq!(t.next_deadline(), Some(1_000_000 + COALESCE_WINDOW_US));
-        assert_eq!(t.on_deadline(1_049_000), None, "not before the window's end");
+        assert_eq!(
+            t.on_deadline(1_049_000),
+            None,
+            "not before the window's end"
+        );
         let d = check(t.on_deadline(1_050_000));
         assert!(d.address, "an address went away in the burst");
         assert_eq!(d.checks.len(), 1);
         roam(t.settle(&[CacheView::NotUsable], 1_050_000));
         // the merged decision opened a new window: one more event waits
         assert_eq!(
-            t.observe(&KernelEvent::NewRoute(route(254, Some(3))), false, 1_060_000),
+            t.observe(
+                &KernelEvent::NewRoute(route(254, Some(3))),
+                false,
+                1_060_000
+            ),
             None
         );
         assert_eq!(t.next_deadline(), Some(1_100_000));
@@ -610,7 +622,11 @@ mod tests {
         // a quiet window closes; the next event decides at once again
         assert_eq!(t.on_deadline(1_200_000), None);
         assert_eq!(t.next_deadline(), None);
-        roam(t.observe(&KernelEvent::NewRoute(route(254, Some(3))), false, 1_300_000));
+        roam(t.observe(
+            &KernelEvent::NewRoute(route(254, Some(3))),
+            false,
+            1_300_000,
+        ));
     }
 
     #[test]
