@@ -18,6 +18,8 @@ pub mod memory;
 pub mod natd;
 pub mod notify;
 pub mod policy;
+#[cfg(test)]
+mod sim;
 pub mod status;
 pub mod task;
 pub mod trigger;
