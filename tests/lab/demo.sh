@@ -54,4 +54,4 @@ echo "move back:   $after_local -> $back_local, same IKE_SA: $(same "$after_spis
 echo "replies:     $(grep -m1 'packets transmitted' "$pingfile") (one echo every 10 ms)"
 echo
 echo "what the Rust core decided (road warrior's charon log):"
-grep -E 'mobike-rs: (checking path|updating addresses|sending UPDATE|peer supports)' "$LAB_DIR/rw/charon.log" | sed 's/^[0-9]* /  /'
+grep -E 'mobike-rs: (checking path|path .* lost its route|updating addresses|sending UPDATE|peer supports)' "$LAB_DIR/rw/charon.log" | sed 's/^[0-9]* /  /'
