@@ -169,12 +169,6 @@ pub const MOBIKE_NEED_MESSAGE_LOCAL: u32 = 1 << 5;
 /// reads (a gateway answers one per roaming IKE_SA). The route comes from
 /// the shim's route cache; asking would cost a second call of the step.
 pub const MOBIKE_GATHER_FOR_INFORMATIONAL: u32 = MOBIKE_NEED_FILTER | MOBIKE_NEED_MESSAGE_ROUTE;
-pub const MOBIKE_NEED_ALL: u32 = MOBIKE_NEED_LOCALS
-    | MOBIKE_NEED_FILTER
-    | MOBIKE_NEED_ROUTES
-    | MOBIKE_NEED_ROUTE_SRC
-    | MOBIKE_NEED_MESSAGE_ROUTE
-    | MOBIKE_NEED_MESSAGE_LOCAL;
 
 /// `mobike_message.exchange` values.
 pub const MOBIKE_EXCHANGE_OTHER: u32 = 0;

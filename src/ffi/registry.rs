@@ -102,19 +102,6 @@ fn set_watched(unique_id: u32, on: bool) {
     }
 }
 
-/// Runs `f` on the memory of IKE_SA `unique_id` (fresh memory if none is
-/// kept) under the lock, without a copy: for quick reads only.
-pub fn peek_memory<R>(unique_id: u32, f: impl FnOnce(&SaMemory) -> R) -> R {
-    let map = shard(unique_id);
-    match map.get(&unique_id) {
-        Some(m) => f(m),
-        None => {
-            drop(map);
-            f(&SaMemory::default())
-        }
-    }
-}
-
 /// Runs `f` with the memory of IKE_SA `unique_id` if a MOBIKE task ever
 /// ran on it; `None` otherwise (nothing is stored for it then).
 pub fn with_known_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> Option<R> {
