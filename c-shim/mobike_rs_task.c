@@ -22,6 +22,7 @@
 #define ARPHRD_IP6GRE 823
 #endif
 
+#include <collections/array.h>
 #include <encoding/payloads/notify_payload.h>
 #include <processing/jobs/callback_job.h>
 #include <processing/jobs/initiate_tasks_job.h>
@@ -95,7 +96,34 @@ struct private_mobike_rs_task_t {
 	 */
 	uint32_t mid;
 	bool has_mid;
+
+	/**
+	 * Set by MOBIKE_ACTION_DEFER_CHILD_REKEYS for the update_hosts() that
+	 * follows: the CHILD_SA rekeyings it queues wait defer_ms after this
+	 * exchange.
+	 */
+	bool defer_next_update;
+	uint32_t defer_ms;
+
+	/**
+	 * The CHILD_SA rekeyings taken out of the queue (deferred_rekey_t),
+	 * scheduled when the task ends; NULL if none.
+	 */
+	array_t *deferred;
+
+	/**
+	 * Unique ID of the IKE_SA the deferred rekeyings belong to.
+	 */
+	uint32_t deferred_sa;
 };
+
+/**
+ * A CHILD_SA whose rekeying waits, by its inbound SPI.
+ */
+typedef struct {
+	protocol_id_t protocol;
+	uint32_t spi;
+} deferred_rekey_t;
 
 /*
  * Described in header
@@ -1061,6 +1089,155 @@ static void fill_message(ike_sa_t *ike_sa, message_t *message,
 }
 
 /**
+ * The CHILD_SA rekeyings queued on an IKE_SA.
+ */
+static u_int queued_child_rekeys(ike_sa_t *ike_sa)
+{
+	enumerator_t *enumerator;
+	task_t *task;
+	u_int count = 0;
+
+	enumerator = ike_sa->create_task_enumerator(ike_sa, TASK_QUEUE_QUEUED);
+	while (enumerator->enumerate(enumerator, &task))
+	{
+		if (task->get_type(task) == TASK_CHILD_REKEY)
+		{
+			count++;
+		}
+	}
+	enumerator->destroy(enumerator);
+	return count;
+}
+
+/**
+ * update_hosts() for the original initiator, with the rekeyings it queues
+ * deferred (MOBIKE_ACTION_DEFER_CHILD_REKEYS). charon rekeys each CHILD_SA
+ * the kernel cannot update in place (kernel-libipsec cannot). At the move:
+ * if it queued one for every installed CHILD_SA, they leave the queue and
+ * those CHILD_SAs are remembered; otherwise all stay as charon queued them.
+ * At the update after the exchange (its NAT state), what it queues is for
+ * the CHILD_SAs remembered, ones the peer is rekeying or has rekeyed, or
+ * ones the peer's rekeying created on the new path: it leaves the queue.
+ */
+static void update_hosts_deferring(private_mobike_rs_task_t *this,
+								   host_t *me, host_t *other,
+								   update_hosts_flag_t flags)
+{
+	enumerator_t *enumerator;
+	child_sa_t *child_sa;
+	task_t *task;
+	deferred_rekey_t rekey;
+	array_t *installed = NULL;
+	u_int before, queued, seen = 0;
+
+	if (!this->deferred)
+	{
+		installed = array_create(sizeof(deferred_rekey_t), 0);
+		enumerator = this->ike_sa->create_child_sa_enumerator(this->ike_sa);
+		while (enumerator->enumerate(enumerator, &child_sa))
+		{
+			if (child_sa->get_state(child_sa) == CHILD_INSTALLED)
+			{
+				rekey = (deferred_rekey_t){
+					.protocol = child_sa->get_protocol(child_sa),
+					.spi = child_sa->get_spi(child_sa, TRUE),
+				};
+				array_insert(installed, ARRAY_TAIL, &rekey);
+			}
+		}
+		enumerator->destroy(enumerator);
+	}
+	before = queued_child_rekeys(this->ike_sa);
+
+	this->ike_sa->update_hosts(this->ike_sa, me, other, flags);
+
+	queued = queued_child_rekeys(this->ike_sa) - before;
+	if (!queued || (installed && queued != (u_int)array_count(installed)))
+	{
+		array_destroy(installed);
+		return;
+	}
+	/* update_hosts() appended its rekeyings after the ones queued before */
+	enumerator = this->ike_sa->create_task_enumerator(this->ike_sa,
+													  TASK_QUEUE_QUEUED);
+	while (enumerator->enumerate(enumerator, &task))
+	{
+		if (task->get_type(task) == TASK_CHILD_REKEY && seen++ >= before)
+		{
+			this->ike_sa->remove_task(this->ike_sa, enumerator);
+			task->destroy(task);
+		}
+	}
+	enumerator->destroy(enumerator);
+	if (installed)
+	{
+		this->deferred = installed;
+		this->deferred_sa = this->ike_sa->get_unique_id(this->ike_sa);
+		DBG1(DBG_IKE, "mobike-rs: the kernel did not update %u CHILD_SA(s) in "
+			 "place; rekeying them after this exchange unless the peer "
+			 "rekeys them first", queued);
+	}
+}
+
+/**
+ * The deferred rekeyings of a task that ended, for rekey_deferred().
+ */
+typedef struct {
+	uint32_t unique_id;
+	array_t *rekeys;
+} deferred_job_t;
+
+static void deferred_job_destroy(deferred_job_t *job)
+{
+	array_destroy(job->rekeys);
+	free(job);
+}
+
+/**
+ * The job a task schedules when it ends with deferred rekeyings: a CHILD_SA
+ * still installed (the peer did not rekey it) is rekeyed now.
+ */
+static job_requeue_t rekey_deferred(deferred_job_t *job)
+{
+	ike_sa_t *ike_sa;
+	child_sa_t *child_sa;
+	deferred_rekey_t rekey;
+	u_int ours = 0, peers = 0;
+
+	ike_sa = charon->ike_sa_manager->checkout_by_id(charon->ike_sa_manager,
+													job->unique_id);
+	if (!ike_sa)
+	{
+		return JOB_REQUEUE_NONE;
+	}
+	while (array_remove(job->rekeys, ARRAY_HEAD, &rekey))
+	{
+		child_sa = ike_sa->get_child_sa(ike_sa, rekey.protocol, rekey.spi,
+										TRUE);
+		if (child_sa && child_sa->get_state(child_sa) == CHILD_INSTALLED &&
+			ike_sa->get_state(ike_sa) != IKE_PASSIVE)
+		{
+			DBG1(DBG_IKE, "mobike-rs: rekeying CHILD_SA %s{%u}: the peer did "
+				 "not rekey it after the move", child_sa->get_name(child_sa),
+				 child_sa->get_unique_id(child_sa));
+			ike_sa->rekey_child_sa(ike_sa, rekey.protocol, rekey.spi);
+			ours++;
+		}
+		else
+		{
+			peers++;
+		}
+	}
+	if (peers)
+	{
+		DBG1(DBG_IKE, "mobike-rs: the peer rekeyed %u CHILD_SA(s) after the "
+			 "move, not rekeying them again", peers);
+	}
+	charon->ike_sa_manager->checkin(charon->ike_sa_manager, ike_sa);
+	return JOB_REQUEUE_NONE;
+}
+
+/**
  * Apply the actions of the last core call, in order.
  */
 static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
@@ -1069,6 +1246,7 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 	mobike_action a;
 	host_t *me, *other;
 	packet_t *copy;
+	update_hosts_flag_t flags;
 
 	while (this->api->task_next_action(this->core, &a))
 	{
@@ -1132,9 +1310,17 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 			case MOBIKE_ACTION_UPDATE_HOSTS:
 				me = mobike_rs_host_from_addr(&a.a);
 				other = mobike_rs_host_from_addr(&a.b);
-				this->ike_sa->update_hosts(this->ike_sa, me, other,
-					a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
-						UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL);
+				flags = a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
+							UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL;
+				if (this->defer_next_update)
+				{
+					this->defer_next_update = FALSE;
+					update_hosts_deferring(this, me, other, flags);
+				}
+				else
+				{
+					this->ike_sa->update_hosts(this->ike_sa, me, other, flags);
+				}
 				DESTROY_IF(me);
 				DESTROY_IF(other);
 				break;
@@ -1144,6 +1330,10 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 				break;
 			case MOBIKE_ACTION_QUEUE_MOBIKE_AFTER:
 				mobike_rs_shim_queue_mobike_after(this->ike_sa, a.value);
+				break;
+			case MOBIKE_ACTION_DEFER_CHILD_REKEYS:
+				this->defer_next_update = TRUE;
+				this->defer_ms = a.value;
 				break;
 			case MOBIKE_ACTION_SEND:
 				me = mobike_rs_host_from_addr(&a.a);
@@ -1355,6 +1545,23 @@ METHOD(task_t, migrate, void,
 METHOD(task_t, destroy, void,
 	private_mobike_rs_task_t *this)
 {
+	deferred_job_t *job;
+
+	if (this->deferred)
+	{	/* the exchange is over (or the IKE_SA is going): the peer's
+		 * rekeyings get their head start */
+		DBG2(DBG_IKE, "mobike-rs: rekeying %d CHILD_SA(s) in %u ms unless the "
+			 "peer rekeys them first", array_count(this->deferred),
+			 this->defer_ms);
+		INIT(job,
+			.unique_id = this->deferred_sa,
+			.rekeys = this->deferred,
+		);
+		lib->scheduler->schedule_job_ms(lib->scheduler, (job_t*)
+			callback_job_create((callback_job_cb_t)rekey_deferred, job,
+								(callback_job_cleanup_t)deferred_job_destroy,
+								NULL), this->defer_ms);
+	}
 	this->api->task_free(this->core);
 	free(this);
 }

@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 8
+#define MOBIKE_API_VERSION 9
 
 /**
  * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
@@ -258,6 +258,13 @@ enum mobike_action_kind
    * tests a better path (RFC 4555 3.10, `switch_back_delay`).
    */
   MOBIKE_ACTION_QUEUE_MOBIKE_AFTER = 12,
+  /**
+   * Comes before a MOBIKE_ACTION_UPDATE_HOSTS: the CHILD_SA rekeyings
+   * that update queues (one per CHILD_SA the kernel cannot update in
+   * place) run `value` milliseconds after this exchange (the last value
+   * given counts), for the CHILD_SAs the peer has not rekeyed by then.
+   */
+  MOBIKE_ACTION_DEFER_CHILD_REKEYS = 13,
 };
 #if __STDC_VERSION__ >= 202311L
 typedef enum mobike_action_kind mobike_action_kind;

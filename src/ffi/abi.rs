@@ -29,7 +29,7 @@ use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 8;
+pub const MOBIKE_API_VERSION: u32 = 9;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -260,6 +260,11 @@ pub enum mobike_action_kind {
     /// (the queued one, or a new one of ours) and charon initiate it: it
     /// tests a better path (RFC 4555 3.10, `switch_back_delay`).
     MOBIKE_ACTION_QUEUE_MOBIKE_AFTER = 12,
+    /// Comes before a MOBIKE_ACTION_UPDATE_HOSTS: the CHILD_SA rekeyings
+    /// that update queues (one per CHILD_SA the kernel cannot update in
+    /// place) run `value` milliseconds after this exchange (the last value
+    /// given counts), for the CHILD_SAs the peer has not rekeyed by then.
+    MOBIKE_ACTION_DEFER_CHILD_REKEYS = 13,
 }
 
 /// `value` of MOBIKE_ACTION_ENABLE_EXTENSION.
@@ -1228,6 +1233,10 @@ fn action_to_c(action: &Action) -> mobike_action {
         }
         Action::QueueMobikeAfter { ms } => {
             out.kind = MOBIKE_ACTION_QUEUE_MOBIKE_AFTER;
+            out.value = *ms;
+        }
+        Action::DeferChildRekeys { ms } => {
+            out.kind = MOBIKE_ACTION_DEFER_CHILD_REKEYS;
             out.value = *ms;
         }
         Action::Send { src, dst } => {

@@ -42,6 +42,20 @@ pub const MAX_PEER_ADDRESSES: usize = policy::PEER_ADDRESSES_LIMIT;
 pub const MAX_ANNOUNCED_ADDRESSES: usize = 8;
 /// COOKIE2 length we send (RFC 4555 3.5 allows 8..=64).
 pub const COOKIE2_LEN: usize = 16;
+/// How long the original initiator's own CHILD_SA rekeyings wait after its
+/// UPDATE_SA_ADDRESSES exchange when the kernel could not move the IPsec
+/// SAs in place, on top of that exchange's round trip. A peer whose kernel
+/// cannot either rekeys as it moves its IPsec SAs: as it processes the
+/// update, before it answers (strongSwan), or one round trip later, after
+/// checking our new address (RFC 4555 3.5; mobike-rs's
+/// `return_routability = before`). Two rekeyings of one CHILD_SA at once
+/// collide (RFC 7296 2.8.1): both peers pay an extra exchange and the
+/// traffic on the new path waits. With a peer that updates in place this
+/// is how much later our own rekeying starts.
+pub const CHILD_REKEY_DEFER_MS: u32 = 5;
+/// The round trip counted in that wait, at most: more means the update was
+/// retransmitted, and the wait is for a peer's answer, not for loss.
+pub const CHILD_REKEY_RTT_MAX_MS: u64 = 1_000;
 
 /// The IKEv2 exchange a message belongs to, as far as MOBIKE cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +146,15 @@ pub enum Action {
     /// a better path is tested once `switch_back_delay` has passed
     /// (RFC 4555 3.10).
     QueueMobikeAfter {
+        ms: u32,
+    },
+    /// Comes right before an [`Action::UpdateHosts`] of the original
+    /// initiator's move: the CHILD_SA rekeyings charon queues for CHILD_SAs
+    /// the kernel cannot update in place wait until `ms` milliseconds after
+    /// this exchange (the last one given counts), and a CHILD_SA the peer
+    /// rekeyed by then is left to the peer's rekeying (see
+    /// [`CHILD_REKEY_DEFER_MS`]).
+    DeferChildRekeys {
         ms: u32,
     },
     /// A line for the daemon's log, IKE group; level 1 or 2.

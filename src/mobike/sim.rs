@@ -48,6 +48,9 @@ pub struct Node {
     pub mem: SaMemory,
     /// Each move the core asked for, with the hosts after it.
     pub moves: Vec<(UpdateReason, SocketAddr, SocketAddr)>,
+    /// The moves whose CHILD_SA rekeyings (if the kernel cannot update the
+    /// IPsec SAs in place) wait for the peer's (`DeferChildRekeys`).
+    pub deferring_moves: Vec<UpdateReason>,
     /// A return routability check was asked for (a MOBIKE request of ours).
     pub check_queued: bool,
     pub logs: Vec<String>,
@@ -69,6 +72,7 @@ impl Node {
             policy: Arc::new(Policy::default()),
             mem: SaMemory::default(),
             moves: Vec::new(),
+            deferring_moves: Vec::new(),
             check_queued: false,
             logs: Vec::new(),
             next_mid: 2,
@@ -270,6 +274,7 @@ struct Applied {
 
 fn apply(node: &mut Node, out: &[Action]) -> Applied {
     let mut a = Applied::default();
+    let mut defer_next = false;
     for action in out {
         match action {
             Action::AddNotify { ty, data } => a.notifies.push((*ty, data.clone())),
@@ -289,7 +294,11 @@ fn apply(node: &mut Node, out: &[Action]) -> Applied {
                 node.other_host = other.unwrap_or(node.other_host);
                 node.ipsec_path = (node.my_host, node.other_host);
                 node.moves.push((*reason, node.my_host, node.other_host));
+                if std::mem::take(&mut defer_next) {
+                    node.deferring_moves.push(*reason);
+                }
             }
+            Action::DeferChildRekeys { .. } => defer_next = true,
             Action::Send { src, dst } => a.sends.push((*src, *dst)),
             Action::QueueReturnRoutabilityCheck => node.check_queued = true,
             Action::Log { text, .. } => node.logs.push(text.to_string()),
@@ -438,6 +447,17 @@ mod tests {
             net.gw.moves.last().map(|m| m.0),
             Some(UpdateReason::ReturnRoutabilityConfirmed)
         );
+        // The mover leaves rekeying to the gateway at first, both at the
+        // move and at the NAT update after the answer; the gateway, which
+        // only follows, never waits for the road warrior's.
+        assert_eq!(
+            net.rw.deferring_moves,
+            [
+                UpdateReason::OnlyPathLeft,
+                UpdateReason::NatStateAfterUpdate
+            ]
+        );
+        assert!(net.gw.deferring_moves.is_empty(), "{:?}", net.gw.moves);
     }
 
     #[test]

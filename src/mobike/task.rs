@@ -14,7 +14,8 @@ use super::memory::{PreferredPath, NAT_RETRIES};
 use super::notify::{self, Notify, NotifyType};
 use super::{
     cookie, natd, Action, Exchange, Extension, Message, Policy, ReturnRoutability, SaMemory,
-    SaView, Status, UpdateForce, UpdateReason, MAX_ANNOUNCED_ADDRESSES,
+    SaView, Status, UpdateForce, UpdateReason, CHILD_REKEY_DEFER_MS, CHILD_REKEY_RTT_MAX_MS,
+    MAX_ANNOUNCED_ADDRESSES,
 };
 
 /// What the core needs from its environment besides the call's facts.
@@ -104,6 +105,9 @@ pub struct MobikeTask {
     /// Initiator: the path before this task moved us, to return to when
     /// the peer refuses every other (RFC 4555 3.5).
     previous_path: Option<Path>,
+    /// Original initiator: when this task last moved the IKE_SA and IPsec
+    /// SAs (its IPsec SAs' own rekeyings wait one round trip more).
+    moved_at_ms: Option<u64>,
     /// Original initiator: this request tests a better path (`preference`,
     /// RFC 4555 3.10); its first transmission went there only.
     test: Option<Path>,
@@ -147,6 +151,7 @@ impl MobikeTask {
             unacceptable: false,
             return_routability_check: None,
             previous_path: None,
+            moved_at_ms: None,
             test: None,
             transmissions: 0,
         }
@@ -463,6 +468,9 @@ impl MobikeTask {
         reason: UpdateReason,
         out: &mut Vec<Action>,
     ) {
+        out.push(Action::DeferChildRekeys {
+            ms: CHILD_REKEY_DEFER_MS,
+        });
         update_hosts(
             (path.local != sa.my_host).then_some(path.local),
             (path.remote != sa.other_host).then_some(path.remote),
@@ -474,6 +482,7 @@ impl MobikeTask {
             local: sa.my_host,
             remote: sa.other_host,
         });
+        self.moved_at_ms = Some(sa.now_ms);
         self.update = true;
         self.natd = true;
         self.natd_seen = false;
@@ -997,7 +1006,17 @@ impl MobikeTask {
                     }
                     natd::apply(&o, sa.force_encap, out);
                     if self.update {
-                        // NAT state may have changed with the new path.
+                        // NAT state may have changed with the new path; a
+                        // CHILD_SA the kernel could not move still waits
+                        // for the peer's rekeying, one round trip more for
+                        // a peer that checks our new address first.
+                        let rtt = self
+                            .moved_at_ms
+                            .map_or(0, |t| sa.now_ms.saturating_sub(t))
+                            .min(CHILD_REKEY_RTT_MAX_MS);
+                        out.push(Action::DeferChildRekeys {
+                            ms: CHILD_REKEY_DEFER_MS + rtt as u32,
+                        });
                         update_hosts(
                             None,
                             None,
@@ -1038,28 +1057,25 @@ impl MobikeTask {
                     let me_new = (msg.dst != sa.my_host).then_some(msg.dst);
                     let other_new = (msg.src != sa.other_host).then_some(msg.src);
                     if me_new.is_some() || other_new.is_some() || force {
-                        update_hosts(
-                            me_new,
-                            other_new,
-                            UpdateForce::All,
-                            if me_new.is_none() && other_new.is_none() {
-                                UpdateReason::NatMappingChanged
-                            } else {
-                                UpdateReason::PathCheckAnswered
-                            },
-                            out,
-                        );
-                        self.previous_path.get_or_insert(Path {
-                            local: sa.my_host,
-                            remote: sa.other_host,
-                        });
+                        let reason = if me_new.is_none() && other_new.is_none() {
+                            UpdateReason::NatMappingChanged
+                        } else {
+                            UpdateReason::PathCheckAnswered
+                        };
                         if sa.original_initiator {
                             // RFC 4555 3.5: the answering path wins; a new
                             // exchange on it moves the peer's SAs too.
-                            self.update = true;
-                            self.natd = true;
-                            self.natd_seen = false;
+                            let path = Path {
+                                local: msg.dst,
+                                remote: msg.src,
+                            };
+                            self.move_then_update(sa, path, reason, out);
                         } else {
+                            update_hosts(me_new, other_new, UpdateForce::All, reason, out);
+                            self.previous_path.get_or_insert(Path {
+                                local: sa.my_host,
+                                remote: sa.other_host,
+                            });
                             // Only the original initiator sends updates
                             // (RFC 4555 3.1); tell it our addresses.
                             self.address = true;
@@ -1988,6 +2004,82 @@ mod tests {
         );
     }
 
+    #[test]
+    fn own_child_sa_rekeyings_wait_for_the_peers_one_round_trip_more() {
+        let moved_at = |out: &[Action], reason| {
+            out.iter()
+                .position(|a| matches!(a, Action::UpdateHosts { reason: r, .. } if *r == reason))
+                .expect("the update")
+        };
+        let deferral = |out: &[Action], before: usize| {
+            out[..before]
+                .iter()
+                .rfind(|a| !matches!(a, Action::Log { .. }))
+                .cloned()
+        };
+        // Answered after 40 ms: the rekeyings wait 5 ms plus those 40.
+        // Retransmitted until 9 s later: plus 1 s at most.
+        for (answered_after, wait) in [(40, 45), (9_000, 1_005)] {
+            let mut s = sa(&[], &[], &[]);
+            s.now_ms = 1_000;
+            // The check is answered on the second path: the move.
+            let mut t = MobikeTask::new(true);
+            t.roam(false);
+            let answer = msg(
+                Exchange::Informational,
+                "198.18.1.1:4500",
+                "198.18.2.2:4500",
+                &[],
+            );
+            let mut out = Vec::new();
+            t.process(&s, &answer, &mut SaMemory::default(), &env(), &mut out);
+            let at = moved_at(&out, UpdateReason::PathCheckAnswered);
+            assert_eq!(
+                deferral(&out, at),
+                Some(Action::DeferChildRekeys {
+                    ms: CHILD_REKEY_DEFER_MS
+                })
+            );
+            let cookie = update_request(&mut t, &s);
+            let n = [raw(NotifyType::Cookie2, &cookie)];
+            let resp = msg(
+                Exchange::Informational,
+                "198.18.1.1:4500",
+                "198.18.2.2:4500",
+                &n,
+            );
+            s.now_ms += answered_after;
+            let mut out = Vec::new();
+            assert_eq!(
+                t.process(&s, &resp, &mut SaMemory::default(), &env(), &mut out),
+                Status::Success
+            );
+            let at = moved_at(&out, UpdateReason::NatStateAfterUpdate);
+            assert_eq!(
+                deferral(&out, at),
+                Some(Action::DeferChildRekeys { ms: wait })
+            );
+        }
+        // The original responder moves only on the peer's word: its
+        // rekeyings are not deferred (the mover waits for them instead).
+        let s = sa(&[], &[], &[]);
+        let mut t = MobikeTask::new(false);
+        let n = [raw(NotifyType::UpdateSaAddresses, &[])];
+        let req = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        let mut out = Vec::new();
+        t.process(&s, &req, &mut SaMemory::default(), &env(), &mut out);
+        assert!(
+            !out.iter()
+                .any(|a| matches!(a, Action::DeferChildRekeys { .. })),
+            "{out:?}"
+        );
+    }
+
     /// A roam's request on 198.18.1.2 - 198.18.1.1; the kernel sends to the
     /// gateway from `route_src` (198.18.2.2: rw-a lost its route), and
     /// `routes` of the view are the pairs it routes.
@@ -2027,12 +2119,27 @@ mod tests {
         let (mut t, status, out) = roam_request(&s, &mut mem, "198.18.2.2");
         assert_eq!(status, Status::NeedMore);
         assert!(!t.is_probing(), "no check, no probing retransmits");
-        assert!(out.contains(&Action::UpdateHosts {
-            me: Some(new),
-            other: None,
-            force: UpdateForce::All,
-            reason: UpdateReason::OnlyPathLeft,
-        }));
+        let moved_at = out
+            .iter()
+            .position(|a| {
+                *a == Action::UpdateHosts {
+                    me: Some(new),
+                    other: None,
+                    force: UpdateForce::All,
+                    reason: UpdateReason::OnlyPathLeft,
+                }
+            })
+            .expect("the move");
+        // Its rekeyings wait for the peer's, and the shim must know before
+        // the move (it sees what update_hosts() queues).
+        assert_eq!(
+            out[..moved_at]
+                .iter()
+                .rfind(|a| !matches!(a, Action::Log { .. })),
+            Some(&Action::DeferChildRekeys {
+                ms: CHILD_REKEY_DEFER_MS
+            })
+        );
         assert!(out.contains(&Action::SetSource(new)));
         let n = notifies(&out);
         for ty in [
