@@ -1957,8 +1957,8 @@ mod tests {
         data_of(&out, NotifyType::Cookie2)
     }
 
-    /// Runs a path check: the answer arrives on the second path.
-    fn checked_task(s: &SaView<'_>) -> MobikeTask {
+    /// A roam's path check, answered on the second path.
+    fn answered_check(s: &SaView<'_>) -> (MobikeTask, Status, Vec<Action>) {
         let mut t = MobikeTask::new(true);
         t.roam(false);
         assert!(t.is_probing());
@@ -1969,11 +1969,14 @@ mod tests {
             &[],
         );
         let mut out = Vec::new();
-        assert_eq!(
-            t.process(s, &answer, &mut SaMemory::default(), &env(), &mut out),
-            Status::NeedMore,
-            "an update follows"
-        );
+        let status = t.process(s, &answer, &mut SaMemory::default(), &env(), &mut out);
+        (t, status, out)
+    }
+
+    /// Runs a path check: the answer arrives on the second path.
+    fn checked_task(s: &SaView<'_>) -> MobikeTask {
+        let (t, status, out) = answered_check(s);
+        assert_eq!(status, Status::NeedMore, "an update follows");
         assert!(out.contains(&Action::UpdateHosts {
             me: Some("198.18.2.2:4500".parse().unwrap()),
             other: None,
@@ -2023,16 +2026,7 @@ mod tests {
             let mut s = sa(&[], &[], &[]);
             s.now_ms = 1_000;
             // The check is answered on the second path: the move.
-            let mut t = MobikeTask::new(true);
-            t.roam(false);
-            let answer = msg(
-                Exchange::Informational,
-                "198.18.1.1:4500",
-                "198.18.2.2:4500",
-                &[],
-            );
-            let mut out = Vec::new();
-            t.process(&s, &answer, &mut SaMemory::default(), &env(), &mut out);
+            let (mut t, _, out) = answered_check(&s);
             let at = moved_at(&out, UpdateReason::PathCheckAnswered);
             assert_eq!(
                 deferral(&out, at),
@@ -2232,19 +2226,8 @@ mod tests {
     fn a_stale_answer_changes_nothing_when_a_newer_update_is_queued() {
         let mut s = sa(&[], &[], &[]);
         s.newer_update_queued = true;
-        let mut t = MobikeTask::new(true);
-        t.roam(false);
-        let answer = msg(
-            Exchange::Informational,
-            "198.18.1.1:4500",
-            "198.18.2.2:4500",
-            &[],
-        );
-        let mut out = Vec::new();
-        assert_eq!(
-            t.process(&s, &answer, &mut SaMemory::default(), &env(), &mut out),
-            Status::Success
-        );
+        let (_, status, out) = answered_check(&s);
+        assert_eq!(status, Status::Success);
         assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
     }
 
