@@ -22,11 +22,15 @@
 #            ports (SNAT 40000-40100); two rows: dpd_delay = 5s on rw, and
 #            no DPD (dpd_delay = 0s: only charon's NAT keep-alives, every
 #            20 s by default)
-# Part 2, the gateway is the flavour under test, the road warrior stock:
-# BENCH_SAS childless IKE_SAs from one road-warrior host (one connection
-# each, initiated in parallel through vici) all roam when rw-a goes down;
-# the time until the gateway has logged all of them on the new address, the
-# gateway charon's CPU time in that interval and its VmRSS per IKE_SA.
+# Part 2, the gateway is the flavour under test, the road warrior stock: a
+# builtin and a rust gateway side by side (gw and gw2; which runs which
+# alternates by run), BENCH_SAS childless IKE_SAs each from one
+# road-warrior host (one connection each, initiated in parallel through
+# vici), all roaming when rw-a goes down; per gateway the time until it
+# has logged all of them on the new address, its CPU time in that interval
+# and its VmRSS per IKE_SA. Run one after the other, single runs of either
+# flavour spread by a third (the road warrior's pace and the machine's
+# noise); side by side, both see the same.
 #
 # Prints a Markdown table and writes it to target/bench/results.md. Exit 0
 # unless the harness failed (a scenario could not be set up or checked); a
@@ -48,7 +52,7 @@ if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 fi
 RUNS=${BENCH_RUNS:-5}
 SAS=${BENCH_SAS:-1000}
-MANY_RUNS=${BENCH_MANY_RUNS:-9} # single runs of either flavour spread by a third (CPU 190-300 ms)
+MANY_RUNS=${BENCH_MANY_RUNS:-9}
 SILENT_MAX=${BENCH_SILENT_MAX:-30}
 NAT_MAX=${BENCH_NAT_MAX:-30}
 BREAK_MAX=${BENCH_BREAK_MAX:-10}
@@ -278,91 +282,130 @@ run_natmap() {
 
 # Part 2: SAS childless IKE_SAs from one road-warrior host, one connection
 # (and identity) each, against a gateway in FLAVOUR; all roam at once.
+# many_setup_done NODE: NODE's charon holds SAS IKE_SAs, none half-open.
+many_setup_done() {
+	local stats total half
+	stats=$(swan "$1" --stats 2>/dev/null | sed -n 's/^IKE_SAs: \([0-9]*\) total, \([0-9]*\) half-open.*/\1 \2/p')
+	total=${stats% *} half=${stats#* }
+	[ -n "$stats" ] && [ "$total" -ge "$SAS" ] && [ "$half" = 0 ]
+}
+
+# many_total NODE: NODE's IKE_SAs, half-open or not (0 if it cannot say).
+many_total() {
+	local t
+	t=$(swan "$1" --stats 2>/dev/null | sed -n 's/^IKE_SAs: \([0-9]*\) total.*/\1/p')
+	echo "${t:-0}"
+}
+
+# run_many RUN: both flavours at once, each on its own gateway (gw at
+# 198.18.1.1 and gw2 at 198.18.1.3; which runs which alternates by run),
+# SAS childless IKE_SAs each from the one road-warrior host, all roaming
+# on one event: both gateways work under the same load and the same noise.
 run_many() {
-	local flavour=$1 i stats total half t_setup rss0 rss1 pid res n secs cpu moved
+	local run=$1 i n moved secs cpu node flavour t_setup pid perf_pids="" res
+	local -A fl=() pidof=() rss0=() done_at=() nodes_n=()
+	if [ $((run % 2)) = 1 ]; then fl[gw]=builtin fl[gw2]=rust; else fl[gw]=rust fl[gw2]=builtin; fi
 	local tune="ikesa_table_size = 1024
 	ikesa_table_segments = 16
 	filelog { lab { ike = 1
 		ike_name = yes } }"
-	lab_up many || { harness_fail many "$flavour" "lab_up"; return 1; }
-	# The gateway admits SAS half-open IKE_SAs from one address without
-	# cookies (defaults: 5 per address, cookies from 30).
-	charon_start gw "$flavour" "$tune" "block_threshold = $((SAS + 100))" "cookie_threshold = $((SAS + 100))" ||
-		{ harness_fail many "$flavour" "gw charon start"; return 1; }
-	charon_start rw stock "$tune" || { harness_fail many "$flavour" "rw charon start"; return 1; }
+	LAB_GW2=1 lab_up many || { harness_fail many "${fl[gw]}" "lab_up"; return 1; }
+	for node in gw gw2; do
+		# Each gateway admits SAS half-open IKE_SAs from one address without
+		# cookies (defaults: 5 per address, cookies from 30).
+		charon_start "$node" "${fl[$node]}" "$tune" "block_threshold = $((SAS + 100))" "cookie_threshold = $((SAS + 100))" ||
+			{ harness_fail many "${fl[$node]}" "$node charon start"; return 1; }
+	done
+	charon_start rw stock "$tune" || { harness_fail many "${fl[gw]}" "rw charon start"; return 1; }
 	{
 		echo "connections {"
 		for i in $(seq 1 "$SAS"); do
 			printf 'c%d { remote_addrs = 198.18.1.1\n mobike = yes\n local { auth = psk\n id = rw-%d.lab.test }\n remote { auth = psk\n id = gw.lab.test } }\n' "$i" "$i"
+			printf 'd%d { remote_addrs = 198.18.1.3\n mobike = yes\n local { auth = psk\n id = rw-%d.lab.test }\n remote { auth = psk\n id = gw.lab.test } }\n' "$i" "$i"
 		done
 		echo "}"
 		echo "secrets { ike-lab { secret = $LAB_PSK } }"
 	} >"$LAB_DIR/rw/swanctl.conf"
-	cat >"$LAB_DIR/gw/swanctl.conf" <<EOF
-connections {
-	rw {
-		mobike = yes
-		local { auth = psk
-			id = gw.lab.test }
-		remote { auth = psk }
-	}
-}
-secrets { ike-lab { secret = $LAB_PSK } }
-EOF
-	swan gw --load-all --file "$LAB_DIR/gw/swanctl.conf" >/dev/null 2>&1 || { harness_fail many "$flavour" "gw config"; return 1; }
-	swan rw --load-all --file "$LAB_DIR/rw/swanctl.conf" >/dev/null 2>&1 || { harness_fail many "$flavour" "rw config"; return 1; }
-	pid=$(netns_charon gw) || { harness_fail many "$flavour" "gw charon pid"; return 1; }
-	rss0=$(proc_rss "$pid")
+	for node in gw gw2; do
+		printf '%s\n' "connections {" "rw {" "mobike = yes" "local { auth = psk" "id = gw.lab.test }" \
+			"remote { auth = psk }" "}" "}" "secrets { ike-lab { secret = $LAB_PSK } }" >"$LAB_DIR/$node/swanctl.conf"
+		swan "$node" --load-all --file "$LAB_DIR/$node/swanctl.conf" >/dev/null 2>&1 ||
+			{ harness_fail many "${fl[$node]}" "$node config"; return 1; }
+		pidof[$node]=$(netns_charon "$node") || { harness_fail many "${fl[$node]}" "$node charon pid"; return 1; }
+		rss0[$node]=$(proc_rss "${pidof[$node]}")
+	done
+	swan rw --load-all --file "$LAB_DIR/rw/swanctl.conf" >/dev/null 2>&1 || { harness_fail many "${fl[gw]}" "rw config"; return 1; }
 	t_setup=$(now)
-	n=$(python3 tests/lab/bench-many.py initiate "$LAB_DIR/rw/charon.vici" c "$SAS") ||
-		{ harness_fail many "$flavour" "vici initiate"; return 1; }
-	[ "$n" = "$SAS" ] || { harness_fail many "$flavour" "vici accepted $n of $SAS initiations"; return 1; }
-	# Until all are up, no progress for 20 s (what did not come up by then
+	# Both sets at once, so both gateways set up under the same load.
+	python3 tests/lab/bench-many.py initiate "$LAB_DIR/rw/charon.vici" c "$SAS" >"$LAB_DIR/init.c" &
+	pid=$!
+	python3 tests/lab/bench-many.py initiate "$LAB_DIR/rw/charon.vici" d "$SAS" >"$LAB_DIR/init.d"
+	wait "$pid"
+	for i in c d; do
+		[ "$(cat "$LAB_DIR/init.$i")" = "$SAS" ] ||
+			{ harness_fail many "${fl[gw]}" "vici accepted $(cat "$LAB_DIR/init.$i") of $SAS initiations ($i)"; return 1; }
+	done
+	# Until both are up, no progress for 20 s (what did not come up by then
 	# is what this machine holds), or SETUP_MAX.
-	local last=-1 last_t
+	local last=-1 last_t sum
 	last_t=$(now)
 	for i in $(seq 1 $((SETUP_MAX * 4))); do
-		stats=$(swan gw --stats 2>/dev/null | sed -n 's/^IKE_SAs: \([0-9]*\) total, \([0-9]*\) half-open.*/\1 \2/p')
-		total=${stats% *} half=${stats#* }
-		[ -n "$stats" ] && [ "$total" -ge "$SAS" ] && [ "$half" = 0 ] && break
-		if [ -n "$stats" ] && [ "$total" != "$last" ]; then last=$total last_t=$(now); fi
+		for node in gw gw2; do
+			[ -z "${done_at[$node]:-}" ] && many_setup_done "$node" && done_at[$node]=$(elapsed_ms "$t_setup")
+		done
+		[ -n "${done_at[gw]:-}" ] && [ -n "${done_at[gw2]:-}" ] && break
+		sum=$(($(many_total gw) + $(many_total gw2)))
+		if [ "$sum" != "$last" ]; then last=$sum last_t=$(now); fi
 		[ "$(elapsed_ms "$last_t")" -ge 20000 ] && break
 		[ "$(elapsed_ms "$t_setup")" -ge $((SETUP_MAX * 1000)) ] && break
 		sleep 0.25
 	done
-	record many_setup "$flavour" "$(elapsed_ms "$t_setup")"
-	n=$(swan gw --list-sas 2>/dev/null | grep -c "^  remote '.*' @ 198\.18\.1\.2\[4500\]")
-	[ "$n" -gt 0 ] || { harness_fail many "$flavour" "no IKE_SA came up"; return 1; }
-	[ "$n" = "$SAS" ] || lab_log "many ($flavour): $n of $SAS IKE_SAs established on rw-a; measuring those"
-	rss1=$(proc_rss "$pid")
-	record many_n "$flavour" "$n"
-	record many_mem "$flavour" "$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')"
-	# BENCH_PERF=DIR: a perf profile of the gateway during the roam (for
+	for node in gw gw2; do
+		flavour=${fl[$node]}
+		record many_setup "$flavour" "${done_at[$node]:-$(elapsed_ms "$t_setup")}"
+		n=$(swan "$node" --list-sas 2>/dev/null | grep -c "^  remote '.*' @ 198\.18\.1\.2\[4500\]")
+		[ "$n" -gt 0 ] || { harness_fail many "$flavour" "no IKE_SA came up on $node"; return 1; }
+		[ "$n" = "$SAS" ] || lab_log "many ($flavour on $node): $n of $SAS IKE_SAs established on rw-a; measuring those"
+		nodes_n[$node]=$n
+		record many_n "$flavour" "$n"
+		record many_mem "$flavour" "$(awk -v a="${rss0[$node]}" -v b="$(proc_rss "${pidof[$node]}")" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')"
+	done
+	# The helper waits for the larger count; a gateway with fewer IKE_SAs
+	# is judged by its own count below.
+	n=$((nodes_n[gw] > nodes_n[gw2] ? nodes_n[gw] : nodes_n[gw2]))
+	# BENCH_PERF=DIR: perf profiles of both gateways during the roam (for
 	# looking into the figures, not part of them: perf costs CPU too).
-	local perf_pid=
 	if [ -n "${BENCH_PERF:-}" ] && command -v perf >/dev/null; then
 		mkdir -p "$BENCH_PERF"
-		if [ -n "${BENCH_STRACE:-}" ]; then strace -c -f -p "$pid" -o "$BENCH_PERF/strace.$flavour.txt" >/dev/null 2>&1 & else perf record -q ${BENCH_PERF_ARGS:--F 2000 -g} -p "$pid" -o "$BENCH_PERF/perf.$flavour.data" >/dev/null 2>&1 & fi
-		perf_pid=$!
+		for node in gw gw2; do
+			perf record -q ${BENCH_PERF_ARGS:--F 2000 -g} -p "${pidof[$node]}" -o "$BENCH_PERF/perf.${fl[$node]}.$run.data" >/dev/null 2>&1 &
+			perf_pids+=" $!"
+		done
 		sleep 0.5
 	fi
-	res=$(python3 tests/lab/bench-many.py roam "$LAB_DIR/gw/charon.log" "$pid" "$n" "$ROAM_MAX" \
+	res=$(python3 tests/lab/bench-many.py roam "$n" "$ROAM_MAX" \
 		'<[^|>]*\|([0-9]+)> remote endpoint changed from [^ ]+ to 198\.18\.2\.2\[' \
-		ip -n "$LAB_NS-rw" link set rw-a down) || { harness_fail many "$flavour" "roam helper failed"; return 1; }
-	read -r moved secs cpu <<<"$res"
-	if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null; fi
-	# What the log said, checked against the gateway's own list.
-	i=$(swan gw --list-sas 2>/dev/null | grep -c "^  remote '.*' @ 198\.18\.2\.2\[4500\]")
-	lab_log "many ($flavour): $n IKE_SAs, setup $(elapsed_ms "$t_setup" "$(now)") ms ago; $moved logged on the new address in $secs s, $i listed there"
-	if [ "$moved" -ge "$n" ]; then
-		record many_time "$flavour" "$(awk -v s="$secs" 'BEGIN { printf "%.0f", s * 1000 }')"
+		"$LAB_DIR/gw/charon.log" "${pidof[gw]}" "$LAB_DIR/gw2/charon.log" "${pidof[gw2]}" -- \
+		ip -n "$LAB_NS-rw" link set rw-a down) || { harness_fail many "${fl[gw]}" "roam helper failed"; return 1; }
+	for pid in $perf_pids; do kill -INT "$pid" 2>/dev/null; done
+	for pid in $perf_pids; do wait "$pid" 2>/dev/null; done
+	i=0
+	for node in gw gw2; do
+		flavour=${fl[$node]} i=$((i + 1))
+		read -r moved secs cpu <<<"$(sed -n "${i}p" <<<"$res")"
+		# What the log said, checked against the gateway's own list.
+		local listed
+		listed=$(swan "$node" --list-sas 2>/dev/null | grep -c "^  remote '.*' @ 198\.18\.2\.2\[4500\]")
+		lab_log "many ($flavour on $node): ${nodes_n[$node]} IKE_SAs; $moved logged on the new address in $secs s ($listed listed there), CPU $cpu s"
+		if [ "$moved" -ge "${nodes_n[$node]}" ]; then
+			record many_time "$flavour" "$(awk -v s="$secs" 'BEGIN { printf "%.0f", s * 1000 }')"
+		else
+			record many_time "$flavour" never
+			lab_log "many ($flavour on $node): only $moved of ${nodes_n[$node]} moved within $ROAM_MAX s"
+		fi
 		record many_cpu "$flavour" "$(awk -v s="$cpu" 'BEGIN { printf "%.0f", s * 1000 }')"
-	else
-		record many_time "$flavour" never
-		record many_cpu "$flavour" "$(awk -v s="$cpu" 'BEGIN { printf "%.0f", s * 1000 }')"
-		lab_log "many ($flavour): only $moved of $n moved within $ROAM_MAX s"
-	fi
-	[ "$i" -ge "$moved" ] || { harness_fail many "$flavour" "log shows $moved moved, list-sas $i"; return 1; }
+		[ "$listed" -ge "$moved" ] || { harness_fail many "$flavour" "$node: log shows $moved moved, list-sas $listed"; return 1; }
+	done
 }
 
 want() { [[ " $ONLY " == *" $1 "* ]]; }
@@ -397,11 +440,9 @@ for run in $(seq 1 "$RUNS"); do
 done
 if want many; then
 	for run in $(seq 1 "$MANY_RUNS"); do
-		for flavour in builtin rust; do
-			lab_log "run $run/$MANY_RUNS $flavour gateway: $SAS IKE_SAs roam"
-			run_many "$flavour"
-			cleanup
-		done
+		lab_log "run $run/$MANY_RUNS: builtin and rust gateways, $SAS IKE_SAs each, roam at once"
+		run_many "$run"
+		cleanup
 	done
 fi
 
@@ -479,6 +520,13 @@ many_cell() {
 			esac ;;
 	esac
 }
+# paired_ratios KEY: rust / builtin of each run of the many part (recorded
+# in pairs, builtin and rust of one run in a row, in either order).
+paired_ratios() {
+	awk -v k="$1" '$1 == k && $3 ~ /^[0-9]+$/ { v[$2] = $3; n[$2]++
+			if (n["builtin"] == n["rust"] && v["builtin"] > 0) { printf "%s%.2f", sep, v["rust"] / v["builtin"]; sep = ", " } }' "$RAW"
+}
+
 many_row() { # KEY UNIT LABEL
 	local r="-" b p
 	b=$(summary "$1" builtin median) p=$(summary "$1" rust median)
@@ -513,7 +561,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 		echo
 	fi
 	if want many; then
-		echo "Gateway under test, road warrior a stock charon: childless IKE_SAs from one host (one connection each, initiated in parallel through vici), all roam when rw-a goes down (median of $MANY_RUNS run(s)). Both charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateway with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's CPU time over that interval (the sum of its threads' schedstat run time, ns); memory: VmRSS growth over the setup divided by the IKE_SAs. Childless IKE_SAs move without a return routability check (no IPsec SA to redirect; it runs when a CHILD_SA comes up), so both columns do one exchange per IKE_SA."
+		echo "Gateway under test, road warrior a stock charon: a builtin and a rust gateway run side by side (198.18.1.1 and 198.18.1.3 on the same segment, which runs which alternating by run), each with $SAS childless IKE_SAs from the one road-warrior host (one connection each, initiated in parallel through vici); all $((2 * SAS)) roam when rw-a goes down, so both gateways work under the same load and the same noise (median of $MANY_RUNS run(s); per run, rust CPU / builtin CPU: $(paired_ratios many_cpu)). All charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateways with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's CPU time over that interval (the sum of its threads' schedstat run time, ns); memory: VmRSS growth over the setup divided by the IKE_SAs. Childless IKE_SAs move without a return routability check (no IPsec SA to redirect; it runs when a CHILD_SA comes up), so both columns do one exchange per IKE_SA."
 		echo
 		echo "| gateway | builtin | rust | ratio |"
 		echo "|---|---|---|---|"

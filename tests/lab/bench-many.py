@@ -8,13 +8,14 @@ initiate SOCKET PREFIX N
     charon's thread pool sets them up in parallel. Prints how many requests
     were accepted. One process and one socket instead of N swanctl runs.
 
-roam LOG PID N CAP PATTERN CMD...
-    Seek to the end of charon's LOG, note the time and PID's CPU time, run
-    CMD (the roaming event), then follow LOG (charon writes it with
-    flush_line) until N lines match the regular expression PATTERN or CAP
-    seconds pass (with a group in PATTERN, N distinct values of the group,
-    e.g. the IKE_SA's unique id, so an IKE_SA that moves twice counts once).
-    Prints "MATCHED SECONDS CPU_SECONDS": the lines seen, the
+roam N CAP PATTERN LOG PID [LOG PID ...] -- CMD...
+    For each charon (its LOG and PID): seek to the end of LOG and note
+    PID's CPU time; note the time, run CMD (the roaming event), then follow
+    every LOG (charon writes it with flush_line) until N lines of each
+    match the regular expression PATTERN or CAP seconds pass (with a group
+    in PATTERN, N distinct values of the group, e.g. the IKE_SA's unique
+    id, so an IKE_SA that moves twice counts once). Prints one line per
+    charon, in order, "MATCHED SECONDS CPU_SECONDS": the lines seen, the
     time from the event to the last of them (or to the cap) and PID's CPU
     time (user + system) used in that interval. Lines are timed when they
     arrive, since the log's own time stamps are whole seconds.
@@ -109,42 +110,66 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def roam(log, pid, count, cap, pattern, cmd):
-    regex = re.compile(pattern)
-    f = open(log, "rb")
-    f.seek(0, os.SEEK_END)
-    cpu0 = cpu_seconds(pid)
-    t0 = time.monotonic()
-    subprocess.run(cmd, check=True)
-    seen, matched, t_last, cpu_last, buf = set(), 0, t0, cpu0, b""
-    while matched < count and time.monotonic() - t0 < cap:
-        chunk = f.read()
+class Follower:
+    """One charon's log and CPU time during the roam."""
+
+    def __init__(self, log, pid):
+        self.f = open(log, "rb")
+        self.f.seek(0, os.SEEK_END)
+        self.pid = pid
+        self.cpu0 = self.cpu_last = cpu_seconds(pid)
+        self.seen, self.matched, self.buf = set(), 0, b""
+        self.t_last = None
+
+    def read(self, regex, t):
+        """Reads what the log gained; True if it did."""
+        chunk = self.f.read()
         if not chunk:
-            time.sleep(0.002)
-            continue
-        buf += chunk
-        lines = buf.split(b"\n")
-        buf = lines.pop()
-        before = matched
+            return False
+        self.buf += chunk
+        lines = self.buf.split(b"\n")
+        self.buf = lines.pop()
+        before = self.matched
         for line in lines:
             m = regex.search(line.decode("utf-8", "replace"))
             if m and regex.groups:
-                seen.add(m.group(1))
-                matched = len(seen)
+                self.seen.add(m.group(1))
+                self.matched = len(self.seen)
             elif m:
-                matched += 1
-        if matched > before:
-            t_last, cpu_last = time.monotonic(), cpu_seconds(pid)
-    if matched < count:
-        t_last, cpu_last = time.monotonic(), cpu_seconds(pid)
-    print("%d %.3f %.4f" % (matched, t_last - t0, cpu_last - cpu0))
+                self.matched += 1
+        if self.matched > before:
+            self.t_last, self.cpu_last = t(), cpu_seconds(self.pid)
+        return True
+
+
+def roam(count, cap, pattern, charons, cmd):
+    regex = re.compile(pattern)
+    followers = [Follower(log, pid) for log, pid in charons]
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=True)
+    while time.monotonic() - t0 < cap:
+        waiting = [f for f in followers if f.matched < count]
+        if not waiting:
+            break
+        if not any([f.read(regex, time.monotonic) for f in waiting]):
+            time.sleep(0.002)
+    for f in followers:
+        if f.matched < count:
+            f.t_last, f.cpu_last = time.monotonic(), cpu_seconds(f.pid)
+        print("%d %.3f %.4f" % (f.matched, (f.t_last or t0) - t0, f.cpu_last - f.cpu0))
 
 
 def main(argv):
     if len(argv) == 4 and argv[0] == "initiate":
         initiate(argv[1], argv[2], int(argv[3]))
-    elif len(argv) >= 7 and argv[0] == "roam":
-        roam(argv[1], int(argv[2]), int(argv[3]), float(argv[4]), argv[5], argv[6:])
+    elif argv[:1] == ["roam"] and "--" in argv and argv.index("--") >= 6:
+        sep = argv.index("--")
+        pairs = argv[4:sep]
+        if len(pairs) % 2 or not argv[sep + 1:]:
+            sys.stderr.write(__doc__)
+            return 2
+        charons = [(pairs[i], int(pairs[i + 1])) for i in range(0, len(pairs), 2)]
+        roam(int(argv[1]), float(argv[2]), argv[3], charons, argv[sep + 1:])
     else:
         sys.stderr.write(__doc__)
         return 2

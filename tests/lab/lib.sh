@@ -43,6 +43,7 @@ lab_addr() {
 		4:rw-a) echo 198.18.1.2/24 ;;
 		4:rw-b) echo 198.18.2.2/24 ;;
 		4:gw) echo 198.18.1.1/24 ;;
+		4:gw2) echo 198.18.1.3/24 ;;
 		4:br1) echo 198.18.1.254/24 ;;
 		4:rt-b) echo 198.18.2.1/24 ;;
 		4:net-b) echo 198.18.2.0/24 ;;
@@ -78,7 +79,8 @@ lab_addr_add() {
 
 # lab_up NAME [nat]: namespaces, links, addresses, routes. Sets LAB_RW_A,
 # LAB_RW_B (rw's address on each interface), LAB_GW (the gateway address rw
-# starts with), LAB_GW_B (gw's address of rw-b's family) and LAB_LAN.
+# starts with), LAB_GW_B (gw's address of rw-b's family) and LAB_LAN. With
+# LAB_GW2 set (IPv4 only), a second gateway node, gw2, on gw's segment.
 lab_up() {
 	LAB_NAME=$1
 	local fa fb fams
@@ -130,6 +132,19 @@ lab_up() {
 	ip -n "$gw" link set gw-a up
 	lab_addr_add "$gw" "$LAB_INNER" lan lo
 	ip -n "$gw" -"$fb" route add "$(lab_addr "$fb" net-b)" via "$(lab_ip "$fb" br1)"
+	if [ -n "${LAB_GW2:-}" ]; then
+		[ "$fams" = 4 ] || { lab_log "the second gateway is IPv4 only"; return 1; }
+		local gw2="$LAB_NS-gw2"
+		ip netns add "$gw2" || return 1
+		ip -n "$gw2" link set lo up
+		ip netns exec "$gw2" sysctl -qw net.ipv6.conf.default.accept_dad=0
+		ip link add gw2-a netns "$gw2" type veth peer name p-gw2a netns "$rt"
+		ip -n "$rt" link set p-gw2a master br1
+		ip -n "$rt" link set p-gw2a up
+		lab_addr_add "$gw2" 4 gw2 gw2-a
+		ip -n "$gw2" link set gw2-a up
+		ip -n "$gw2" -4 route add "$(lab_addr 4 net-b)" via "$(lab_ip 4 br1)"
+	fi
 	if [ "${2:-}" = nat ]; then
 		[ "$fb" = 4 ] || { lab_log "the NAT lab is IPv4 only"; return 1; }
 		ip netns exec "$rt" iptables -t nat -A POSTROUTING -s 198.18.2.0/24 -o br1 -j MASQUERADE
@@ -140,17 +155,17 @@ lab_up() {
 lab_down() {
 	[ -n "${LAB_NS:-}" ] || return 0
 	local n pids
-	for n in rw gw rt; do
+	for n in rw gw gw2 rt; do
 		pids=$(ip netns pids "$LAB_NS-$n" 2>/dev/null)
 		[ -n "$pids" ] && kill $pids 2>/dev/null
 	done
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		pids=$(for n in rw gw rt; do ip netns pids "$LAB_NS-$n" 2>/dev/null; done)
+		pids=$(for n in rw gw gw2 rt; do ip netns pids "$LAB_NS-$n" 2>/dev/null; done)
 		[ -z "$pids" ] && break
 		sleep 0.2
 	done
 	[ -n "$pids" ] && kill -9 $pids 2>/dev/null
-	for n in rw gw rt; do ip netns del "$LAB_NS-$n" 2>/dev/null; done
+	for n in rw gw gw2 rt; do ip netns del "$LAB_NS-$n" 2>/dev/null; done
 	if [ -n "${MOBIKE_RS_KEEP_LOGS:-}" ]; then
 		lab_log "logs kept in $LAB_DIR"
 	else
