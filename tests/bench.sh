@@ -40,7 +40,8 @@
 # BENCH_SILENT_MAX (30 s), BENCH_NAT_MAX (30 s), BENCH_BREAK_MAX (10 s),
 # BENCH_SETUP_MAX (300 s), BENCH_QUICK=1 (1 run each, 50 SAs),
 # BENCH_ONLY="break nat return silent natmap many" (a subset).
-# BENCH_PERF=DIR (many only): perf profiles of the gateway during the roam.
+# BENCH_PERF=DIR (many only): perf profiles of both gateways during the roam
+# (DIR/perf.FLAVOUR.RUN.data; BENCH_PERF_ARGS, default "-F 2000 -g").
 set -u
 cd "$(dirname "$0")/.."
 . tests/lab/lib.sh
