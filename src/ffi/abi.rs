@@ -645,7 +645,10 @@ fn simple(task: *mut mobike_task, f: impl FnOnce(&mut MobikeTask)) -> mobike_res
 /// its fast bins first (malloc_consolidate), which cost a gateway 1% of its
 /// CPU under 1000 roams when this was 16 actions (1152 bytes).
 const ACTIONS_CAPACITY: usize = 1000 / std::mem::size_of::<Action>();
-const _: () = assert!(ACTIONS_CAPACITY >= 8, "Action grew: review ACTIONS_CAPACITY");
+const _: () = assert!(
+    ACTIONS_CAPACITY >= 8,
+    "Action grew: review ACTIONS_CAPACITY"
+);
 
 unsafe extern "C" fn task_new(initiator: bool) -> *mut mobike_task {
     catch_unwind(|| {
