@@ -268,11 +268,12 @@ impl MobikeTask {
                 // a better path to look for (preferred_path)?
                 let looks = sa.original_initiator && !policy.preference.is_empty();
                 let plain = !self.check && self.return_routability_check.is_none() && routed;
-                if plain && ((first && !looks) || (!first && self.test.is_some())) {
-                    // the current path as it routes, or it and the path
-                    // under test
+                if plain && first && !looks {
+                    // the current path as it routes
                     ViewNeeds::default()
                 } else {
+                    // every path, or the one under test and the current
+                    // path again: the filter may rule the first out now
                     ViewNeeds::ALL
                 }
             }
@@ -356,7 +357,21 @@ impl MobikeTask {
             }
         }
         if let (Some(test), false, false) = (self.test, self.check, first) {
-            if sa.route_current == Some(sa.my_host.ip()) {
+            // As for the check above: the filter may rule the path out now
+            // (a virtual IP or traffic selector that covers it). Its test
+            // ends; the request goes where any other would.
+            let filter = super::filter::AddressFilter::new(sa);
+            if let Err(why) = filter.path(test.local.ip(), test.remote.ip()) {
+                out.push(log(
+                    1,
+                    format!(
+                        "not testing preferred path {} - {} any more ({why})",
+                        show(test.local),
+                        show(test.remote)
+                    ),
+                ));
+                self.test = None;
+            } else if sa.route_current == Some(sa.my_host.ip()) {
                 // RFC 4555 3.10: the better path did not answer in time;
                 // the same request goes to the current path as well, and
                 // an answer there keeps it.
@@ -3677,6 +3692,27 @@ mod tests {
         // a second failure doubles the backoff
         let p = mem.preferred.as_mut().unwrap();
         assert_eq!(p.failed(16_000), 20_000);
+    }
+
+    #[test]
+    fn a_preferred_path_the_filter_rules_out_since_is_not_sent_to_again() {
+        // Found by the exchange fuzz target: a retransmission of a test
+        // went to the preferred path after a virtual IP came to cover it.
+        let e = prefer_env();
+        let lab = Lab::new(true);
+        let mut mem = SaMemory::default();
+        request(&lab, 1000, true, &mut mem, &e);
+        let (mut t, out) = request(&lab, 1500, false, &mut mem, &e);
+        assert_eq!(sends(&out), [pair(RW_A, GW)]);
+        let vips = [ip("198.18.1.2")];
+        let mut covered = lab.view(5500);
+        covered.my_vips = &vips;
+        let mut out = Vec::new();
+        assert!(t.transmit(&covered, &mut mem, &e.policy, &mut out));
+        assert_eq!(sends(&out), [pair(RW_B, GW)], "{out:?}");
+        assert!(logs(&out, 1).iter().any(|l| l.starts_with(
+            "not testing preferred path 198.18.1.2[4500] - 198.18.1.1[4500] any more"
+        )));
     }
 
     #[test]
