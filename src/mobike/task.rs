@@ -3655,14 +3655,21 @@ mod tests {
         assert_eq!(mem.preferred, None);
     }
 
-    #[test]
-    fn a_preferred_path_that_does_not_answer_is_left_and_tested_again_later() {
+    /// rw-a's address came back at 1000 ms; at 1500 ms (switch_back_delay)
+    /// a request tests it, sent there only.
+    fn preferred_path_under_test() -> (Env<'static>, Lab, SaMemory, MobikeTask) {
         let e = prefer_env();
         let lab = Lab::new(true);
         let mut mem = SaMemory::default();
         request(&lab, 1000, true, &mut mem, &e);
-        let (mut t, out) = request(&lab, 1500, false, &mut mem, &e);
+        let (t, out) = request(&lab, 1500, false, &mut mem, &e);
         assert_eq!(sends(&out), [pair(RW_A, GW)]);
+        (e, lab, mem, t)
+    }
+
+    #[test]
+    fn a_preferred_path_that_does_not_answer_is_left_and_tested_again_later() {
+        let (e, lab, mut mem, mut t) = preferred_path_under_test();
         // the first retransmission: the current path as well
         let mut out = Vec::new();
         assert!(t.transmit(&lab.view(5500), &mut mem, &e.policy, &mut out));
@@ -3698,12 +3705,7 @@ mod tests {
     fn a_preferred_path_the_filter_rules_out_since_is_not_sent_to_again() {
         // Found by the exchange fuzz target: a retransmission of a test
         // went to the preferred path after a virtual IP came to cover it.
-        let e = prefer_env();
-        let lab = Lab::new(true);
-        let mut mem = SaMemory::default();
-        request(&lab, 1000, true, &mut mem, &e);
-        let (mut t, out) = request(&lab, 1500, false, &mut mem, &e);
-        assert_eq!(sends(&out), [pair(RW_A, GW)]);
+        let (e, lab, mut mem, mut t) = preferred_path_under_test();
         let vips = [ip("198.18.1.2")];
         let mut covered = lab.view(5500);
         covered.my_vips = &vips;
