@@ -1350,7 +1350,10 @@ impl MobikeTask {
                 Notify::NoAdditionalAddresses => {
                     r.address_set = Some(vec![msg.src]);
                 }
-                Notify::UpdateSaAddresses => self.update = true,
+                // Only the original initiator's requests carry it (RFC
+                // 4555 3.5); in an answer it would make ours an update.
+                Notify::UpdateSaAddresses if !self.initiator => self.update = true,
+                Notify::UpdateSaAddresses => {}
                 Notify::NatDetectionSourceIp(h) => {
                     self.natd = true;
                     r.natd.push((NotifyType::NatDetectionSourceIp, h));
@@ -1986,6 +1989,41 @@ mod tests {
         let mut out = Vec::new();
         let status = t.process(s, &answer, &mut SaMemory::default(), &env(), &mut out);
         (t, status, out)
+    }
+
+    #[test]
+    fn update_sa_addresses_in_an_answer_changes_nothing() {
+        // Found by the exchange fuzz target: an answer to a plain request
+        // carrying UPDATE_SA_ADDRESSES and UNACCEPTABLE_ADDRESSES was taken
+        // as a refusal of an update we never sent.
+        let s = sa(&[], &[], &[]);
+        let mut t = MobikeTask::new(true);
+        let mut out = Vec::new();
+        let req = msg(
+            Exchange::Informational,
+            "198.18.1.2:4500",
+            "198.18.1.1:4500",
+            &[],
+        );
+        t.build(&s, &req, &mut SaMemory::default(), &env(), &mut out);
+        let n = [
+            raw(NotifyType::UpdateSaAddresses, &[]),
+            raw(NotifyType::UnacceptableAddresses, &[]),
+        ];
+        let answer = msg(
+            Exchange::Informational,
+            "198.18.1.1:4500",
+            "198.18.1.2:4500",
+            &n,
+        );
+        let mut mem = SaMemory::default();
+        let mut out = Vec::new();
+        assert_eq!(
+            t.process(&s, &answer, &mut mem, &env(), &mut out),
+            Status::Success
+        );
+        assert!(mem.rejected_paths.is_empty(), "{out:?}");
+        assert!(!out.iter().any(|a| matches!(a, Action::UpdateHosts { .. })));
     }
 
     /// Runs a path check: the answer arrives on the second path.
