@@ -1202,7 +1202,7 @@ static job_requeue_t rekey_deferred(deferred_job_t *job)
 	ike_sa_t *ike_sa;
 	child_sa_t *child_sa;
 	deferred_rekey_t rekey;
-	u_int ours = 0, peers = 0;
+	u_int peers = 0;
 
 	ike_sa = charon->ike_sa_manager->checkout_by_id(charon->ike_sa_manager,
 													job->unique_id);
@@ -1221,7 +1221,6 @@ static job_requeue_t rekey_deferred(deferred_job_t *job)
 				 "not rekey it after the move", child_sa->get_name(child_sa),
 				 child_sa->get_unique_id(child_sa));
 			ike_sa->rekey_child_sa(ike_sa, rekey.protocol, rekey.spi);
-			ours++;
 		}
 		else
 		{
