@@ -1726,6 +1726,11 @@ mod tests {
             .collect()
     }
 
+    /// The last action before `out[at]` that is not a log line.
+    fn action_before(out: &[Action], at: usize) -> Option<&Action> {
+        out[..at].iter().rfind(|a| !matches!(a, Action::Log { .. }))
+    }
+
     fn data_of(out: &[Action], want: NotifyType) -> Vec<u8> {
         out.iter()
             .find_map(|a| match a {
@@ -2067,12 +2072,6 @@ mod tests {
                 .position(|a| matches!(a, Action::UpdateHosts { reason: r, .. } if *r == reason))
                 .expect("the update")
         };
-        let deferral = |out: &[Action], before: usize| {
-            out[..before]
-                .iter()
-                .rfind(|a| !matches!(a, Action::Log { .. }))
-                .cloned()
-        };
         // Answered after 40 ms: the rekeyings wait 5 ms plus those 40.
         // Retransmitted until 9 s later: plus 1 s at most.
         for (answered_after, wait) in [(40, 45), (9_000, 1_005)] {
@@ -2082,8 +2081,8 @@ mod tests {
             let (mut t, _, out) = answered_check(&s);
             let at = moved_at(&out, UpdateReason::PathCheckAnswered);
             assert_eq!(
-                deferral(&out, at),
-                Some(Action::DeferChildRekeys {
+                action_before(&out, at),
+                Some(&Action::DeferChildRekeys {
                     ms: CHILD_REKEY_DEFER_MS
                 })
             );
@@ -2103,8 +2102,8 @@ mod tests {
             );
             let at = moved_at(&out, UpdateReason::NatStateAfterUpdate);
             assert_eq!(
-                deferral(&out, at),
-                Some(Action::DeferChildRekeys { ms: wait })
+                action_before(&out, at),
+                Some(&Action::DeferChildRekeys { ms: wait })
             );
         }
         // The original responder moves only on the peer's word: its
@@ -2180,9 +2179,7 @@ mod tests {
         // Its rekeyings wait for the peer's, and the shim must know before
         // the move (it sees what update_hosts() queues).
         assert_eq!(
-            out[..moved_at]
-                .iter()
-                .rfind(|a| !matches!(a, Action::Log { .. })),
+            action_before(&out, moved_at),
             Some(&Action::DeferChildRekeys {
                 ms: CHILD_REKEY_DEFER_MS
             })
