@@ -99,9 +99,14 @@ lab_up() {
 	LAB_GW=$(lab_ip "$fa" gw) LAB_GW_B=$(lab_ip "$fb" gw) LAB_LAN=$(lab_ip "$LAB_INNER" lan)
 	LAB_NS="mrs$$-$LAB_NAME"
 	LAB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mobike-rs-lab.XXXXXX")
-	local rw="$LAB_NS-rw" gw="$LAB_NS-gw" rt="$LAB_NS-rt" f
-	ip netns add "$rw" && ip netns add "$gw" && ip netns add "$rt" || return 1
-	for n in "$rw" "$gw" "$rt"; do
+	local rw="$LAB_NS-rw" gw="$LAB_NS-gw" rt="$LAB_NS-rt" f nodes="rw gw rt"
+	if [ -n "${LAB_GW2:-}" ]; then
+		[ "$fams" = 4 ] || { lab_log "the second gateway is IPv4 only"; return 1; }
+		nodes="rw gw gw2 rt"
+	fi
+	for n in $nodes; do
+		n="$LAB_NS-$n"
+		ip netns add "$n" || return 1
 		ip -n "$n" link set lo up
 		# Links created below inherit "default": no DAD on link-local either.
 		# Also in IPv4 labs: a link-local address finishing DAD a second
@@ -111,13 +116,11 @@ lab_up() {
 	done
 	ip -n "$rt" link add br1 type bridge
 	ip link add rw-a netns "$rw" type veth peer name p-rwa netns "$rt"
-	ip link add gw-a netns "$gw" type veth peer name p-gwa netns "$rt"
 	ip link add rw-b netns "$rw" type veth peer name rt-b netns "$rt"
 	ip -n "$rt" link set p-rwa master br1
-	ip -n "$rt" link set p-gwa master br1
 	for f in $fams; do lab_addr_add "$rt" "$f" br1 br1; done
 	lab_addr_add "$rt" "$fb" rt-b rt-b
-	for l in br1 p-rwa p-gwa rt-b; do ip -n "$rt" link set "$l" up; done
+	for l in br1 p-rwa rt-b; do ip -n "$rt" link set "$l" up; done
 	if [ "$fb" = 6 ]; then
 		ip netns exec "$rt" sysctl -qw net.ipv6.conf.all.forwarding=1
 	else
@@ -128,27 +131,26 @@ lab_up() {
 	ip -n "$rw" link set rw-a up
 	ip -n "$rw" link set rw-b up
 	ip -n "$rw" -"$fb" route add default via "$(lab_ip "$fb" rt-b)" dev rw-b metric 100
-	for f in $fams; do lab_addr_add "$gw" "$f" gw gw-a; done
-	ip -n "$gw" link set gw-a up
+	lab_gateway gw "$fams" "$fb"
 	lab_addr_add "$gw" "$LAB_INNER" lan lo
-	ip -n "$gw" -"$fb" route add "$(lab_addr "$fb" net-b)" via "$(lab_ip "$fb" br1)"
-	if [ -n "${LAB_GW2:-}" ]; then
-		[ "$fams" = 4 ] || { lab_log "the second gateway is IPv4 only"; return 1; }
-		local gw2="$LAB_NS-gw2"
-		ip netns add "$gw2" || return 1
-		ip -n "$gw2" link set lo up
-		ip netns exec "$gw2" sysctl -qw net.ipv6.conf.default.accept_dad=0
-		ip link add gw2-a netns "$gw2" type veth peer name p-gw2a netns "$rt"
-		ip -n "$rt" link set p-gw2a master br1
-		ip -n "$rt" link set p-gw2a up
-		lab_addr_add "$gw2" 4 gw2 gw2-a
-		ip -n "$gw2" link set gw2-a up
-		ip -n "$gw2" -4 route add "$(lab_addr 4 net-b)" via "$(lab_ip 4 br1)"
-	fi
+	[ -z "${LAB_GW2:-}" ] || lab_gateway gw2 4 4
 	if [ "${2:-}" = nat ]; then
 		[ "$fb" = 4 ] || { lab_log "the NAT lab is IPv4 only"; return 1; }
 		ip netns exec "$rt" iptables -t nat -A POSTROUTING -s 198.18.2.0/24 -o br1 -j MASQUERADE
 	fi
+}
+
+# lab_gateway NODE FAMILIES FB: NODE's link NODE-a on rt's bridge with
+# NODE's addresses of FAMILIES, and its route to rw-b's network (family FB)
+# through rt.
+lab_gateway() {
+	local ns="$LAB_NS-$1" rt="$LAB_NS-rt" f
+	ip link add "$1-a" netns "$ns" type veth peer name "p-${1}a" netns "$rt"
+	ip -n "$rt" link set "p-${1}a" master br1
+	ip -n "$rt" link set "p-${1}a" up
+	for f in $2; do lab_addr_add "$ns" "$f" "$1" "$1-a"; done
+	ip -n "$ns" link set "$1-a" up
+	ip -n "$ns" -"$3" route add "$(lab_addr "$3" net-b)" via "$(lab_ip "$3" br1)"
 }
 
 # lab_down: stop charons, remove namespaces and files.
