@@ -54,12 +54,19 @@ static const mobike_api *loaded_api = NULL;
 /**
  * Whether each one-time message was logged already.
  */
-static bool logged_not_loaded = FALSE, logged_bad_mode = FALSE;
+static bool logged_not_loaded = FALSE;
 
 /**
  * Set when the ABI guard refused this charon: builtin for good.
  */
 static bool abi_refused = FALSE;
+
+/**
+ * Whether `mode` says rust, as read when the plugin was loaded or the
+ * settings reloaded: task creation asks for every task, and a settings
+ * lookup per task is a gateway's cost per roaming IKE_SA.
+ */
+static bool mode_rust = FALSE;
 
 /*
  * Described in header
@@ -81,8 +88,6 @@ void mobike_rs_shim_log(int level, const char *text, size_t len)
  */
 bool mobike_rs_shim_use_rust(const mobike_api *api)
 {
-	char *mode;
-
 	if (!loaded_api)
 	{
 		if (!abi_refused && !logged_not_loaded)
@@ -93,23 +98,28 @@ bool mobike_rs_shim_use_rust(const mobike_api *api)
 		}
 		return FALSE;
 	}
+	return __atomic_load_n(&mode_rust, __ATOMIC_RELAXED) &&
+		   !api->fallback_active();
+}
+
+/**
+ * Read `mode` (at load and on reload); an unknown value is logged and
+ * means builtin.
+ */
+static void read_mode(void)
+{
+	char *mode;
+	bool rust;
+
 	mode = lib->settings->get_str(lib->settings,
 								  "%s.plugins.mobike-rs.mode", "rust", lib->ns);
-	if (streq(mode, "builtin"))
+	rust = streq(mode, "rust");
+	if (!rust && !streq(mode, "builtin"))
 	{
-		return FALSE;
+		DBG1(DBG_CFG, "mobike-rs: unknown mode '%s' (expected 'rust' or "
+			 "'builtin'), using the built-in MOBIKE", mode);
 	}
-	if (!streq(mode, "rust"))
-	{
-		if (!logged_bad_mode)
-		{
-			logged_bad_mode = TRUE;
-			DBG1(DBG_IKE, "mobike-rs: unknown mode '%s' (expected 'rust' or "
-				 "'builtin'), using the built-in MOBIKE", mode);
-		}
-		return FALSE;
-	}
-	return !api->fallback_active();
+	__atomic_store_n(&mode_rust, rust, __ATOMIC_RELAXED);
 }
 
 /**
@@ -197,6 +207,7 @@ static void configure(const mobike_api *api)
 METHOD(plugin_t, reload, bool,
 	private_mobike_rs_plugin_t *this)
 {
+	read_mode();
 	configure(this->api);
 	return TRUE;
 }
@@ -247,6 +258,7 @@ plugin_t *mobike_rs_shim_plugin_create(const mobike_api *api)
 								  "%s.plugins.mobike-rs.mode", "rust", lib->ns);
 	DBG1(DBG_CFG, "mobike-rs: plugin loaded, MOBIKE tasks run in mode '%s'",
 		 mode);
+	read_mode();
 	configure(api);
 	return &this->public.plugin;
 }
