@@ -1013,11 +1013,19 @@ static mobike_result run_step(private_mobike_rs_task_t *this,
 }
 
 /**
- * Translate a message of ike_sa; the notifies array is allocated and must
- * be freed.
+ * Notifies of a received message translated without an allocation; an
+ * UPDATE_SA_ADDRESSES request carries five.
+ */
+#define INLINE_NOTIFIES 16
+
+/**
+ * Translate a message of ike_sa. The notifies of a received one go into
+ * inline (INLINE_NOTIFIES long) or, if there are more, into an allocated
+ * array that free_message() frees.
  */
 static void fill_message(ike_sa_t *ike_sa, message_t *message,
-						 mobike_message *m, bool received)
+						 mobike_message *m, bool received,
+						 mobike_notify *inline_notifies)
 {
 	enumerator_t *enumerator;
 	payload_t *payload;
@@ -1069,7 +1077,8 @@ static void fill_message(ike_sa_t *ike_sa, message_t *message,
 	{
 		return;
 	}
-	notifies = calloc(count, sizeof(*notifies));
+	notifies = count <= INLINE_NOTIFIES ? inline_notifies
+										: calloc(count, sizeof(*notifies));
 	enumerator = message->create_payload_enumerator(message);
 	while (len < count && enumerator->enumerate(enumerator, &payload))
 	{
@@ -1086,6 +1095,17 @@ static void fill_message(ike_sa_t *ike_sa, message_t *message,
 	enumerator->destroy(enumerator);
 	m->notifies = notifies;
 	m->notifies_len = len;
+}
+
+/**
+ * Free what fill_message() allocated.
+ */
+static void free_message(mobike_message *m, mobike_notify *inline_notifies)
+{
+	if (m->notifies != inline_notifies)
+	{
+		free((void*)m->notifies);
+	}
 }
 
 /**
@@ -1428,7 +1448,7 @@ METHOD(task_t, build, status_t,
 	{
 		return SUCCESS;
 	}
-	fill_message(this->ike_sa, message, &m, FALSE);
+	fill_message(this->ike_sa, message, &m, FALSE, NULL);
 	fill_view(this, &s, STEP_BUILD);
 	result = run_step(this, &s, STEP_BUILD, &m, message, &status, NULL);
 	if (this->initiator)
@@ -1444,6 +1464,7 @@ METHOD(task_t, process, status_t,
 {
 	mobike_rs_view_storage_t s;
 	mobike_message m;
+	mobike_notify notifies[INLINE_NOTIFIES];
 	mobike_status status = MOBIKE_STATUS_SUCCESS;
 	mobike_result result;
 
@@ -1451,14 +1472,14 @@ METHOD(task_t, process, status_t,
 	{
 		return SUCCESS;
 	}
-	fill_message(this->ike_sa, message, &m, TRUE);
+	fill_message(this->ike_sa, message, &m, TRUE, notifies);
 	fill_view(this, &s, STEP_PROCESS);
 	if (m.exchange == MOBIKE_EXCHANGE_INFORMATIONAL)
 	{
 		add_facts(this, &s, MOBIKE_GATHER_FOR_INFORMATIONAL, &m, message);
 	}
 	result = run_step(this, &s, STEP_PROCESS, &m, message, &status, NULL);
-	free((void*)m.notifies);
+	free_message(&m, notifies);
 	return finish_step(this, message, result, status, "process");
 }
 
