@@ -41,38 +41,62 @@ pub enum UpdateReason {
     OnlyPathLeft,
 }
 
-impl UpdateReason {
-    /// Stable name, used in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            UpdateReason::PeerUpdate => "peer-update",
-            UpdateReason::FollowedPeer => "followed-peer",
-            UpdateReason::PathCheckAnswered => "path-check-answered",
-            UpdateReason::NatMappingChanged => "nat-mapping-changed",
-            UpdateReason::NatStateAfterUpdate => "nat-state-after-update",
-            UpdateReason::ReturnRoutabilityConfirmed => "return-routability-confirmed",
-            UpdateReason::PathRefused => "path-refused",
-            UpdateReason::PreferredPath => "preferred-path",
-            UpdateReason::OnlyPathLeft => "only-path-left",
+/// Each reason's stable name (JSON) and text (log, status), from one table;
+/// the log lines are made at compile time, as a gateway logs one per
+/// roaming IKE_SA.
+macro_rules! update_reasons {
+    ($($reason:ident => $name:literal, $text:literal;)*) => {
+        impl UpdateReason {
+            /// Stable name, used in JSON.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(UpdateReason::$reason => $name,)*
+                }
+            }
+
+            /// The log line of an update that moves the IKE_SA (the
+            /// addresses are in charon's own line).
+            pub fn updating_addresses(self) -> &'static str {
+                match self {
+                    $(UpdateReason::$reason => concat!("updating addresses (", $text, ")"),)*
+                }
+            }
+
+            /// The log line of an update of the CHILD_SAs only.
+            pub fn updating_child_sas(self) -> &'static str {
+                match self {
+                    $(UpdateReason::$reason => concat!("updating CHILD_SAs (", $text, ")"),)*
+                }
+            }
+
+            fn text(self) -> &'static str {
+                match self {
+                    $(UpdateReason::$reason => $text,)*
+                }
+            }
+
+            #[cfg(test)]
+            const ALL: &'static [UpdateReason] = &[$(UpdateReason::$reason),*];
         }
-    }
+    };
+}
+
+update_reasons! {
+    PeerUpdate => "peer-update", "peer's UPDATE_SA_ADDRESSES";
+    FollowedPeer => "followed-peer", "peer answered from another address";
+    PathCheckAnswered => "path-check-answered", "path check answered";
+    NatMappingChanged => "nat-mapping-changed", "NAT mapping changed";
+    NatStateAfterUpdate => "nat-state-after-update", "NAT state after update";
+    ReturnRoutabilityConfirmed => "return-routability-confirmed",
+        "peer's UPDATE_SA_ADDRESSES, return routability confirmed";
+    PathRefused => "path-refused", "peer refused the new path";
+    PreferredPath => "preferred-path", "preferred path answered its test";
+    OnlyPathLeft => "only-path-left", "the only path left";
 }
 
 impl fmt::Display for UpdateReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            UpdateReason::PeerUpdate => "peer's UPDATE_SA_ADDRESSES",
-            UpdateReason::FollowedPeer => "peer answered from another address",
-            UpdateReason::PathCheckAnswered => "path check answered",
-            UpdateReason::NatMappingChanged => "NAT mapping changed",
-            UpdateReason::NatStateAfterUpdate => "NAT state after update",
-            UpdateReason::ReturnRoutabilityConfirmed => {
-                "peer's UPDATE_SA_ADDRESSES, return routability confirmed"
-            }
-            UpdateReason::PathRefused => "peer refused the new path",
-            UpdateReason::PreferredPath => "preferred path answered its test",
-            UpdateReason::OnlyPathLeft => "the only path left",
-        })
+        f.write_str(self.text())
     }
 }
 
@@ -503,6 +527,21 @@ mod tests {
             now_ms: 10_000,
             ..crate::mobike::test_view(peers, locals, &[])
         }
+    }
+
+    #[test]
+    fn each_reason_has_its_own_name_and_log_lines_made_of_its_text() {
+        let names: std::collections::HashSet<_> =
+            UpdateReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), UpdateReason::ALL.len());
+        for r in UpdateReason::ALL {
+            assert_eq!(r.updating_addresses(), format!("updating addresses ({r})"));
+            assert_eq!(r.updating_child_sas(), format!("updating CHILD_SAs ({r})"));
+        }
+        assert_eq!(
+            UpdateReason::PeerUpdate.updating_addresses(),
+            "updating addresses (peer's UPDATE_SA_ADDRESSES)"
+        );
     }
 
     #[test]

@@ -1607,9 +1607,9 @@ fn update_hosts(
         // level 2, and without the addresses: charon's update_hosts() logs
         // the endpoint change itself; this adds the reason, at little cost
         // per roaming IKE_SA on a gateway
-        out.push(log(2, format!("updating addresses ({why})")));
+        out.push(log(2, why.updating_addresses()));
     } else {
-        out.push(log(2, format!("updating CHILD_SAs ({why})")));
+        out.push(log(2, why.updating_child_sas()));
     }
     out.push(Action::UpdateHosts {
         me,
