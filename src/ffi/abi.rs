@@ -758,80 +758,98 @@ fn step(
     with_task(task, |t| {
         // SAFETY: non-NULL, valid for the call per the ABI contract.
         let (sa, msg) = unsafe { (&*sa, &*msg) };
-        let storage = match ViewStorage::new(sa) {
-            Ok(s) => s,
-            Err(e) => return e,
-        };
-        let notifies = match unsafe { notifies_of(msg) } {
+        let mut inline = [RawNotify { ty: 0, data: &[] }; INLINE_NOTIFIES];
+        let mut more = Vec::new();
+        // SAFETY: as above.
+        let notifies = match unsafe { notifies_of(msg, &mut inline, &mut more) } {
             Ok(n) => n,
             Err(e) => return e,
         };
-        let (Some(view), Some(message)) = (storage.view(sa), message_of(msg, &notifies)) else {
-            return mobike_result::MOBIKE_INVALID_PARAMETER;
+        let step = |storage: &ViewStorage| {
+            step_on(t, storage, sa, msg, notifies, which, out_status, out_needs, task)
         };
-        t.actions.clear();
-        t.next = 0;
-        let env = registry::env();
-        let core_step = match which {
-            Step::Build => CoreStep::Build,
-            Step::Process => CoreStep::Process,
-        };
-        let outcome = registry::with_memory(view.unique_id, |mem| {
-            let missing = missing_facts(
-                &t.core,
-                core_step,
-                &view,
-                mem,
-                &env.policy,
-                Some(&message),
-                sa,
-            );
-            if missing != 0 {
-                return Err(missing);
+        with_view_storage(sa, step).unwrap_or_else(|e| e)
+    })
+}
+
+/// [`step`] once the view's arrays are in `storage`.
+#[allow(clippy::too_many_arguments)]
+fn step_on(
+    t: &mut mobike_task,
+    storage: &ViewStorage,
+    sa: &mobike_sa_view,
+    msg: &mobike_message,
+    notifies: &[RawNotify<'_>],
+    which: Step,
+    out_status: *mut mobike_status,
+    out_needs: *mut u32,
+    #[allow(unused_variables)] task: *mut mobike_task,
+) -> mobike_result {
+    let (Some(view), Some(message)) = (storage.view(sa), message_of(msg, notifies)) else {
+        return mobike_result::MOBIKE_INVALID_PARAMETER;
+    };
+    t.actions.clear();
+    t.next = 0;
+    let env = registry::env();
+    let core_step = match which {
+        Step::Build => CoreStep::Build,
+        Step::Process => CoreStep::Process,
+    };
+    let outcome = registry::with_memory(view.unique_id, |mem| {
+        let missing = missing_facts(
+            &t.core,
+            core_step,
+            &view,
+            mem,
+            &env.policy,
+            Some(&message),
+            sa,
+        );
+        if missing != 0 {
+            return Err(missing);
+        }
+        let (status, call) = match which {
+            Step::Build => {
+                let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
+                #[cfg(feature = "hostile-peer")]
+                crate::hostile::on_build(
+                    task as usize,
+                    t.core.is_initiator(),
+                    &view,
+                    &message,
+                    &mut t.actions,
+                );
+                (s, Call::Build)
             }
-            let (status, call) = match which {
-                Step::Build => {
-                    let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
-                    #[cfg(feature = "hostile-peer")]
-                    crate::hostile::on_build(
-                        task as usize,
-                        t.core.is_initiator(),
-                        &view,
-                        &message,
-                        &mut t.actions,
-                    );
-                    (s, Call::Build)
-                }
-                Step::Process => {
-                    let s = t.core.process(&view, &message, mem, &env, &mut t.actions);
-                    (s, Call::Process)
-                }
-            };
-            mem.stats.record(&view, call, &t.actions, status);
-            // Only IKE_SAs this host initiated are polled for liveness;
-            // MOBIKE may be switched on by this very call (IKE_AUTH).
-            let mobike = view.mobike_supported
-                || t.actions
-                    .contains(&Action::EnableExtension(Extension::Mobike));
-            mem.liveness_watched = view.original_initiator && mobike;
-            Ok(status)
-        });
-        // SAFETY: checked non-NULL above.
-        unsafe {
-            match outcome {
-                Err(missing) => *out_needs = missing,
-                Ok(status) => {
-                    *out_needs = 0;
-                    *out_status = match status {
-                        Status::NeedMore => mobike_status::MOBIKE_STATUS_NEED_MORE,
-                        Status::Success => mobike_status::MOBIKE_STATUS_SUCCESS,
-                        Status::Failed => mobike_status::MOBIKE_STATUS_FAILED,
-                    };
-                }
+            Step::Process => {
+                let s = t.core.process(&view, &message, mem, &env, &mut t.actions);
+                (s, Call::Process)
+            }
+        };
+        mem.stats.record(&view, call, &t.actions, status);
+        // Only IKE_SAs this host initiated are polled for liveness;
+        // MOBIKE may be switched on by this very call (IKE_AUTH).
+        let mobike = view.mobike_supported
+            || t.actions
+                .contains(&Action::EnableExtension(Extension::Mobike));
+        mem.liveness_watched = view.original_initiator && mobike;
+        Ok(status)
+    });
+    // SAFETY: checked non-NULL above.
+    unsafe {
+        match outcome {
+            Err(missing) => *out_needs = missing,
+            Ok(status) => {
+                *out_needs = 0;
+                *out_status = match status {
+                    Status::NeedMore => mobike_status::MOBIKE_STATUS_NEED_MORE,
+                    Status::Success => mobike_status::MOBIKE_STATUS_SUCCESS,
+                    Status::Failed => mobike_status::MOBIKE_STATUS_FAILED,
+                };
             }
         }
-        mobike_result::MOBIKE_OK
-    })
+    }
+    mobike_result::MOBIKE_OK
 }
 
 unsafe extern "C" fn task_build(
@@ -866,10 +884,23 @@ unsafe extern "C" fn task_transmit(
     with_task(task, |t| {
         // SAFETY: non-NULL, valid for the call per the ABI contract.
         let sa = unsafe { &*sa };
-        let storage = match ViewStorage::new(sa) {
-            Ok(s) => s,
-            Err(e) => return e,
-        };
+        with_view_storage(sa, |storage| {
+            transmit_on(t, storage, sa, out_found, out_needs, task)
+        })
+        .unwrap_or_else(|e| e)
+    })
+}
+
+/// [`task_transmit`] once the view's arrays are in `storage`.
+fn transmit_on(
+    t: &mut mobike_task,
+    storage: &ViewStorage,
+    sa: &mobike_sa_view,
+    out_found: *mut bool,
+    out_needs: *mut u32,
+    #[allow(unused_variables)] task: *mut mobike_task,
+) -> mobike_result {
+    {
         let Some(view) = storage.view(sa) else {
             return mobike_result::MOBIKE_INVALID_PARAMETER;
         };
@@ -901,7 +932,7 @@ unsafe extern "C" fn task_transmit(
             }
         }
         mobike_result::MOBIKE_OK
-    })
+    }
 }
 
 unsafe extern "C" fn task_next_action(task: *mut mobike_task, out: *mut mobike_action) -> bool {
@@ -1017,7 +1048,11 @@ pub(crate) unsafe fn slice_of<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
-/// Owned copies of a view's arrays in the core's types.
+/// Owned copies of a view's arrays in the core's types. A step fills the
+/// calling thread's one (see [`with_view_storage`]) in place, so the
+/// vectors and interface names keep their memory from step to step: a
+/// gateway takes a step per roaming IKE_SA.
+#[derive(Default)]
 pub(crate) struct ViewStorage {
     peers: Vec<SocketAddr>,
     locals: Vec<IpAddr>,
@@ -1030,18 +1065,67 @@ pub(crate) struct ViewStorage {
     remote_ts: Vec<AddressRange>,
 }
 
+/// The name of an interface fact, as far as it goes (NUL-terminated).
+fn name_of(f: &mobike_addr_iface) -> &[u8] {
+    let len = f.name.iter().position(|b| *b == 0).unwrap_or(f.name.len());
+    &f.name[..len]
+}
+
+/// Writes interface name `raw` into `name`, reusing its memory.
+fn set_name(name: &mut String, raw: &[u8]) {
+    name.clear();
+    match std::str::from_utf8(raw) {
+        Ok(s) => name.push_str(s),
+        Err(_) => name.push_str(&String::from_utf8_lossy(raw)),
+    }
+}
+
 /// The core's form of an interface fact; `None` without an address.
 fn on_interface_of(f: &mobike_addr_iface) -> Option<OnInterface> {
-    let addr = ip_of(&f.addr).ok().flatten()?;
-    let len = f.name.iter().position(|b| *b == 0).unwrap_or(f.name.len());
-    Some(OnInterface {
-        addr,
-        iface: Interface {
-            name: String::from_utf8_lossy(&f.name[..len]).into_owned(),
-            tunnel: f.flags & MOBIKE_IFACE_TUNNEL != 0,
-            ignored: f.flags & MOBIKE_IFACE_IGNORED != 0,
-        },
-    })
+    let mut out = OnInterface {
+        addr: ip_of(&f.addr).ok().flatten()?,
+        iface: Interface::default(),
+    };
+    refill_interface(&mut out, f);
+    Some(out)
+}
+
+/// Overwrites `out` with interface fact `f` (whose address is known good).
+fn refill_interface(out: &mut OnInterface, f: &mobike_addr_iface) {
+    if let Ok(Some(addr)) = ip_of(&f.addr) {
+        out.addr = addr;
+    }
+    set_name(&mut out.iface.name, name_of(f));
+    out.iface.tunnel = f.flags & MOBIKE_IFACE_TUNNEL != 0;
+    out.iface.ignored = f.flags & MOBIKE_IFACE_IGNORED != 0;
+}
+
+/// Refills `v` with the interface facts of `facts` that have an address,
+/// reusing the entries (and their names' memory) already there.
+fn refill_interfaces(v: &mut Vec<OnInterface>, facts: &[mobike_addr_iface]) {
+    let mut n = 0;
+    for f in facts {
+        if !matches!(ip_of(&f.addr), Ok(Some(_))) {
+            continue;
+        }
+        match v.get_mut(n) {
+            Some(slot) => refill_interface(slot, f),
+            None => v.extend(on_interface_of(f)),
+        }
+        n += 1;
+    }
+    v.truncate(n);
+}
+
+/// An address of a known family, without its port.
+fn ip_only(a: &mobike_addr) -> Option<IpAddr> {
+    ip_of(a).ok().flatten()
+}
+
+/// Replaces the contents of `v` with `items`, keeping its memory.
+fn refill<T>(v: &mut Vec<T>, items: impl Iterator<Item = T>) {
+    v.clear();
+    v.extend(items);
 }
 
 /// The core's form of a range; `None` unless both ends are of one family.
@@ -1051,8 +1135,34 @@ fn range_of(r: &mobike_addr_range) -> Option<AddressRange> {
     (from.is_ipv4() == to.is_ipv4()).then_some(AddressRange { from, to })
 }
 
+/// Runs `f` with `sa`'s arrays in the calling thread's [`ViewStorage`]
+/// (a fresh one if that is in use further up this thread's stack).
+pub(crate) fn with_view_storage<R>(
+    sa: &mobike_sa_view,
+    f: impl FnOnce(&ViewStorage) -> R,
+) -> Result<R, mobike_result> {
+    thread_local! {
+        static STORAGE: std::cell::RefCell<ViewStorage> =
+            std::cell::RefCell::new(ViewStorage::default());
+    }
+    STORAGE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut storage) => {
+            storage.fill(sa)?;
+            Ok(f(&storage))
+        }
+        Err(_) => Ok(f(&ViewStorage::new(sa)?)),
+    })
+}
+
 impl ViewStorage {
     pub(crate) fn new(sa: &mobike_sa_view) -> Result<Self, mobike_result> {
+        let mut s = ViewStorage::default();
+        s.fill(sa)?;
+        Ok(s)
+    }
+
+    /// Replaces the contents with `sa`'s arrays.
+    pub(crate) fn fill(&mut self, sa: &mobike_sa_view) -> Result<(), mobike_result> {
         // SAFETY: arrays are valid for the call per the ABI contract.
         let (peers, locals, routes) = unsafe {
             (
@@ -1072,35 +1182,28 @@ impl ViewStorage {
                 slice_of(sa.remote_ts, sa.remote_ts_len)?,
             )
         };
-        let ips = |a: &[mobike_addr]| -> Vec<IpAddr> {
-            a.iter().filter_map(|a| ip_of(a).ok().flatten()).collect()
-        };
-        Ok(ViewStorage {
-            peers: peers
-                .iter()
-                .filter_map(|a| sock_of(a).ok().flatten())
-                .collect(),
-            locals: locals
-                .iter()
-                .filter_map(|a| ip_of(a).ok().flatten())
-                .collect(),
-            routes: routes
-                .iter()
-                .filter_map(|r| {
-                    let dst = ip_of(&r.dst).ok().flatten()?;
-                    Some(Route {
-                        dst,
-                        src: ip_of(&r.src).ok().flatten(),
-                    })
+        refill(
+            &mut self.peers,
+            peers.iter().filter_map(|a| sock_of(a).ok().flatten()),
+        );
+        refill(&mut self.locals, locals.iter().filter_map(ip_only));
+        refill(
+            &mut self.routes,
+            routes.iter().filter_map(|r| {
+                let dst = ip_of(&r.dst).ok().flatten()?;
+                Some(Route {
+                    dst,
+                    src: ip_of(&r.src).ok().flatten(),
                 })
-                .collect(),
-            local_ifaces: local_ifaces.iter().filter_map(on_interface_of).collect(),
-            route_ifaces: route_ifaces.iter().filter_map(on_interface_of).collect(),
-            my_vips: ips(my_vips),
-            peer_vips: ips(peer_vips),
-            local_ts: local_ts.iter().filter_map(range_of).collect(),
-            remote_ts: remote_ts.iter().filter_map(range_of).collect(),
-        })
+            }),
+        );
+        refill_interfaces(&mut self.local_ifaces, local_ifaces);
+        refill_interfaces(&mut self.route_ifaces, route_ifaces);
+        refill(&mut self.my_vips, my_vips.iter().filter_map(ip_only));
+        refill(&mut self.peer_vips, peer_vips.iter().filter_map(ip_only));
+        refill(&mut self.local_ts, local_ts.iter().filter_map(range_of));
+        refill(&mut self.remote_ts, remote_ts.iter().filter_map(range_of));
+        Ok(())
     }
 
     pub(crate) fn view<'a>(&'a self, sa: &mobike_sa_view) -> Option<mobike::SaView<'a>> {
@@ -1143,23 +1246,37 @@ impl ViewStorage {
     }
 }
 
-/// Borrows a message's notifies in the core's form.
+/// Notifies of a message borrowed without an allocation (an
+/// UPDATE_SA_ADDRESSES request carries five).
+const INLINE_NOTIFIES: usize = 16;
+
+/// Borrows a message's notifies in the core's form, in `inline` or, if
+/// there are more, in `more`.
 ///
 /// # Safety
 /// `msg`'s arrays must be valid for the call.
-unsafe fn notifies_of(msg: &mobike_message) -> Result<Vec<RawNotify<'_>>, mobike_result> {
+unsafe fn notifies_of<'a, 'b>(
+    msg: &'a mobike_message,
+    inline: &'b mut [RawNotify<'a>; INLINE_NOTIFIES],
+    more: &'b mut Vec<RawNotify<'a>>,
+) -> Result<&'b [RawNotify<'a>], mobike_result> {
     // SAFETY: per this function's contract.
     let raw = unsafe { slice_of(msg.notifies, msg.notifies_len)? };
-    raw.iter()
-        .map(|n| {
-            // SAFETY: each notify's data is valid for the call.
-            let data = unsafe { slice_of(n.data, n.len)? };
-            Ok(RawNotify {
-                ty: n.notify_type,
-                data,
-            })
-        })
-        .collect()
+    let out: &mut [RawNotify<'a>] = if raw.len() <= INLINE_NOTIFIES {
+        &mut inline[..raw.len()]
+    } else {
+        more.resize(raw.len(), RawNotify { ty: 0, data: &[] });
+        more
+    };
+    for (slot, n) in out.iter_mut().zip(raw) {
+        // SAFETY: each notify's data is valid for the call.
+        let data = unsafe { slice_of(n.data, n.len)? };
+        *slot = RawNotify {
+            ty: n.notify_type,
+            data,
+        };
+    }
+    Ok(out)
 }
 
 fn message_of<'a>(
