@@ -920,7 +920,9 @@ static void fill_view(private_mobike_rs_task_t *this,
 					  mobike_rs_view_storage_t *s, step_t step)
 {
 	mobike_rs_shim_fill_view(this->ike_sa, s, 0);
-	if (newer_update_queued(this))
+	/* read only when an initiator processes an answer: a gateway's
+	 * responder tasks skip walking the task queue */
+	if (step == STEP_PROCESS && this->initiator && newer_update_queued(this))
 	{
 		s->view.flags |= MOBIKE_SA_NEWER_UPDATE_QUEUED;
 	}

@@ -46,6 +46,10 @@
 
 #define MOBIKE_SA_FORCE_ENCAP (1 << 5)
 
+/**
+ * A newer MOBIKE task of ours is queued. Read only when an initiator task
+ * processes an answer; other steps may leave it unset.
+ */
 #define MOBIKE_SA_NEWER_UPDATE_QUEUED (1 << 6)
 
 #define MOBIKE_SA_NAT_THERE (1 << 7)

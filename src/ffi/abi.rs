@@ -95,6 +95,8 @@ pub const MOBIKE_SA_MOBIKE_CONFIGURED: u32 = 1 << 2;
 pub const MOBIKE_SA_MOBIKE_SUPPORTED: u32 = 1 << 3;
 pub const MOBIKE_SA_NAT_HERE: u32 = 1 << 4;
 pub const MOBIKE_SA_FORCE_ENCAP: u32 = 1 << 5;
+/// A newer MOBIKE task of ours is queued. Read only when an initiator task
+/// processes an answer; other steps may leave it unset.
 pub const MOBIKE_SA_NEWER_UPDATE_QUEUED: u32 = 1 << 6;
 pub const MOBIKE_SA_NAT_THERE: u32 = 1 << 7;
 pub const MOBIKE_SA_HAS_CHILD_SAS: u32 = 1 << 8;
