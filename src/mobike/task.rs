@@ -1394,11 +1394,14 @@ impl MobikeTask {
                 ),
             ));
         }
-        // routine, level 2 like charon's own address list handling
-        out.push(log(
-            2,
-            format!("peer address set replaced: {} addresses", set.len()),
-        ));
+        // routine, level 2 like charon's own address list handling; one
+        // address (no additional ones) is every road warrior's update and
+        // costs no formatting
+        let text: std::borrow::Cow<'static, str> = match set.len() {
+            1 => "peer address set replaced: 1 address".into(),
+            n => format!("peer address set replaced: {n} addresses").into(),
+        };
+        out.push(log(2, text));
         out.push(Action::ClearPeerAddresses);
         out.extend(set.into_iter().map(Action::AddPeerAddress));
         self.addresses_updated = true;
