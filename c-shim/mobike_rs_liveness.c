@@ -261,41 +261,38 @@ static void route_fd_reset(int fd)
  * and for at most ROUTE_CACHE_TTL_MS: a gateway asks the same question for
  * every IKE_SA that roams from one host at once. Without a running monitor
  * nothing is cached, as nothing would tell a change.
- *
- * Each thread keeps its own entries, so a lookup takes no lock and writes
- * nothing another CPU reads; what threads share is the epoch, bumped for
- * every datagram the monitor reads and when it starts or stops, which
- * makes every thread's entries stale at once. A thread asks the kernel
- * at most once per question and ROUTE_CACHE_TTL_MS.
  */
-#define ROUTE_CACHE_SIZE 16
+#define ROUTE_CACHE_SIZE 64
 #define ROUTE_CACHE_TTL_MS 1000
 
 typedef struct {
 	mobike_addr dst, src;
 	uint32_t oif;
-	uint64_t epoch;
+	uint64_t generation;
 	uint64_t at_ms;
 	bool valid;
 } route_entry_t;
 
 static struct {
-	/* bumped for every datagram the monitor reads, and on start and stop */
-	uint64_t epoch;
-	/* whether a monitor runs (without one, nothing is cached) */
-	bool monitored;
-} route_cache;
-
-static __thread route_entry_t route_entries[ROUTE_CACHE_SIZE];
-static __thread unsigned int route_entries_next;
+	route_entry_t entries[ROUTE_CACHE_SIZE];
+	unsigned int next;
+	/* bumped for every datagram the monitor reads; 0: no monitor */
+	uint64_t generation;
+	pthread_mutex_t lock;
+} route_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /*
  * Described in header
  */
 void mobike_rs_route_cache_changed(bool monitored)
 {
-	__atomic_add_fetch(&route_cache.epoch, 1, __ATOMIC_RELEASE);
-	__atomic_store_n(&route_cache.monitored, monitored, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&route_cache.lock);
+	route_cache.generation = monitored ? route_cache.generation + 1 : 0;
+	if (!monitored)
+	{
+		memset(route_cache.entries, 0, sizeof(route_cache.entries));
+	}
+	pthread_mutex_unlock(&route_cache.lock);
 }
 
 static bool same_ip(const mobike_addr *a, const mobike_addr *b)
@@ -304,50 +301,53 @@ static bool same_ip(const mobike_addr *a, const mobike_addr *b)
 }
 
 /**
- * A cached answer for dst from src; *epoch gets the epoch a new answer is
- * stored under (0: do not store).
+ * A cached answer for dst from src; *generation gets the generation a new
+ * answer is stored under (0: do not store).
  */
 static bool route_cache_get(const mobike_addr *dst, const mobike_addr *src,
-							uint64_t now, uint32_t *oif, uint64_t *epoch)
+							uint64_t now, uint32_t *oif, uint64_t *generation)
 {
 	route_entry_t *e;
+	bool found = FALSE;
 	int i;
 
-	if (!__atomic_load_n(&route_cache.monitored, __ATOMIC_ACQUIRE))
+	pthread_mutex_lock(&route_cache.lock);
+	*generation = route_cache.generation;
+	for (i = 0; *generation && i < ROUTE_CACHE_SIZE && !found; i++)
 	{
-		*epoch = 0;
-		return FALSE;
-	}
-	*epoch = __atomic_load_n(&route_cache.epoch, __ATOMIC_ACQUIRE);
-	for (i = 0; i < ROUTE_CACHE_SIZE; i++)
-	{
-		e = &route_entries[i];
-		if (e->valid && e->epoch == *epoch &&
+		e = &route_cache.entries[i];
+		if (e->valid && e->generation == *generation &&
 			now - e->at_ms < ROUTE_CACHE_TTL_MS &&
 			same_ip(&e->dst, dst) && same_ip(&e->src, src))
 		{
 			*oif = e->oif;
-			return TRUE;
+			found = TRUE;
 		}
 	}
-	return FALSE;
+	pthread_mutex_unlock(&route_cache.lock);
+	return found;
 }
 
 static void route_cache_put(const mobike_addr *dst, const mobike_addr *src,
-							uint64_t now, uint32_t oif, uint64_t epoch)
+							uint64_t now, uint32_t oif, uint64_t generation)
 {
+	route_entry_t *e;
+
+	pthread_mutex_lock(&route_cache.lock);
 	/* an answer from before a change the monitor read since is stale */
-	if (epoch && epoch == __atomic_load_n(&route_cache.epoch, __ATOMIC_ACQUIRE))
+	if (generation && generation == route_cache.generation)
 	{
-		route_entries[route_entries_next++ % ROUTE_CACHE_SIZE] = (route_entry_t){
+		e = &route_cache.entries[route_cache.next++ % ROUTE_CACHE_SIZE];
+		*e = (route_entry_t){
 			.dst = *dst,
 			.src = *src,
 			.oif = oif,
-			.epoch = epoch,
+			.generation = generation,
 			.at_ms = now,
 			.valid = TRUE,
 		};
 	}
+	pthread_mutex_unlock(&route_cache.lock);
 }
 
 /**
@@ -406,16 +406,16 @@ static bool route_query(const mobike_api *api, const mobike_addr *d,
 uint32_t mobike_rs_route_oif(const mobike_api *api, const mobike_addr *dst,
 							 const mobike_addr *src)
 {
-	uint64_t now = mobike_rs_shim_now_ms(), epoch;
+	uint64_t now = mobike_rs_shim_now_ms(), generation;
 	uint32_t oif = 0;
 
-	if (route_cache_get(dst, src, now, &oif, &epoch))
+	if (route_cache_get(dst, src, now, &oif, &generation))
 	{
 		return oif;
 	}
 	if (route_query(api, dst, src, &oif))
 	{	/* "not routed" is an answer too */
-		route_cache_put(dst, src, now, oif, epoch);
+		route_cache_put(dst, src, now, oif, generation);
 	}
 	return oif;
 }

@@ -368,8 +368,7 @@ static bool read_tunnel_iface(const char *name)
  * the same one or two interfaces for every roaming IKE_SA, and each answer
  * costs system calls (four to sysfs for the type, a socket for the name of
  * an index). An interface replaced under the same name or index is seen as
- * it is after at most IFACE_CACHE_MS. Each thread keeps its own entries:
- * a lookup takes no lock and writes nothing another CPU reads.
+ * it is after at most IFACE_CACHE_MS.
  */
 #define IFACE_CACHE_SIZE 8
 #define IFACE_CACHE_MS 1000
@@ -382,8 +381,9 @@ typedef struct {
 	uint64_t until_ms;
 } iface_entry_t;
 
-static __thread iface_entry_t iface_cache[IFACE_CACHE_SIZE];
-static __thread unsigned int iface_cache_next;
+static iface_entry_t iface_cache[IFACE_CACHE_SIZE];
+static unsigned int iface_cache_next;
+static pthread_mutex_t iface_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * Described in header
@@ -414,6 +414,7 @@ static bool iface_cache_get(uint32_t index, const char *name,
 	bool found = FALSE;
 	int i;
 
+	pthread_mutex_lock(&iface_cache_lock);
 	for (i = 0; i < IFACE_CACHE_SIZE && !found; i++)
 	{
 		if (iface_cache[i].until_ms > now &&
@@ -424,6 +425,7 @@ static bool iface_cache_get(uint32_t index, const char *name,
 			found = TRUE;
 		}
 	}
+	pthread_mutex_unlock(&iface_cache_lock);
 	return found;
 }
 
@@ -435,12 +437,14 @@ static void iface_cache_put(uint32_t index, const char *name, bool tunnel)
 	size_t len = min(strlen(name), (size_t)IFNAMSIZ - 1);
 	iface_entry_t *e;
 
+	pthread_mutex_lock(&iface_cache_lock);
 	e = &iface_cache[iface_cache_next++ % IFACE_CACHE_SIZE];
 	e->index = index;
 	memcpy(e->name, name, len);
 	e->name[len] = '\0';
 	e->tunnel = tunnel;
 	e->until_ms = mobike_rs_shim_now_ms() + IFACE_CACHE_MS;
+	pthread_mutex_unlock(&iface_cache_lock);
 }
 
 /**
