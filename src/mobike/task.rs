@@ -85,8 +85,13 @@ pub struct MobikeTask {
     natd_memo: natd::Memo,
     /// Send (initiator) or received (responder) UPDATE_SA_ADDRESSES.
     update: bool,
-    /// Probe paths: every (re)transmission goes to all usable paths.
+    /// Probe paths: every (re)transmission goes to all usable paths (the
+    /// first one to the best path only while the current one routes and
+    /// is not in doubt, see [`MobikeTask::transmit`]).
     check: bool,
+    /// This task is also a dead peer detection: the current path is in
+    /// doubt (our liveness rule, or charon's DPD merged into a roam).
+    dpd: bool,
     /// Include our address list.
     address: bool,
     /// The peer's address list was replaced in this exchange.
@@ -144,6 +149,7 @@ impl MobikeTask {
             natd_memo: natd::Memo::default(),
             update: false,
             check: false,
+            dpd: false,
             address: false,
             addresses_updated: false,
             ike_auth_done: false,
@@ -177,6 +183,7 @@ impl MobikeTask {
     /// notifies to detect changed NAT mappings (RFC 4555 3.8).
     pub fn dpd(&mut self, nat_here: bool) {
         self.natd |= nat_here;
+        self.dpd = true;
     }
 
     /// `ike_mobike_t.enable_probing`.
@@ -441,9 +448,31 @@ impl MobikeTask {
             ));
             self.check = true;
         }
+        let usable = usable_paths(sa, mem, policy, out);
+        if first && !self.dpd && sa.route_current == Some(sa.my_host.ip()) {
+            // A check while the current path routes and nothing doubts it
+            // (charon's prefer_best_path found a better one): the request
+            // goes to the best path only, as charon's own MOBIKE sends it
+            // where the kernel prefers, so which copy is answered first
+            // cannot decide the path. Unanswered, it goes everywhere.
+            if let Some(best) = usable.first() {
+                out.push(log(
+                    1,
+                    format!(
+                        "checking the best path {} - {} first",
+                        show(best.local),
+                        show(best.remote)
+                    ),
+                ));
+                out.push(Action::Send {
+                    src: best.local,
+                    dst: best.remote,
+                });
+                return true;
+            }
+        }
         // RFC 4555 3.5: the same message goes to every path we can route;
         // the first path that answers wins.
-        let usable = usable_paths(sa, mem, policy, out);
         for path in &usable {
             out.push(log(
                 1,
@@ -2402,6 +2431,55 @@ mod tests {
         );
         out.clear();
         assert!(!t.transmit(&s, &mut SaMemory::default(), &Policy::default(), &mut out));
+    }
+
+    #[test]
+    fn a_check_while_the_current_path_routes_goes_to_the_best_path_first() {
+        // rw is on rw-b (198.18.2.2), which still routes the gateway; the
+        // kernel prefers rw-a (198.18.1.2) again (prefer_best_path).
+        let peers: Vec<SocketAddr> = vec!["198.18.1.1:4500".parse().unwrap()];
+        let locals = [ip("198.18.1.2"), ip("198.18.2.2")];
+        let routes = [
+            Route {
+                dst: peers[0].ip(),
+                src: Some(ip("198.18.1.2")),
+            },
+            Route {
+                dst: peers[0].ip(),
+                src: Some(ip("198.18.2.2")),
+            },
+        ];
+        let mut s = sa(&peers, &locals, &routes);
+        s.my_host = "198.18.2.2:4500".parse().unwrap();
+        s.route_current = Some(ip("198.18.2.2"));
+        let best = pair("198.18.1.2:4500", "198.18.1.1:4500");
+        let current = pair("198.18.2.2:4500", "198.18.1.1:4500");
+        let transmit = |t: &mut MobikeTask, s: &SaView<'_>| {
+            let mut out = Vec::new();
+            assert!(t.transmit(s, &mut SaMemory::default(), &Policy::default(), &mut out));
+            self::sends(&out)
+        };
+
+        // the first copy goes where the kernel prefers, so the answer on
+        // the other path cannot win a race; unanswered, it goes everywhere
+        let mut t = MobikeTask::new(true);
+        t.roam(false);
+        assert_eq!(transmit(&mut t, &s), [best.clone()]);
+        assert!(t.is_probing());
+        assert_eq!(transmit(&mut t, &s), [best.clone(), current.clone()]);
+
+        // our liveness rule (or a DPD) doubts the current path: every
+        // path at once
+        let mut t = MobikeTask::new(true);
+        t.roam(false);
+        t.dpd(false);
+        assert_eq!(transmit(&mut t, &s), [best.clone(), current.clone()]);
+
+        // the current path lost its route: every path at once
+        s.route_current = Some(ip("198.18.1.2"));
+        let mut t = MobikeTask::new(true);
+        t.roam(false);
+        assert_eq!(transmit(&mut t, &s), [best, current]);
     }
 
     #[test]
