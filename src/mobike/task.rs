@@ -456,47 +456,22 @@ impl MobikeTask {
             // where the kernel prefers, so which copy is answered first
             // cannot decide the path. Unanswered, it goes everywhere.
             if let Some(best) = usable.first() {
-                out.push(log(
-                    1,
-                    format!(
-                        "checking the best path {} - {} first",
-                        show(best.local),
-                        show(best.remote)
-                    ),
-                ));
-                out.push(Action::Send {
-                    src: best.local,
-                    dst: best.remote,
-                });
+                send_saying(out, "checking the best path", *best, " first");
                 return true;
             }
         }
         // RFC 4555 3.5: the same message goes to every path we can route;
         // the first path that answers wins.
         for path in &usable {
-            out.push(log(
-                1,
-                format!("checking path {} - {}", show(path.local), show(path.remote)),
-            ));
-            out.push(Action::Send {
-                src: path.local,
-                dst: path.remote,
-            });
+            send_saying(out, "checking path", *path, "");
         }
         let found = !usable.is_empty();
         if !found && first {
-            out.push(log(
-                1,
-                format!(
-                    "no usable path, sending on {} - {} for now",
-                    show(sa.my_host),
-                    show(sa.other_host)
-                ),
-            ));
-            out.push(Action::Send {
-                src: sa.my_host,
-                dst: sa.other_host,
-            });
+            let current = Path {
+                local: sa.my_host,
+                remote: sa.other_host,
+            };
+            send_saying(out, "no usable path, sending on", current, " for now");
             return true;
         }
         found
@@ -1620,6 +1595,19 @@ fn log(level: u8, text: impl Into<std::borrow::Cow<'static, str>>) -> Action {
         level,
         text: text.into(),
     }
+}
+
+/// Sends the request on `path`, logged at level 1 as "WHAT LOCAL - REMOTE
+/// AFTER".
+fn send_saying(out: &mut Vec<Action>, what: &str, path: Path, after: &str) {
+    out.push(log(
+        1,
+        format!("{what} {} - {}{after}", show(path.local), show(path.remote)),
+    ));
+    out.push(Action::Send {
+        src: path.local,
+        dst: path.remote,
+    });
 }
 
 fn add(out: &mut Vec<Action>, n: &Notify) {
