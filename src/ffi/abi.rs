@@ -768,7 +768,9 @@ fn step(
             Err(e) => return e,
         };
         let step = |storage: &ViewStorage| {
-            step_on(t, storage, sa, msg, notifies, which, out_status, out_needs, task)
+            step_on(
+                t, storage, sa, msg, notifies, which, out_status, out_needs, task,
+            )
         };
         with_view_storage(sa, step).unwrap_or_else(|e| e)
     })
@@ -902,39 +904,37 @@ fn transmit_on(
     out_needs: *mut u32,
     #[allow(unused_variables)] task: *mut mobike_task,
 ) -> mobike_result {
-    {
-        let Some(view) = storage.view(sa) else {
-            return mobike_result::MOBIKE_INVALID_PARAMETER;
+    let Some(view) = storage.view(sa) else {
+        return mobike_result::MOBIKE_INVALID_PARAMETER;
+    };
+    t.actions.clear();
+    t.next = 0;
+    let policy = registry::policy();
+    let outcome = registry::with_memory(view.unique_id, |mem| {
+        let missing = missing_facts(&t.core, CoreStep::Transmit, &view, mem, &policy, None, sa);
+        if missing != 0 {
+            return Err(missing);
+        }
+        let found = t.core.transmit(&view, mem, &policy, &mut t.actions);
+        #[cfg(feature = "hostile-peer")]
+        crate::hostile::on_transmit(task as usize, &mut t.actions);
+        let call = Call::Transmit {
+            probing: t.core.is_probing(),
         };
-        t.actions.clear();
-        t.next = 0;
-        let policy = registry::policy();
-        let outcome = registry::with_memory(view.unique_id, |mem| {
-            let missing = missing_facts(&t.core, CoreStep::Transmit, &view, mem, &policy, None, sa);
-            if missing != 0 {
-                return Err(missing);
-            }
-            let found = t.core.transmit(&view, mem, &policy, &mut t.actions);
-            #[cfg(feature = "hostile-peer")]
-            crate::hostile::on_transmit(task as usize, &mut t.actions);
-            let call = Call::Transmit {
-                probing: t.core.is_probing(),
-            };
-            mem.stats.record(&view, call, &t.actions, Status::NeedMore);
-            Ok(found)
-        });
-        // SAFETY: checked non-NULL above.
-        unsafe {
-            match outcome {
-                Err(missing) => *out_needs = missing,
-                Ok(found) => {
-                    *out_needs = 0;
-                    *out_found = found;
-                }
+        mem.stats.record(&view, call, &t.actions, Status::NeedMore);
+        Ok(found)
+    });
+    // SAFETY: checked non-NULL above.
+    unsafe {
+        match outcome {
+            Err(missing) => *out_needs = missing,
+            Ok(found) => {
+                *out_needs = 0;
+                *out_found = found;
             }
         }
-        mobike_result::MOBIKE_OK
     }
+    mobike_result::MOBIKE_OK
 }
 
 unsafe extern "C" fn task_next_action(task: *mut mobike_task, out: *mut mobike_action) -> bool {
@@ -1082,38 +1082,25 @@ fn set_name(name: &mut String, raw: &[u8]) {
     }
 }
 
-/// The core's form of an interface fact; `None` without an address.
-fn on_interface_of(f: &mobike_addr_iface) -> Option<OnInterface> {
-    let mut out = OnInterface {
-        addr: ip_of(&f.addr).ok().flatten()?,
-        iface: Interface::default(),
-    };
-    refill_interface(&mut out, f);
-    Some(out)
-}
-
-/// Overwrites `out` with interface fact `f` (whose address is known good).
-fn refill_interface(out: &mut OnInterface, f: &mobike_addr_iface) {
-    if let Ok(Some(addr)) = ip_of(&f.addr) {
-        out.addr = addr;
-    }
-    set_name(&mut out.iface.name, name_of(f));
-    out.iface.tunnel = f.flags & MOBIKE_IFACE_TUNNEL != 0;
-    out.iface.ignored = f.flags & MOBIKE_IFACE_IGNORED != 0;
-}
-
 /// Refills `v` with the interface facts of `facts` that have an address,
 /// reusing the entries (and their names' memory) already there.
 fn refill_interfaces(v: &mut Vec<OnInterface>, facts: &[mobike_addr_iface]) {
     let mut n = 0;
     for f in facts {
-        if !matches!(ip_of(&f.addr), Ok(Some(_))) {
+        let Some(addr) = ip_only(&f.addr) else {
             continue;
+        };
+        if n == v.len() {
+            v.push(OnInterface {
+                addr,
+                iface: Interface::default(),
+            });
         }
-        match v.get_mut(n) {
-            Some(slot) => refill_interface(slot, f),
-            None => v.extend(on_interface_of(f)),
-        }
+        let slot = &mut v[n];
+        slot.addr = addr;
+        set_name(&mut slot.iface.name, name_of(f));
+        slot.iface.tunnel = f.flags & MOBIKE_IFACE_TUNNEL != 0;
+        slot.iface.ignored = f.flags & MOBIKE_IFACE_IGNORED != 0;
         n += 1;
     }
     v.truncate(n);
