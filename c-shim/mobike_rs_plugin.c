@@ -52,7 +52,7 @@ struct private_mobike_rs_plugin_t {
 static const mobike_api *loaded_api = NULL;
 
 /**
- * Whether each one-time message was logged already.
+ * Whether the one-time "not loaded" message was logged already.
  */
 static bool logged_not_loaded = FALSE;
 
@@ -104,9 +104,9 @@ bool mobike_rs_shim_use_rust(const mobike_api *api)
 
 /**
  * Read `mode` (at load and on reload); an unknown value is logged and
- * means builtin.
+ * means builtin. Returns the value as set.
  */
-static void read_mode(void)
+static char *read_mode(void)
 {
 	char *mode;
 	bool rust;
@@ -120,6 +120,7 @@ static void read_mode(void)
 			 "'builtin'), using the built-in MOBIKE", mode);
 	}
 	__atomic_store_n(&mode_rust, rust, __ATOMIC_RELAXED);
+	return mode;
 }
 
 /**
@@ -254,11 +255,9 @@ plugin_t *mobike_rs_shim_plugin_create(const mobike_api *api)
 		.api = api,
 	);
 	loaded_api = api;
-	mode = lib->settings->get_str(lib->settings,
-								  "%s.plugins.mobike-rs.mode", "rust", lib->ns);
+	mode = read_mode();
 	DBG1(DBG_CFG, "mobike-rs: plugin loaded, MOBIKE tasks run in mode '%s'",
 		 mode);
-	read_mode();
 	configure(api);
 	return &this->public.plugin;
 }
