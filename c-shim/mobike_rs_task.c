@@ -775,6 +775,7 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 	size_t dropped = 0;
 
 	memset(v, 0, sizeof(*v));
+	v->facts = MOBIKE_NEED_SA;
 	v->now_ms = mobike_rs_shim_now_ms();
 	v->unique_id = ike_sa->get_unique_id(ike_sa);
 	copy_spi(v->spi_i, id->get_initiator_spi(id));
@@ -933,17 +934,21 @@ static void fill_view(private_mobike_rs_task_t *this,
 }
 
 /**
- * Gather the costly facts in needs (MOBIKE_NEED_*) that a step asked for;
- * msg and message are the step's message (NULL for a transmit).
+ * Gather the facts in needs (MOBIKE_NEED_*) that a step asked for; msg and
+ * message are the step's message (NULL for a transmit).
  */
 static void add_facts(private_mobike_rs_task_t *this,
-					  mobike_rs_view_storage_t *s, uint32_t needs,
+					  mobike_rs_view_storage_t *s, step_t step, uint32_t needs,
 					  mobike_message *msg, message_t *message)
 {
 	uint32_t all = needs | s->view.facts;
 	host_t *me;
 	char *name = NULL;
 
+	if (needs & MOBIKE_NEED_SA)
+	{
+		fill_view(this, s, step);
+	}
 	mobike_rs_shim_fill_view_more(this->ike_sa, s, needs);
 	/* the routes of all pairs include the message's */
 	if (msg && !(all & MOBIKE_NEED_ROUTES) &&
@@ -975,9 +980,10 @@ static void add_facts(private_mobike_rs_task_t *this,
 }
 
 /**
- * Run one step of the core on the view in s, gathering the costly facts it
- * asks for. It asks for all it reads at once, so one round of gathering
- * is enough; a second request breaks the core's contract.
+ * Run one step of the core on the view in s, gathering the facts it asks
+ * for. It asks for all it reads at once: one round for a view with the
+ * basic facts, two for one without (the basic facts, then the costly
+ * ones); a further request breaks the core's contract.
  */
 static mobike_result run_step(private_mobike_rs_task_t *this,
 							  mobike_rs_view_storage_t *s, step_t step,
@@ -988,7 +994,7 @@ static mobike_result run_step(private_mobike_rs_task_t *this,
 	uint32_t needs = 0;
 	int round;
 
-	for (round = 0; round < 2; round++)
+	for (round = 0; round < 3; round++)
 	{
 		switch (step)
 		{
@@ -1009,7 +1015,7 @@ static mobike_result run_step(private_mobike_rs_task_t *this,
 		{
 			return result;
 		}
-		add_facts(this, s, needs, msg, message);
+		add_facts(this, s, step, needs, msg, message);
 	}
 	return MOBIKE_INVALID_PARAMETER;
 }
@@ -1451,7 +1457,8 @@ METHOD(task_t, build, status_t,
 		return SUCCESS;
 	}
 	fill_message(this->ike_sa, message, &m, FALSE, NULL);
-	fill_view(this, &s, STEP_BUILD);
+	/* the basic facts when the core asks: an answer is built without */
+	memset(&s.view, 0, sizeof(s.view));
 	result = run_step(this, &s, STEP_BUILD, &m, message, &status, NULL);
 	if (this->initiator)
 	{
@@ -1478,7 +1485,8 @@ METHOD(task_t, process, status_t,
 	fill_view(this, &s, STEP_PROCESS);
 	if (m.exchange == MOBIKE_EXCHANGE_INFORMATIONAL)
 	{
-		add_facts(this, &s, MOBIKE_GATHER_FOR_INFORMATIONAL, &m, message);
+		add_facts(this, &s, STEP_PROCESS, MOBIKE_GATHER_FOR_INFORMATIONAL, &m,
+				  message);
 	}
 	result = run_step(this, &s, STEP_PROCESS, &m, message, &status, NULL);
 	free_message(&m, notifies);

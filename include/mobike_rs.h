@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 9
+#define MOBIKE_API_VERSION 10
 
 /**
  * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
@@ -68,6 +68,12 @@
  * addresses and their interfaces.
  */
 #define MOBIKE_NEED_LOCALS (1 << 0)
+
+/**
+ * The basic facts of the IKE_SA: all of the view but the costly facts.
+ * The answer to an INFORMATIONAL request is built without them.
+ */
+#define MOBIKE_NEED_SA (1 << 6)
 
 /**
  * Traffic selectors and virtual IPs.
@@ -527,12 +533,14 @@ typedef struct mobike_api {
    */
   bool (*task_will_check_or_update)(const struct mobike_task *task);
   /**
-   * The steps of a task. `sa` needs the basic facts (hosts, ports,
-   * flags, peer addresses; for a transmit also `route_current`) and the
-   * costly ones in `sa.facts`. If the step reads a costly fact not
-   * there, it decides nothing: `*out_needs` gets the MOBIKE_NEED_* bits
-   * missing, there are no actions, and the caller gathers them and
-   * calls again. Otherwise `*out_needs` is 0 and the step ran.
+   * The steps of a task. `sa` holds the basic facts (hosts, ports,
+   * flags, peer addresses; for a transmit also `route_current`) if
+   * `sa.facts` has MOBIKE_NEED_SA, and the costly ones in `sa.facts`.
+   * If the step reads a fact not there, it decides nothing:
+   * `*out_needs` gets the MOBIKE_NEED_* bits missing, there are no
+   * actions, and the caller gathers them and calls again (a view
+   * without MOBIKE_NEED_SA may take two rounds: the basic facts, then
+   * the costly ones). Otherwise `*out_needs` is 0 and the step ran.
    */
   mobike_result (*task_build)(struct mobike_task *task,
                               const struct mobike_sa_view *sa,

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use crate::mobike::notify::{self, Notify, NotifyType};
-use crate::mobike::{natd, Action, Exchange, Message, SaView};
+use crate::mobike::{natd, Action, Exchange, Message};
 
 /// The environment variable naming the case.
 pub const ENV: &str = "MOBIKE_RS_HOSTILE";
@@ -129,7 +129,7 @@ static BOMBING_TASK: AtomicUsize = AtomicUsize::new(0);
 pub fn on_build(
     task: usize,
     initiator: bool,
-    sa: &SaView<'_>,
+    force_encap: bool,
     msg: &Message<'_>,
     out: &mut Vec<Action>,
 ) {
@@ -171,7 +171,7 @@ pub fn on_build(
             let hash = natd::hash(&msg.spi_i, &msg.spi_r, src);
             for a in out.iter_mut() {
                 if let Action::AddNotify { ty, data } = a {
-                    if *ty == NotifyType::NatDetectionSourceIp && !sa.force_encap {
+                    if *ty == NotifyType::NatDetectionSourceIp && !force_encap {
                         *data = hash.to_vec();
                     }
                 }

@@ -29,7 +29,7 @@ use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 9;
+pub const MOBIKE_API_VERSION: u32 = 10;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -154,6 +154,9 @@ pub struct mobike_sa_view {
 /// Bits of `mobike_sa_view.facts` and of a step's `out_needs`: local
 /// addresses and their interfaces.
 pub const MOBIKE_NEED_LOCALS: u32 = 1 << 0;
+/// The basic facts of the IKE_SA: all of the view but the costly facts.
+/// The answer to an INFORMATIONAL request is built without them.
+pub const MOBIKE_NEED_SA: u32 = 1 << 6;
 /// Traffic selectors and virtual IPs.
 pub const MOBIKE_NEED_FILTER: u32 = 1 << 1;
 /// Routes towards the peer addresses (all pairs) and their interfaces.
@@ -320,12 +323,14 @@ pub struct mobike_api {
     pub task_is_probing: unsafe extern "C" fn(task: *const mobike_task) -> bool,
     /// Whether a queued task will check paths or update addresses.
     pub task_will_check_or_update: unsafe extern "C" fn(task: *const mobike_task) -> bool,
-    /// The steps of a task. `sa` needs the basic facts (hosts, ports,
-    /// flags, peer addresses; for a transmit also `route_current`) and the
-    /// costly ones in `sa.facts`. If the step reads a costly fact not
-    /// there, it decides nothing: `*out_needs` gets the MOBIKE_NEED_* bits
-    /// missing, there are no actions, and the caller gathers them and
-    /// calls again. Otherwise `*out_needs` is 0 and the step ran.
+    /// The steps of a task. `sa` holds the basic facts (hosts, ports,
+    /// flags, peer addresses; for a transmit also `route_current`) if
+    /// `sa.facts` has MOBIKE_NEED_SA, and the costly ones in `sa.facts`.
+    /// If the step reads a fact not there, it decides nothing:
+    /// `*out_needs` gets the MOBIKE_NEED_* bits missing, there are no
+    /// actions, and the caller gathers them and calls again (a view
+    /// without MOBIKE_NEED_SA may take two rounds: the basic facts, then
+    /// the costly ones). Otherwise `*out_needs` is 0 and the step ran.
     pub task_build: unsafe extern "C" fn(
         task: *mut mobike_task,
         sa: *const mobike_sa_view,
@@ -722,6 +727,15 @@ enum Step {
     Process,
 }
 
+impl Step {
+    fn core(self) -> CoreStep {
+        match self {
+            Step::Build => CoreStep::Build,
+            Step::Process => CoreStep::Process,
+        }
+    }
+}
+
 /// The MOBIKE_NEED_* bits of what a step reads.
 fn needs_bits(n: ViewNeeds) -> u32 {
     let bit = |on: bool, b: u32| if on { b } else { 0 };
@@ -767,6 +781,18 @@ fn step(
             Ok(n) => n,
             Err(e) => return e,
         };
+        let core_step = which.core();
+        if sa.facts & MOBIKE_NEED_SA == 0 {
+            let Some(message) = message_of(msg, notifies) else {
+                return mobike_result::MOBIKE_INVALID_PARAMETER;
+            };
+            if t.core.reads_sa(core_step, message.exchange) {
+                // SAFETY: checked non-NULL above.
+                unsafe { *out_needs = MOBIKE_NEED_SA };
+                return mobike_result::MOBIKE_OK;
+            }
+            return answer_on(t, &message, out_status, out_needs, task);
+        }
         let step = |storage: &ViewStorage| {
             step_on(
                 t, storage, sa, msg, notifies, which, out_status, out_needs, task,
@@ -794,50 +820,48 @@ fn step_on(
     };
     t.actions.clear();
     t.next = 0;
-    let env = registry::env();
-    let core_step = match which {
-        Step::Build => CoreStep::Build,
-        Step::Process => CoreStep::Process,
-    };
-    let outcome = registry::with_memory(view.unique_id, |mem| {
-        let missing = missing_facts(
-            &t.core,
-            core_step,
-            &view,
-            mem,
-            &env.policy,
-            Some(&message),
-            sa,
-        );
-        if missing != 0 {
-            return Err(missing);
-        }
-        let (status, call) = match which {
-            Step::Build => {
-                let s = t.core.build(&view, &message, mem, &env, &mut t.actions);
-                #[cfg(feature = "hostile-peer")]
-                crate::hostile::on_build(
-                    task as usize,
-                    t.core.is_initiator(),
-                    &view,
-                    &message,
-                    &mut t.actions,
-                );
-                (s, Call::Build)
+    let core_step = which.core();
+    let outcome = registry::with_env(|env| {
+        registry::with_memory(view.unique_id, |mem| {
+            let missing = missing_facts(
+                &t.core,
+                core_step,
+                &view,
+                mem,
+                env.policy,
+                Some(&message),
+                sa,
+            );
+            if missing != 0 {
+                return Err(missing);
             }
-            Step::Process => {
-                let s = t.core.process(&view, &message, mem, &env, &mut t.actions);
-                (s, Call::Process)
-            }
-        };
-        mem.stats.record(&view, call, &t.actions, status);
-        // Only IKE_SAs this host initiated are polled for liveness;
-        // MOBIKE may be switched on by this very call (IKE_AUTH).
-        let mobike = view.mobike_supported
-            || t.actions
-                .contains(&Action::EnableExtension(Extension::Mobike));
-        mem.liveness_watched = view.original_initiator && mobike;
-        Ok(status)
+            let (status, call) = match which {
+                Step::Build => {
+                    let s = t.core.build(&view, &message, mem, env, &mut t.actions);
+                    #[cfg(feature = "hostile-peer")]
+                    crate::hostile::on_build(
+                        task as usize,
+                        t.core.is_initiator(),
+                        view.force_encap,
+                        &message,
+                        &mut t.actions,
+                    );
+                    (s, Call::Build)
+                }
+                Step::Process => {
+                    let s = t.core.process(&view, &message, mem, env, &mut t.actions);
+                    (s, Call::Process)
+                }
+            };
+            mem.stats.record(&view, call, &t.actions, status);
+            // Only IKE_SAs this host initiated are polled for liveness;
+            // MOBIKE may be switched on by this very call (IKE_AUTH).
+            let mobike = view.mobike_supported
+                || t.actions
+                    .contains(&Action::EnableExtension(Extension::Mobike));
+            mem.liveness_watched = view.original_initiator && mobike;
+            Ok(status)
+        })
     });
     // SAFETY: checked non-NULL above.
     unsafe {
@@ -845,15 +869,41 @@ fn step_on(
             Err(missing) => *out_needs = missing,
             Ok(status) => {
                 *out_needs = 0;
-                *out_status = match status {
-                    Status::NeedMore => mobike_status::MOBIKE_STATUS_NEED_MORE,
-                    Status::Success => mobike_status::MOBIKE_STATUS_SUCCESS,
-                    Status::Failed => mobike_status::MOBIKE_STATUS_FAILED,
-                };
+                *out_status = status_to_c(status);
             }
         }
     }
     mobike_result::MOBIKE_OK
+}
+
+/// The build of an answer that reads no view ([`MobikeTask::reads_sa`]):
+/// neither the IKE_SA's facts nor its memory.
+fn answer_on(
+    t: &mut mobike_task,
+    message: &Message<'_>,
+    out_status: *mut mobike_status,
+    out_needs: *mut u32,
+    #[allow(unused_variables)] task: *mut mobike_task,
+) -> mobike_result {
+    t.actions.clear();
+    t.next = 0;
+    let status = registry::with_env(|env| t.core.build_answer(message, env, &mut t.actions));
+    #[cfg(feature = "hostile-peer")]
+    crate::hostile::on_build(task as usize, false, false, message, &mut t.actions);
+    // SAFETY: checked non-NULL by the caller.
+    unsafe {
+        *out_needs = 0;
+        *out_status = status_to_c(status);
+    }
+    mobike_result::MOBIKE_OK
+}
+
+fn status_to_c(status: Status) -> mobike_status {
+    match status {
+        Status::NeedMore => mobike_status::MOBIKE_STATUS_NEED_MORE,
+        Status::Success => mobike_status::MOBIKE_STATUS_SUCCESS,
+        Status::Failed => mobike_status::MOBIKE_STATUS_FAILED,
+    }
 }
 
 unsafe extern "C" fn task_build(
@@ -909,20 +959,21 @@ fn transmit_on(
     };
     t.actions.clear();
     t.next = 0;
-    let policy = registry::policy();
-    let outcome = registry::with_memory(view.unique_id, |mem| {
-        let missing = missing_facts(&t.core, CoreStep::Transmit, &view, mem, &policy, None, sa);
-        if missing != 0 {
-            return Err(missing);
-        }
-        let found = t.core.transmit(&view, mem, &policy, &mut t.actions);
-        #[cfg(feature = "hostile-peer")]
-        crate::hostile::on_transmit(task as usize, &mut t.actions);
-        let call = Call::Transmit {
-            probing: t.core.is_probing(),
-        };
-        mem.stats.record(&view, call, &t.actions, Status::NeedMore);
-        Ok(found)
+    let outcome = registry::with_policy(|policy| {
+        registry::with_memory(view.unique_id, |mem| {
+            let missing = missing_facts(&t.core, CoreStep::Transmit, &view, mem, policy, None, sa);
+            if missing != 0 {
+                return Err(missing);
+            }
+            let found = t.core.transmit(&view, mem, policy, &mut t.actions);
+            #[cfg(feature = "hostile-peer")]
+            crate::hostile::on_transmit(task as usize, &mut t.actions);
+            let call = Call::Transmit {
+                probing: t.core.is_probing(),
+            };
+            mem.stats.record(&view, call, &t.actions, Status::NeedMore);
+            Ok(found)
+        })
     });
     // SAFETY: checked non-NULL above.
     unsafe {
@@ -1375,7 +1426,7 @@ pub(crate) fn test_view(my_host: mobike_addr, other_host: mobike_addr) -> mobike
     mobike_sa_view {
         unique_id: 1,
         flags: 0,
-        facts: 0,
+        facts: MOBIKE_NEED_SA,
         spi_i: [1; 8],
         spi_r: [2; 8],
         my_host,
@@ -1610,7 +1661,7 @@ mod tests {
             assert_eq!(status, mobike_status::MOBIKE_STATUS_FAILED, "not written");
             assert!(!(MOBIKE_API.task_next_action)(t, action.as_mut_ptr()));
             // with the facts it asked for, the step decides
-            sa.facts = needs;
+            sa.facts |= needs;
             let r = (MOBIKE_API.task_process)(t, &sa, &msg, &mut status, &mut needs);
             assert_eq!(r, mobike_result::MOBIKE_OK);
             assert_eq!(needs, 0);
@@ -1624,6 +1675,94 @@ mod tests {
             assert!(moved, "the IKE_SA follows the peer's update");
             (MOBIKE_API.task_free)(t);
             (MOBIKE_API.sa_forget)(0xfac7);
+        }
+    }
+
+    #[test]
+    fn an_answer_is_built_without_the_view_and_a_request_asks_for_it() {
+        let a = |s: &str| addr_to_c(Some(s.parse::<SocketAddr>().unwrap()));
+        let cookie = [7u8; 8];
+        let notifies = [
+            mobike_notify {
+                notify_type: 16400, // UPDATE_SA_ADDRESSES
+                data: std::ptr::null(),
+                len: 0,
+            },
+            mobike_notify {
+                notify_type: 16401, // COOKIE2
+                data: cookie.as_ptr(),
+                len: cookie.len(),
+            },
+        ];
+        let peers = [a("198.18.1.2:4500")];
+        let mut sa = mobike_sa_view {
+            unique_id: 0xfac8,
+            flags: MOBIKE_SA_AUTHENTICATED
+                | MOBIKE_SA_MOBIKE_CONFIGURED
+                | MOBIKE_SA_MOBIKE_SUPPORTED,
+            facts: MOBIKE_NEED_SA | MOBIKE_NEED_FILTER | MOBIKE_NEED_MESSAGE_ROUTE,
+            peer_addrs: peers.as_ptr(),
+            peer_addrs_len: 1,
+            ..test_view(a("198.18.1.1:4500"), a("198.18.1.2:4500"))
+        };
+        let request = mobike_message {
+            exchange: MOBIKE_EXCHANGE_INFORMATIONAL,
+            src: a("198.18.2.2:4500"),
+            dst: a("198.18.1.1:4500"),
+            spi_i: [1; 8],
+            spi_r: [2; 8],
+            notifies: notifies.as_ptr(),
+            notifies_len: notifies.len(),
+            route_src: mobike_addr::default(),
+            message_id: 3,
+        };
+        let answer = mobike_message {
+            src: request.dst,
+            dst: request.src,
+            notifies: std::ptr::null(),
+            notifies_len: 0,
+            ..request
+        };
+        let mut status = mobike_status::MOBIKE_STATUS_FAILED;
+        let mut needs = u32::MAX;
+        let mut action = std::mem::MaybeUninit::<mobike_action>::uninit();
+        // SAFETY: valid tasks, views and messages for the calls.
+        unsafe {
+            let t = (MOBIKE_API.task_new)(false);
+            // before it processed the request, the answer reads the view
+            let empty = mobike_sa_view {
+                facts: 0,
+                ..std::mem::zeroed()
+            };
+            let r = (MOBIKE_API.task_build)(t, &empty, &answer, &mut status, &mut needs);
+            assert_eq!((r, needs), (mobike_result::MOBIKE_OK, MOBIKE_NEED_SA));
+            let r = (MOBIKE_API.task_process)(t, &sa, &request, &mut status, &mut needs);
+            assert_eq!((r, needs), (mobike_result::MOBIKE_OK, 0));
+            while (MOBIKE_API.task_next_action)(t, action.as_mut_ptr()) {}
+            // the answer, from a view with nothing in it
+            let r = (MOBIKE_API.task_build)(t, &empty, &answer, &mut status, &mut needs);
+            assert_eq!((r, needs), (mobike_result::MOBIKE_OK, 0));
+            assert_eq!(status, mobike_status::MOBIKE_STATUS_SUCCESS);
+            let mut echoed = false;
+            while (MOBIKE_API.task_next_action)(t, action.as_mut_ptr()) {
+                let act = action.assume_init();
+                echoed |= act.kind == mobike_action_kind::MOBIKE_ACTION_ADD_NOTIFY
+                    && act.value == 16401
+                    && std::slice::from_raw_parts(act.data, act.len) == cookie;
+            }
+            assert!(echoed, "the answer echoes COOKIE2");
+            (MOBIKE_API.task_free)(t);
+
+            // a request reads the view: without it, it asks for it
+            let t = (MOBIKE_API.task_new)(true);
+            (MOBIKE_API.task_roam)(t, true);
+            needs = 0;
+            sa.facts = 0;
+            let r = (MOBIKE_API.task_build)(t, &sa, &answer, &mut status, &mut needs);
+            assert_eq!((r, needs), (mobike_result::MOBIKE_OK, MOBIKE_NEED_SA));
+            assert!(!(MOBIKE_API.task_next_action)(t, action.as_mut_ptr()));
+            (MOBIKE_API.task_free)(t);
+            (MOBIKE_API.sa_forget)(0xfac8);
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -141,25 +142,62 @@ fn rng() -> &'static SystemRandom {
     RNG.get_or_init(SystemRandom::new)
 }
 
-/// The core's environment.
-pub fn env() -> Env<'static> {
+/// The made-up NAT-D source address (random per process).
+fn fake_natd_source() -> Ipv4Addr {
     static FAKE: OnceLock<Ipv4Addr> = OnceLock::new();
-    let fake = *FAKE.get_or_init(|| {
+    *FAKE.get_or_init(|| {
         let mut b = [0u8; 4];
         // A failing system RNG also fails COOKIE2 generation, which the core
         // reports; an all-zero made-up address is still a valid NAT-D input.
         let _ = rng().fill(&mut b);
         Ipv4Addr::from(b)
-    });
-    Env {
-        rng: rng(),
-        fake_natd_source: fake,
-        policy: policy(),
-    }
+    })
 }
 
-/// Shared, not copied: every task step reads it, settings change rarely
-/// (a change makes a new policy; steps running keep the one they took).
+/// Runs `f` with the core's environment.
+pub fn with_env<R>(f: impl FnOnce(&Env<'_>) -> R) -> R {
+    with_policy(|policy| {
+        f(&Env {
+            rng: rng(),
+            fake_natd_source: fake_natd_source(),
+            policy,
+        })
+    })
+}
+
+/// Bumped by every change of the policy, after the change.
+static POLICY_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `f` with the policy in effect, from this thread's copy of the
+/// shared one: a gateway's worker threads each take a step per roaming
+/// IKE_SA, and one lock and one reference count shared by all of them cost
+/// more than the step's own reads. The copy is refreshed when the
+/// generation moved; a step that started keeps the policy it took.
+pub fn with_policy<R>(f: impl FnOnce(&Policy) -> R) -> R {
+    thread_local! {
+        static LOCAL: std::cell::RefCell<Option<(u64, Arc<Policy>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    // read before the policy: at worst the copy is refreshed once more
+    let generation = POLICY_GENERATION.load(Ordering::Acquire);
+    LOCAL.with(|cell| {
+        let fresh = matches!(&*cell.borrow(), Some((g, _)) if *g == generation);
+        if !fresh {
+            if let Ok(mut local) = cell.try_borrow_mut() {
+                *local = Some((generation, policy()));
+            }
+        }
+        match &*cell.borrow() {
+            Some((_, p)) => f(p),
+            // refreshed further up this thread's stack: the shared one
+            None => f(&policy()),
+        }
+    })
+}
+
+/// Shared, not copied: steps read it through [`with_policy`], settings
+/// change rarely (a change makes a new policy; steps running keep the one
+/// they took).
 fn policy_lock() -> &'static RwLock<Arc<Policy>> {
     static P: OnceLock<RwLock<Arc<Policy>>> = OnceLock::new();
     P.get_or_init(|| RwLock::new(Arc::new(Policy::default())))
@@ -170,14 +208,16 @@ fn policy_lock() -> &'static RwLock<Arc<Policy>> {
 pub fn set_policy(key: &str, value: Option<&str>) -> Result<(), SettingError> {
     let mut p = policy_lock().write().unwrap_or_else(|p| p.into_inner());
     let p = Arc::make_mut(&mut p);
-    match value {
+    let r = match value {
         Some(v) => p.set(key, v),
         None => p.reset(key),
-    }
+    };
+    POLICY_GENERATION.fetch_add(1, Ordering::Release);
+    r
 }
 
 /// The policy in effect.
-pub fn policy() -> Arc<Policy> {
+fn policy() -> Arc<Policy> {
     Arc::clone(&policy_lock().read().unwrap_or_else(|p| p.into_inner()))
 }
 

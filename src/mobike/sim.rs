@@ -176,7 +176,8 @@ impl Net {
                 route_src: source(me, down, me.other_host.ip(), Some(me.my_host.ip())),
             };
             let mut out = Vec::new();
-            let (f, e) = (facts(me, down), env(me));
+            let policy = Arc::clone(&me.policy);
+            let (f, e) = (facts(me, down), env(&policy));
             let v = view(me, &f, down);
             let status = task.build(&v, &msg, &mut me.mem, &e, &mut out);
             let request = apply(me, &out);
@@ -218,7 +219,8 @@ impl Net {
                 ..msg.clone()
             };
             out.clear();
-            let (f, e) = (facts(peer, down), env(peer));
+            let policy = Arc::clone(&peer.policy);
+            let (f, e) = (facts(peer, down), env(&policy));
             let v = view(peer, &f, down);
             answer_task.process(&v, &received, &mut peer.mem, &e, &mut out);
             apply(peer, &out);
@@ -253,7 +255,8 @@ impl Net {
                 ..reply.clone()
             };
             out.clear();
-            let (f, e) = (facts(me, down), env(me));
+            let policy = Arc::clone(&me.policy);
+            let (f, e) = (facts(me, down), env(&policy));
             let v = view(me, &f, down);
             let status = task.process(&v, &received, &mut me.mem, &e, &mut out);
             apply(me, &out);
@@ -320,11 +323,11 @@ fn raw_notifies(notifies: &[(NotifyType, Vec<u8>)]) -> Vec<RawNotify<'_>> {
         .collect()
 }
 
-fn env(node: &Node) -> Env<'static> {
+fn env(policy: &Policy) -> Env<'_> {
     Env {
         rng: &RNG,
         fake_natd_source: "198.18.99.99".parse().unwrap(),
-        policy: node.policy.clone(),
+        policy,
     }
 }
 

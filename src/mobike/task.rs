@@ -25,8 +25,9 @@ pub struct Env<'a> {
     /// The made-up source address hashed into NAT_DETECTION_SOURCE_IP when
     /// UDP encapsulation is forced (random per process, stable within it).
     pub fake_natd_source: Ipv4Addr,
-    /// The administrator's settings.
-    pub policy: std::sync::Arc<Policy>,
+    /// The administrator's settings (borrowed: a gateway's threads would
+    /// otherwise all count references on one shared policy).
+    pub policy: &'a Policy,
 }
 
 /// The step of a task a view is gathered for (see [`MobikeTask::view_needs`]).
@@ -118,6 +119,9 @@ pub struct MobikeTask {
     test: Option<Path>,
     /// (Re)transmissions of the current request.
     transmissions: u32,
+    /// Of the INFORMATIONAL request processed (responder): whether the
+    /// IKE_SA forces UDP encapsulation, all its answer reads of the IKE_SA.
+    answer_force_encap: Option<bool>,
 }
 
 /// What the notifies of a received message said.
@@ -160,6 +164,7 @@ impl MobikeTask {
             moved_at_ms: None,
             test: None,
             transmissions: 0,
+            answer_force_encap: None,
         }
     }
 
@@ -208,6 +213,29 @@ impl MobikeTask {
     pub fn migrate(&mut self) {
         self.cookie2 = None;
         self.build_as_initiator = true;
+    }
+
+    /// Whether `step` on a message of `exchange` reads the IKE_SA at all.
+    /// The answer to an INFORMATIONAL request is made of what processing
+    /// it found (a gateway builds one per roaming IKE_SA): its build needs
+    /// no view, see [`MobikeTask::build_answer`].
+    pub fn reads_sa(&self, step: Step, exchange: Exchange) -> bool {
+        !(step == Step::Build
+            && !self.build_as_initiator
+            && exchange == Exchange::Informational
+            && self.answer_force_encap.is_some())
+    }
+
+    /// `task_t.build` of the answer to an INFORMATIONAL request, when
+    /// [`MobikeTask::reads_sa`] says it reads no view.
+    pub fn build_answer(
+        &mut self,
+        msg: &Message<'_>,
+        env: &Env<'_>,
+        out: &mut Vec<Action>,
+    ) -> Status {
+        let force_encap = self.answer_force_encap.unwrap_or(false);
+        self.informational_answer(msg, force_encap, env, out)
     }
 
     /// What the view for `step` must hold besides the IKE_SA's basic facts
@@ -659,10 +687,10 @@ impl MobikeTask {
                 // first IKE_AUTH request only.
                 if !self.ike_auth_done {
                     add(out, &Notify::MobikeSupported);
-                    build_address_list(sa, &env.policy, mem, out);
+                    build_address_list(sa, env.policy, mem, out);
                     // RFC 4555 3.9: the first IKE_AUTH request can set
                     // addresses, so it carries NO_NATS_ALLOWED too.
-                    no_nats_allowed(&env.policy, msg.src, msg.dst, out);
+                    no_nats_allowed(env.policy, msg.src, msg.dst, out);
                     self.ike_auth_done = true;
                 }
                 Status::NeedMore
@@ -696,7 +724,7 @@ impl MobikeTask {
                     && !self.natd
                     && !rr_pending
                     && msg.route_src.map_or(true, |ip| ip == msg.src.ip())
-                    && address_list_unchanged(sa, &env.policy, mem)
+                    && address_list_unchanged(sa, env.policy, mem)
                 {
                     out.push(log(
                         2,
@@ -706,7 +734,7 @@ impl MobikeTask {
                     return Status::Success;
                 }
                 let mut msg = msg.clone();
-                if let Some(path) = self.only_path_left(sa, &msg, mem, &env.policy, out) {
+                if let Some(path) = self.only_path_left(sa, &msg, mem, env.policy, out) {
                     // RFC 4555 3.5: the decision is made, so the IKE_SA and
                     // IPsec SAs move first and the update follows on the
                     // new path, a round trip sooner than after a check.
@@ -759,11 +787,11 @@ impl MobikeTask {
                 }
                 let list = self.address && !self.check;
                 if list {
-                    build_address_list(sa, &env.policy, mem, out);
+                    build_address_list(sa, env.policy, mem, out);
                 }
                 // RFC 4555 3.9: every request that can change addresses.
                 if self.update || list {
-                    no_nats_allowed(&env.policy, msg.src, msg.dst, out);
+                    no_nats_allowed(env.policy, msg.src, msg.dst, out);
                 }
                 if self.natd {
                     natd::build(
@@ -817,34 +845,43 @@ impl MobikeTask {
                     add(out, &Notify::UnexpectedNatDetected);
                 } else if sa.mobike_supported {
                     add(out, &Notify::MobikeSupported);
-                    build_address_list(sa, &env.policy, mem, out);
+                    build_address_list(sa, env.policy, mem, out);
                 }
                 Status::Success
             }
-            Exchange::Informational => {
-                // RFC 4555 3.9, 3.5: the refusals.
-                if self.nat_mismatch {
-                    add(out, &Notify::UnexpectedNatDetected);
-                }
-                if self.unacceptable {
-                    add(out, &Notify::UnacceptableAddresses);
-                }
-                if self.natd_seen {
-                    natd::build(
-                        msg,
-                        sa.force_encap,
-                        env.fake_natd_source,
-                        &mut self.natd_memo,
-                        out,
-                    );
-                }
-                if let Some(c) = self.cookie2.take() {
-                    add(out, &Notify::Cookie2(c));
-                }
-                Status::Success
-            }
+            Exchange::Informational => self.informational_answer(msg, sa.force_encap, env, out),
             _ => Status::NeedMore,
         }
+    }
+
+    /// The answer to an INFORMATIONAL request.
+    fn informational_answer(
+        &mut self,
+        msg: &Message<'_>,
+        force_encap: bool,
+        env: &Env<'_>,
+        out: &mut Vec<Action>,
+    ) -> Status {
+        // RFC 4555 3.9, 3.5: the refusals.
+        if self.nat_mismatch {
+            add(out, &Notify::UnexpectedNatDetected);
+        }
+        if self.unacceptable {
+            add(out, &Notify::UnacceptableAddresses);
+        }
+        if self.natd_seen {
+            natd::build(
+                msg,
+                force_encap,
+                env.fake_natd_source,
+                &mut self.natd_memo,
+                out,
+            );
+        }
+        if let Some(c) = self.cookie2.take() {
+            add(out, &Notify::Cookie2(c));
+        }
+        Status::Success
     }
 
     fn process_request(
@@ -859,19 +896,20 @@ impl MobikeTask {
             Exchange::IkeAuth => {
                 if !self.ike_auth_done {
                     self.ike_auth_done = true;
-                    let mut r = self.read_notifies(sa, msg, &env.policy, out);
+                    let mut r = self.read_notifies(sa, msg, env.policy, out);
                     if self.refuses_nat(msg, &r, out) {
                         // No MOBIKE on an IKE_SA whose addresses were
                         // modified on the way: nothing can move it.
                         out.retain(|a| *a != Action::EnableExtension(Extension::Mobike));
                         return Status::NeedMore;
                     }
-                    self.apply_address_set(&env.policy, &mut r, out);
+                    self.apply_address_set(env.policy, &mut r, out);
                 }
                 Status::NeedMore
             }
             Exchange::Informational => {
-                let mut r = self.read_notifies(sa, msg, &env.policy, out);
+                self.answer_force_encap = Some(sa.force_encap);
+                let mut r = self.read_notifies(sa, msg, env.policy, out);
                 let o = self
                     .natd
                     .then(|| natd::process(msg, &r.natd, false, mem, &mut self.natd_memo));
@@ -924,12 +962,12 @@ impl MobikeTask {
                     self.update = false;
                     return Status::NeedMore;
                 }
-                self.apply_address_set(&env.policy, &mut r, out);
+                self.apply_address_set(env.policy, &mut r, out);
                 if let Some(o) = &o {
                     natd::apply(o, sa.force_encap, out);
                 }
                 if self.update {
-                    self.peer_update(sa, msg, mem, &env.policy, out);
+                    self.peer_update(sa, msg, mem, env.policy, out);
                 } else if self.addresses_updated
                     && sa.original_initiator
                     && msg.src != sa.other_host
@@ -972,7 +1010,7 @@ impl MobikeTask {
         match msg.exchange {
             // In the last IKE_AUTH response only.
             Exchange::IkeAuth if sa.authenticated => {
-                let mut r = self.read_notifies(sa, msg, &env.policy, out);
+                let mut r = self.read_notifies(sa, msg, env.policy, out);
                 if r.unexpected_nat_detected {
                     // RFC 4555 3.9: retry from a new IKE_SA_INIT (charon's
                     // keyingtries) rather than use a path that was modified.
@@ -982,13 +1020,13 @@ impl MobikeTask {
                     ));
                     return Status::Failed;
                 }
-                self.apply_address_set(&env.policy, &mut r, out);
+                self.apply_address_set(env.policy, &mut r, out);
                 Status::Success
             }
             Exchange::Informational => {
                 let sent = self.cookie2.take();
                 let tested = self.test.take();
-                let mut r = self.read_notifies(sa, msg, &env.policy, out);
+                let mut r = self.read_notifies(sa, msg, env.policy, out);
                 if let Some(sent) = sent {
                     let echoed = self.cookie2.take();
                     if !echoed.is_some_and(|e| cookie::matches(&sent, &e)) {
@@ -1014,7 +1052,7 @@ impl MobikeTask {
                 if self.update {
                     mem.nat_retries = 0;
                 }
-                self.apply_address_set(&env.policy, &mut r, out);
+                self.apply_address_set(env.policy, &mut r, out);
                 let mut force = false;
                 if self.natd {
                     let mut o = natd::process(msg, &r.natd, true, mem, &mut self.natd_memo);
@@ -1716,7 +1754,7 @@ mod tests {
         Env {
             rng: &RNG,
             fake_natd_source: Ipv4Addr::new(198, 18, 99, 99),
-            policy: Policy::default().into(),
+            policy: Box::leak(Box::default()),
         }
     }
 
@@ -2603,9 +2641,12 @@ mod tests {
     }
 
     fn env_with(f: impl FnOnce(&mut Policy)) -> Env<'static> {
-        let mut e = env();
-        f(std::sync::Arc::make_mut(&mut e.policy));
-        e
+        let mut p = Policy::default();
+        f(&mut p);
+        Env {
+            policy: Box::leak(Box::new(p)),
+            ..env()
+        }
     }
 
     fn path(l: &str, r: &str) -> Path {
