@@ -614,23 +614,27 @@ static void fill_ts(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s)
 	bool fit = TRUE;
 	int local;
 
-	enumerator = ike_sa->create_child_sa_enumerator(ike_sa);
-	while (enumerator->enumerate(enumerator, &child_sa))
+	/* no enumerator for a childless IKE_SA (a gateway's many) */
+	if (ike_sa->get_child_count(ike_sa))
 	{
-		inner = child_sa->create_ts_enumerator(child_sa, TRUE);
-		while (inner->enumerate(inner, &ts))
+		enumerator = ike_sa->create_child_sa_enumerator(ike_sa);
+		while (enumerator->enumerate(enumerator, &child_sa))
 		{
-			fit &= add_ts(ts, s->local_ts, &v->local_ts_len);
+			inner = child_sa->create_ts_enumerator(child_sa, TRUE);
+			while (inner->enumerate(inner, &ts))
+			{
+				fit &= add_ts(ts, s->local_ts, &v->local_ts_len);
+			}
+			inner->destroy(inner);
+			inner = child_sa->create_ts_enumerator(child_sa, FALSE);
+			while (inner->enumerate(inner, &ts))
+			{
+				fit &= add_ts(ts, s->remote_ts, &v->remote_ts_len);
+			}
+			inner->destroy(inner);
 		}
-		inner->destroy(inner);
-		inner = child_sa->create_ts_enumerator(child_sa, FALSE);
-		while (inner->enumerate(inner, &ts))
-		{
-			fit &= add_ts(ts, s->remote_ts, &v->remote_ts_len);
-		}
-		inner->destroy(inner);
+		enumerator->destroy(enumerator);
 	}
-	enumerator->destroy(enumerator);
 	if (peer_cfg)
 	{
 		enumerator = peer_cfg->create_child_cfg_enumerator(peer_cfg);
@@ -1027,6 +1031,19 @@ static mobike_result run_step(private_mobike_rs_task_t *this,
 #define INLINE_NOTIFIES 16
 
 /**
+ * The notify payload's type and data, borrowed.
+ */
+static void copy_notify(payload_t *payload, mobike_notify *out)
+{
+	notify_payload_t *notify = (notify_payload_t*)payload;
+	chunk_t data = notify->get_notification_data(notify);
+
+	out->notify_type = notify->get_notify_type(notify);
+	out->data = data.ptr;
+	out->len = data.ptr ? data.len : 0;
+}
+
+/**
  * Translate a message of ike_sa. The notifies of a received one go into
  * inline (INLINE_NOTIFIES long) or, if there are more, into an allocated
  * array that free_message() frees.
@@ -1037,11 +1054,9 @@ static void fill_message(ike_sa_t *ike_sa, message_t *message,
 {
 	enumerator_t *enumerator;
 	payload_t *payload;
-	notify_payload_t *notify;
-	chunk_t data;
 	ike_sa_id_t *id;
-	mobike_notify *notifies = NULL;
-	size_t count = 0, len = 0;
+	mobike_notify *notifies;
+	size_t count, len = 0;
 
 	memset(m, 0, sizeof(*m));
 	switch (message->get_exchange_type(message))
@@ -1071,36 +1086,42 @@ static void fill_message(ike_sa_t *ike_sa, message_t *message,
 	{
 		return;
 	}
-	/* the message's size bounds the number of notifies */
+	/* into inline_notifies; a message with more (its size bounds them)
+	 * is walked again into an array of its count */
+	notifies = inline_notifies;
 	enumerator = message->create_payload_enumerator(message);
 	while (enumerator->enumerate(enumerator, &payload))
 	{
-		if (payload->get_type(payload) == PLV2_NOTIFY)
+		if (payload->get_type(payload) != PLV2_NOTIFY)
 		{
-			count++;
+			continue;
 		}
+		if (len < INLINE_NOTIFIES)
+		{
+			copy_notify(payload, &notifies[len]);
+		}
+		len++;
 	}
 	enumerator->destroy(enumerator);
-	if (!count)
+	if (len > INLINE_NOTIFIES)
 	{
-		return;
-	}
-	notifies = count <= INLINE_NOTIFIES ? inline_notifies
-										: calloc(count, sizeof(*notifies));
-	enumerator = message->create_payload_enumerator(message);
-	while (len < count && enumerator->enumerate(enumerator, &payload))
-	{
-		if (payload->get_type(payload) == PLV2_NOTIFY)
+		count = len;
+		len = 0;
+		notifies = calloc(count, sizeof(*notifies));
+		if (!notifies)
 		{
-			notify = (notify_payload_t*)payload;
-			data = notify->get_notification_data(notify);
-			notifies[len].notify_type = notify->get_notify_type(notify);
-			notifies[len].data = data.ptr;
-			notifies[len].len = data.ptr ? data.len : 0;
-			len++;
+			return;
 		}
+		enumerator = message->create_payload_enumerator(message);
+		while (len < count && enumerator->enumerate(enumerator, &payload))
+		{
+			if (payload->get_type(payload) == PLV2_NOTIFY)
+			{
+				copy_notify(payload, &notifies[len++]);
+			}
+		}
+		enumerator->destroy(enumerator);
 	}
-	enumerator->destroy(enumerator);
 	m->notifies = notifies;
 	m->notifies_len = len;
 }
@@ -1265,13 +1286,54 @@ static job_requeue_t rekey_deferred(deferred_job_t *job)
 }
 
 /**
+ * Whether host is addr (address and port).
+ */
+static bool host_is(host_t *host, const mobike_addr *addr)
+{
+	mobike_addr have;
+
+	mobike_rs_addr_from_host(host, &have);
+	return have.family && have.family == addr->family &&
+		   have.port == addr->port && memeq(have.ip, addr->ip, sizeof(have.ip));
+}
+
+/**
+ * A host for addr: the message's own destination or source if it is that
+ * address (what charon's own MOBIKE passes to update_hosts(), which
+ * copies it), else a new one, also stored in *owned for the caller to
+ * destroy.
+ */
+static host_t *host_of(const mobike_addr *addr, message_t *message,
+					   host_t **owned)
+{
+	host_t *host;
+
+	*owned = NULL;
+	if (message)
+	{
+		host = message->get_destination(message);
+		if (host && host_is(host, addr))
+		{
+			return host;
+		}
+		host = message->get_source(message);
+		if (host && host_is(host, addr))
+		{
+			return host;
+		}
+	}
+	*owned = mobike_rs_host_from_addr(addr);
+	return *owned;
+}
+
+/**
  * Apply the actions of the last core call, in order.
  */
 static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 						  packet_t *packet)
 {
 	mobike_action a;
-	host_t *me, *other;
+	host_t *me, *other, *own_me, *own_other;
 	packet_t *copy;
 	update_hosts_flag_t flags;
 
@@ -1335,8 +1397,8 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 				}
 				break;
 			case MOBIKE_ACTION_UPDATE_HOSTS:
-				me = mobike_rs_host_from_addr(&a.a);
-				other = mobike_rs_host_from_addr(&a.b);
+				me = host_of(&a.a, message, &own_me);
+				other = host_of(&a.b, message, &own_other);
 				flags = a.value == MOBIKE_UPDATE_FORCE_CHILDREN ?
 							UPDATE_HOSTS_FORCE_CHILDREN : UPDATE_HOSTS_FORCE_ALL;
 				if (this->defer_next_update)
@@ -1348,8 +1410,8 @@ static void apply_actions(private_mobike_rs_task_t *this, message_t *message,
 				{
 					this->ike_sa->update_hosts(this->ike_sa, me, other, flags);
 				}
-				DESTROY_IF(me);
-				DESTROY_IF(other);
+				DESTROY_IF(own_me);
+				DESTROY_IF(own_other);
 				break;
 			case MOBIKE_ACTION_QUEUE_RETURN_ROUTABILITY_CHECK:
 				/* any MOBIKE request of ours carries the check */
