@@ -36,7 +36,7 @@
 # unless the harness failed (a scenario could not be set up or checked); a
 # slow or "never" result is a result, not a failure.
 #
-# Environment: BENCH_RUNS (5), BENCH_SAS (1000), BENCH_MANY_RUNS (9),
+# Environment: BENCH_RUNS (5), BENCH_SAS (1000), BENCH_MANY_RUNS (15),
 # BENCH_SILENT_MAX (30 s), BENCH_NAT_MAX (30 s), BENCH_BREAK_MAX (10 s),
 # BENCH_SETUP_MAX (300 s), BENCH_QUICK=1 (1 run each, 50 SAs),
 # BENCH_ONLY="break nat return silent natmap many" (a subset).
@@ -53,7 +53,7 @@ if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 fi
 RUNS=${BENCH_RUNS:-5}
 SAS=${BENCH_SAS:-1000}
-MANY_RUNS=${BENCH_MANY_RUNS:-9}
+MANY_RUNS=${BENCH_MANY_RUNS:-15}
 SILENT_MAX=${BENCH_SILENT_MAX:-30}
 NAT_MAX=${BENCH_NAT_MAX:-30}
 BREAK_MAX=${BENCH_BREAK_MAX:-10}
@@ -528,6 +528,13 @@ paired_ratios() {
 			if (n["builtin"] == n["rust"] && v["builtin"] > 0) { printf "%s%.2f", sep, v["rust"] / v["builtin"]; sep = ", " } }' "$RAW"
 }
 
+# paired_median KEY: the median of paired_ratios (a run's noise is shared
+# by both gateways of the run, so this is the steadier figure).
+paired_median() {
+	paired_ratios "$1" | tr ',' '\n' | sort -n | awk '{ v[NR] = $1 }
+		END { if (NR) printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else printf "-" }'
+}
+
 many_row() { # KEY UNIT LABEL
 	local r="-" b p
 	b=$(summary "$1" builtin median) p=$(summary "$1" rust median)
@@ -562,7 +569,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 		echo
 	fi
 	if want many; then
-		echo "Gateway under test, road warrior a stock charon: a builtin and a rust gateway run side by side (198.18.1.1 and 198.18.1.3 on the same segment, which runs which alternating by run), each with $SAS childless IKE_SAs from the one road-warrior host (one connection each, initiated in parallel through vici); all $((2 * SAS)) roam when rw-a goes down, so both gateways work under the same load and the same noise (median of $MANY_RUNS run(s); per run, rust CPU / builtin CPU: $(paired_ratios many_cpu)). All charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateways with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's CPU time over that interval (the sum of its threads' schedstat run time, ns); memory: VmRSS growth over the setup divided by the IKE_SAs. Childless IKE_SAs move without a return routability check (no IPsec SA to redirect; it runs when a CHILD_SA comes up), so both columns do one exchange per IKE_SA."
+		echo "Gateway under test, road warrior a stock charon: a builtin and a rust gateway run side by side (198.18.1.1 and 198.18.1.3 on the same segment, which runs which alternating by run), each with $SAS childless IKE_SAs from the one road-warrior host (one connection each, initiated in parallel through vici); all $((2 * SAS)) roam when rw-a goes down, so both gateways work under the same load and the same noise (median of $MANY_RUNS run(s); per run, rust CPU / builtin CPU: $(paired_ratios many_cpu); their median $(paired_median many_cpu)). All charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateways with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's CPU time over that interval (the sum of its threads' schedstat run time, ns); memory: VmRSS growth over the setup divided by the IKE_SAs. Childless IKE_SAs move without a return routability check (no IPsec SA to redirect; it runs when a CHILD_SA comes up), so both columns do one exchange per IKE_SA."
 		echo
 		echo "| gateway | builtin | rust | ratio |"
 		echo "|---|---|---|---|"
