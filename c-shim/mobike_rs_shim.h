@@ -67,7 +67,8 @@ uint64_t mobike_rs_shim_now_us(void);
  * @param s				storage to fill
  * @param needs			MOBIKE_NEED_* bits (MOBIKE_NEED_ROUTE_SRC and the
  *						message facts are the task's, for its message);
- *						the view's facts record those gathered
+ *						the view's facts record those gathered, and
+ *						MOBIKE_NEED_SA the basic facts
  */
 void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 							  uint32_t needs);
