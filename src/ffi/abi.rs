@@ -1617,6 +1617,37 @@ mod tests {
         assert!(ViewStorage::new(&bad).is_err());
     }
 
+    /// A gateway's view of an IKE_SA with MOBIKE, on 198.18.1.1 -
+    /// 198.18.1.2; `peers` must outlive its use.
+    fn gateway_view(unique_id: u32, peers: &[mobike_addr]) -> mobike_sa_view {
+        let a = |s: &str| addr_to_c(Some(s.parse::<SocketAddr>().unwrap()));
+        mobike_sa_view {
+            unique_id,
+            flags: MOBIKE_SA_AUTHENTICATED
+                | MOBIKE_SA_MOBIKE_CONFIGURED
+                | MOBIKE_SA_MOBIKE_SUPPORTED,
+            peer_addrs: peers.as_ptr(),
+            peer_addrs_len: peers.len(),
+            ..test_view(a("198.18.1.1:4500"), a("198.18.1.2:4500"))
+        }
+    }
+
+    /// The road warrior's request 3 from its new address 198.18.2.2.
+    fn update_request(notifies: &[mobike_notify]) -> mobike_message {
+        let a = |s: &str| addr_to_c(Some(s.parse::<SocketAddr>().unwrap()));
+        mobike_message {
+            exchange: MOBIKE_EXCHANGE_INFORMATIONAL,
+            src: a("198.18.2.2:4500"),
+            dst: a("198.18.1.1:4500"),
+            spi_i: [1; 8],
+            spi_r: [2; 8],
+            notifies: notifies.as_ptr(),
+            notifies_len: notifies.len(),
+            route_src: mobike_addr::default(),
+            message_id: 3,
+        }
+    }
+
     #[test]
     fn a_step_missing_facts_decides_nothing_and_asks_for_them() {
         let a = |s: &str| addr_to_c(Some(s.parse::<SocketAddr>().unwrap()));
@@ -1627,28 +1658,12 @@ mod tests {
             len: 0,
         }];
         let mut sa = mobike_sa_view {
-            unique_id: 0xfac7,
-            flags: MOBIKE_SA_AUTHENTICATED
-                | MOBIKE_SA_MOBIKE_CONFIGURED
-                | MOBIKE_SA_MOBIKE_SUPPORTED,
-            peer_addrs: peers.as_ptr(),
-            peer_addrs_len: 1,
             now_ms: 1000,
-            ..test_view(a("198.18.1.1:4500"), a("198.18.1.2:4500"))
+            ..gateway_view(0xfac7, &peers)
         };
         // the peer's update comes from another address: may that path
         // carry IKE? (the filter and the route of the message)
-        let msg = mobike_message {
-            exchange: MOBIKE_EXCHANGE_INFORMATIONAL,
-            src: a("198.18.2.2:4500"),
-            dst: a("198.18.1.1:4500"),
-            spi_i: [1; 8],
-            spi_r: [2; 8],
-            notifies: notifies.as_ptr(),
-            notifies_len: notifies.len(),
-            route_src: mobike_addr::default(),
-            message_id: 3,
-        };
+        let msg = update_request(&notifies);
         let t = unsafe { (MOBIKE_API.task_new)(false) };
         let mut status = mobike_status::MOBIKE_STATUS_FAILED;
         let mut needs = 0;
@@ -1696,26 +1711,10 @@ mod tests {
         ];
         let peers = [a("198.18.1.2:4500")];
         let mut sa = mobike_sa_view {
-            unique_id: 0xfac8,
-            flags: MOBIKE_SA_AUTHENTICATED
-                | MOBIKE_SA_MOBIKE_CONFIGURED
-                | MOBIKE_SA_MOBIKE_SUPPORTED,
             facts: MOBIKE_NEED_SA | MOBIKE_NEED_FILTER | MOBIKE_NEED_MESSAGE_ROUTE,
-            peer_addrs: peers.as_ptr(),
-            peer_addrs_len: 1,
-            ..test_view(a("198.18.1.1:4500"), a("198.18.1.2:4500"))
+            ..gateway_view(0xfac8, &peers)
         };
-        let request = mobike_message {
-            exchange: MOBIKE_EXCHANGE_INFORMATIONAL,
-            src: a("198.18.2.2:4500"),
-            dst: a("198.18.1.1:4500"),
-            spi_i: [1; 8],
-            spi_r: [2; 8],
-            notifies: notifies.as_ptr(),
-            notifies_len: notifies.len(),
-            route_src: mobike_addr::default(),
-            message_id: 3,
-        };
+        let request = update_request(&notifies);
         let answer = mobike_message {
             src: request.dst,
             dst: request.src,
