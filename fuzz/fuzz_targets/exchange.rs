@@ -128,6 +128,9 @@ struct World {
     next_mid: u32,
     mem: SaMemory,
     last_cookie2: Vec<u8>,
+    /// force_encap as the task's last INFORMATIONAL request was processed
+    /// (a responder builds its answer from that, without a view).
+    answer_force_encap: Option<bool>,
 }
 
 impl World {
@@ -278,7 +281,7 @@ fn facts<'a>(w: &'a World, rng: &'a FixedByteRandom) -> (SaView<'a>, Env<'a>) {
     let env = Env {
         rng,
         fake_natd_source: Ipv4Addr::new(198, 18, 99, 99),
-        policy: w.policy.clone().into(),
+        policy: &w.policy,
     };
     (view, env)
 }
@@ -411,7 +414,10 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
         (b & 0x80 == 0).then(|| Input(&[b]).ip(None))
     };
     match op {
-        0 => *task = Some(MobikeTask::new(inp.byte() & 1 != 0)),
+        0 => {
+            *task = Some(MobikeTask::new(inp.byte() & 1 != 0));
+            w.answer_force_encap = None;
+        }
         9 => w.flags = inp.byte(),
         10 => {
             w.route_mask = inp.byte();
@@ -475,12 +481,22 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
             w.next_mid += 1;
             let msg = message(w, ex, w.next_mid, (w.my_host, w.other_host), &[], route_src);
             let (view, env) = facts(w, rng);
-            let needs = t.view_needs(Step::Build, &basic(&view, Step::Build), &mem, &env.policy, Some(&msg));
+            let needs = t.view_needs(Step::Build, &basic(&view, Step::Build), &mem, env.policy, Some(&msg));
             let lean = needs_hold(t, &mem, &view, &msg, needs, |t, v, m, mem, o| {
                 t.build(v, m, mem, &env, o)
             });
+            // an answer built without the view is the one built with it
+            // (force_encap being what it was when the request came)
+            let sa_less = (!t.reads_sa(Step::Build, ex) && w.answer_force_encap == Some(view.force_encap))
+                .then(|| {
+                    let (mut t, mut o) = (t.clone(), Vec::new());
+                    (t.build_answer(&msg, &env, &mut o), o)
+                });
             let s = t.build(&view, &msg, &mut mem, &env, &mut out);
             assert_eq!(lean, (s, out.clone()), "build with only {needs:?}");
+            if let Some(answer) = sa_less {
+                assert_eq!(answer, (s, out.clone()), "an answer built without the view");
+            }
             mem.stats.record(&view, Call::Build, &out, s);
             status = Some(s);
         }
@@ -499,7 +515,7 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
             if ours && matches!(dst.port(), 500 | 4500) {
                 let msg = message(w, ex, mid, (src, dst), &raw, None);
                 let (view, env) = facts(w, rng);
-                let needs = t.view_needs(Step::Process, &basic(&view, Step::Process), &mem, &env.policy, Some(&msg));
+                let needs = t.view_needs(Step::Process, &basic(&view, Step::Process), &mem, env.policy, Some(&msg));
                 let lean = needs_hold(t, &mem, &view, &msg, needs, |t, v, m, mem, o| {
                     t.process(v, m, mem, &env, o)
                 });
@@ -507,6 +523,10 @@ fn step(inp: &mut Input, w: &mut World, task: &mut Option<MobikeTask>, rng: &Fix
                 assert_eq!(lean, (s, out.clone()), "process with only {needs:?}");
                 mem.stats.record(&view, Call::Process, &out, s);
                 status = Some(s);
+                let force_encap = view.force_encap;
+                if !t.is_initiator() && ex == Exchange::Informational {
+                    w.answer_force_encap = Some(force_encap);
+                }
             }
         }
         7 => {
@@ -608,6 +628,7 @@ fuzz_target!(|data: &[u8]| {
         next_mid: 0,
         mem: SaMemory::default(),
         last_cookie2: Vec::new(),
+        answer_force_encap: None,
     };
     w.refresh_routes();
     let mut task = None;
