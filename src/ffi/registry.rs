@@ -181,15 +181,15 @@ pub fn with_policy<R>(f: impl FnOnce(&Policy) -> R) -> R {
     // read before the policy: at worst the copy is refreshed once more
     let generation = POLICY_GENERATION.load(Ordering::Acquire);
     LOCAL.with(|cell| {
-        let fresh = matches!(&*cell.borrow(), Some((g, _)) if *g == generation);
-        if !fresh {
-            if let Ok(mut local) = cell.try_borrow_mut() {
+        // a call nested in another on this thread (none today) cannot
+        // refresh the copy the outer one is reading, and reads that one
+        if let Ok(mut local) = cell.try_borrow_mut() {
+            if !matches!(&*local, Some((g, _)) if *g == generation) {
                 *local = Some((generation, policy()));
             }
         }
         match &*cell.borrow() {
             Some((_, p)) => f(p),
-            // refreshed further up this thread's stack: the shared one
             None => f(&policy()),
         }
     })
