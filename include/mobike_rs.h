@@ -70,12 +70,6 @@
 #define MOBIKE_NEED_LOCALS (1 << 0)
 
 /**
- * The basic facts of the IKE_SA: all of the view but the costly facts.
- * The answer to an INFORMATIONAL request is built without them.
- */
-#define MOBIKE_NEED_SA (1 << 6)
-
-/**
  * Traffic selectors and virtual IPs.
  */
 #define MOBIKE_NEED_FILTER (1 << 1)
@@ -101,6 +95,12 @@
  * `local_ifaces`.
  */
 #define MOBIKE_NEED_MESSAGE_LOCAL (1 << 5)
+
+/**
+ * The basic facts of the IKE_SA: all of the view but the costly facts.
+ * The answer to an INFORMATIONAL request is built without them.
+ */
+#define MOBIKE_NEED_SA (1 << 6)
 
 /**
  * What the shim gathers before it processes an INFORMATIONAL message,

@@ -154,9 +154,6 @@ pub struct mobike_sa_view {
 /// Bits of `mobike_sa_view.facts` and of a step's `out_needs`: local
 /// addresses and their interfaces.
 pub const MOBIKE_NEED_LOCALS: u32 = 1 << 0;
-/// The basic facts of the IKE_SA: all of the view but the costly facts.
-/// The answer to an INFORMATIONAL request is built without them.
-pub const MOBIKE_NEED_SA: u32 = 1 << 6;
 /// Traffic selectors and virtual IPs.
 pub const MOBIKE_NEED_FILTER: u32 = 1 << 1;
 /// Routes towards the peer addresses (all pairs) and their interfaces.
@@ -169,6 +166,9 @@ pub const MOBIKE_NEED_MESSAGE_ROUTE: u32 = 1 << 4;
 /// Of the received message: the interface of its destination, in
 /// `local_ifaces`.
 pub const MOBIKE_NEED_MESSAGE_LOCAL: u32 = 1 << 5;
+/// The basic facts of the IKE_SA: all of the view but the costly facts.
+/// The answer to an INFORMATIONAL request is built without them.
+pub const MOBIKE_NEED_SA: u32 = 1 << 6;
 /// What the shim gathers before it processes an INFORMATIONAL message,
 /// without being asked: what an UPDATE_SA_ADDRESSES from a new address
 /// reads (a gateway answers one per roaming IKE_SA). The route comes from
@@ -781,12 +781,11 @@ fn step(
             Ok(n) => n,
             Err(e) => return e,
         };
-        let core_step = which.core();
         if sa.facts & MOBIKE_NEED_SA == 0 {
             let Some(message) = message_of(msg, notifies) else {
                 return mobike_result::MOBIKE_INVALID_PARAMETER;
             };
-            if t.core.reads_sa(core_step, message.exchange) {
+            if t.core.reads_sa(which.core(), message.exchange) {
                 // SAFETY: checked non-NULL above.
                 unsafe { *out_needs = MOBIKE_NEED_SA };
                 return mobike_result::MOBIKE_OK;
