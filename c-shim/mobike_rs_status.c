@@ -106,7 +106,8 @@ static bool on_accept(private_mobike_rs_status_t *this, stream_t *stream)
 													charon->controller, TRUE);
 	while (enumerator->enumerate(enumerator, &ike_sa))
 	{
-		mobike_rs_shim_fill_view(ike_sa, s, MOBIKE_NEED_LOCALS | MOBIKE_NEED_FILTER);
+		mobike_rs_shim_fill_view(ike_sa, s, MOBIKE_NEED_PEERS |
+								 MOBIKE_NEED_LOCALS | MOBIKE_NEED_FILTER);
 		this->api->status_add(doc, &s->view, ike_sa->get_name(ike_sa));
 	}
 	enumerator->destroy(enumerator);

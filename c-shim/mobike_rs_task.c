@@ -774,9 +774,6 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 	ike_sa_id_t *id = ike_sa->get_id(ike_sa);
 	ike_cfg_t *ike_cfg = ike_sa->get_ike_cfg(ike_sa);
 	peer_cfg_t *peer_cfg = ike_sa->get_peer_cfg(ike_sa);
-	enumerator_t *enumerator;
-	host_t *host;
-	size_t dropped = 0;
 
 	memset(v, 0, sizeof(*v));
 	v->facts = MOBIKE_NEED_SA;
@@ -821,6 +818,24 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 		(force_encap(ike_cfg) ? MOBIKE_SA_FORCE_ENCAP : 0) |
 		(ike_sa->get_child_count(ike_sa) > 0 ? MOBIKE_SA_HAS_CHILD_SAS : 0);
 
+	v->peer_addrs = s->peers;
+	v->routes = s->routes;
+	v->route_ifaces = s->route_ifaces;
+	v->local_addrs = s->locals;
+	v->local_ifaces = s->local_ifaces;
+	mobike_rs_shim_fill_view_more(ike_sa, s, needs);
+}
+
+/**
+ * The peer address set of the IKE_SA.
+ */
+static void fill_peers(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s)
+{
+	mobike_sa_view *v = &s->view;
+	enumerator_t *enumerator;
+	host_t *host;
+	size_t dropped = 0;
+
 	enumerator = ike_sa->create_peer_address_enumerator(ike_sa);
 	while (enumerator->enumerate(enumerator, &host))
 	{
@@ -832,17 +847,11 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 		mobike_rs_addr_from_host(host, &s->peers[v->peer_addrs_len++]);
 	}
 	enumerator->destroy(enumerator);
-	v->peer_addrs = s->peers;
-	v->routes = s->routes;
-	v->route_ifaces = s->route_ifaces;
-	v->local_addrs = s->locals;
-	v->local_ifaces = s->local_ifaces;
 	if (dropped)
 	{
 		DBG1(DBG_IKE, "mobike-rs: only the first %d of %d peer addresses "
 			 "considered", MAX_VIEW_ADDRS, (int)(MAX_VIEW_ADDRS + dropped));
 	}
-	mobike_rs_shim_fill_view_more(ike_sa, s, needs);
 }
 
 /*
@@ -856,6 +865,12 @@ void mobike_rs_shim_fill_view_more(ike_sa_t *ike_sa,
 	host_t *host;
 	size_t i;
 
+	/* the routes are those towards the peer addresses */
+	if ((needs & (MOBIKE_NEED_PEERS | MOBIKE_NEED_ROUTES)) &&
+		!(v->facts & MOBIKE_NEED_PEERS))
+	{
+		fill_peers(ike_sa, s);
+	}
 	if ((needs & MOBIKE_NEED_ROUTES) && !v->routes_len)
 	{
 		for (i = 0; i < v->peer_addrs_len; i++)
@@ -894,8 +909,12 @@ void mobike_rs_shim_fill_view_more(ike_sa_t *ike_sa,
 		fill_ts(ike_sa, s);
 		fill_vips(ike_sa, s);
 	}
-	v->facts |= needs & (MOBIKE_NEED_ROUTES | MOBIKE_NEED_LOCALS |
-						 MOBIKE_NEED_FILTER);
+	v->facts |= needs & (MOBIKE_NEED_PEERS | MOBIKE_NEED_ROUTES |
+						 MOBIKE_NEED_LOCALS | MOBIKE_NEED_FILTER);
+	if (needs & MOBIKE_NEED_ROUTES)
+	{
+		v->facts |= MOBIKE_NEED_PEERS;
+	}
 }
 
 /*

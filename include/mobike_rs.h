@@ -12,7 +12,7 @@
 /**
  * Version of this table's layout; the shim refuses a table it does not know.
  */
-#define MOBIKE_API_VERSION 10
+#define MOBIKE_API_VERSION 11
 
 /**
  * `mobike_addr_iface.flags` bit: the interface is a tunnel device (XFRM,
@@ -75,7 +75,8 @@
 #define MOBIKE_NEED_FILTER (1 << 1)
 
 /**
- * Routes towards the peer addresses (all pairs) and their interfaces.
+ * Routes towards the peer addresses (all pairs) and their interfaces;
+ * the peer address set comes with them.
  */
 #define MOBIKE_NEED_ROUTES (1 << 2)
 
@@ -101,6 +102,12 @@
  * The answer to an INFORMATIONAL request is built without them.
  */
 #define MOBIKE_NEED_SA (1 << 6)
+
+/**
+ * The peer address set, `peer_addrs`: read only to choose paths (with
+ * the routes), so a gateway answering an update does not walk it.
+ */
+#define MOBIKE_NEED_PEERS (1 << 7)
 
 /**
  * What the shim gathers before it processes an INFORMATIONAL message,
@@ -392,6 +399,9 @@ typedef struct mobike_sa_view {
   uint16_t socket_port;
   uint16_t socket_natt_port;
   uint32_t families;
+  /**
+   * The peer address set (with MOBIKE_NEED_PEERS).
+   */
   const struct mobike_addr *peer_addrs;
   uintptr_t peer_addrs_len;
   const struct mobike_addr *local_addrs;
@@ -534,8 +544,8 @@ typedef struct mobike_api {
   bool (*task_will_check_or_update)(const struct mobike_task *task);
   /**
    * The steps of a task. `sa` holds the basic facts (hosts, ports,
-   * flags, peer addresses; for a transmit also `route_current`) if
-   * `sa.facts` has MOBIKE_NEED_SA, and the costly ones in `sa.facts`.
+   * flags; for a transmit also `route_current`) if `sa.facts` has
+   * MOBIKE_NEED_SA, and the costly ones in `sa.facts`.
    * If the step reads a fact not there, it decides nothing:
    * `*out_needs` gets the MOBIKE_NEED_* bits missing, there are no
    * actions, and the caller gathers them and calls again (a view

@@ -188,6 +188,9 @@ fn basic<'a>(v: &SaView<'a>, step: Step) -> SaView<'a> {
 /// `msg` the message of a process step).
 fn stripped<'a>(v: &SaView<'a>, needs: ViewNeeds, msg: Option<&Message<'_>>) -> SaView<'a> {
     let mut s = v.clone();
+    if !needs.peers {
+        s.peer_addresses = &[];
+    }
     if !needs.locals {
         s.local_addresses = &[];
         s.local_interfaces = match (needs.message_local, msg) {

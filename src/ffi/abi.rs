@@ -29,7 +29,7 @@ use super::kernel;
 use super::registry;
 
 /// Version of this table's layout; the shim refuses a table it does not know.
-pub const MOBIKE_API_VERSION: u32 = 10;
+pub const MOBIKE_API_VERSION: u32 = 11;
 
 /// An IP address and port. `family` is 0 (none), 4 or 6; IPv4 uses the
 /// first four bytes of `ip`. The port is in host byte order.
@@ -124,6 +124,7 @@ pub struct mobike_sa_view {
     pub socket_port: u16,
     pub socket_natt_port: u16,
     pub families: u32,
+    /// The peer address set (with MOBIKE_NEED_PEERS).
     pub peer_addrs: *const mobike_addr,
     pub peer_addrs_len: usize,
     pub local_addrs: *const mobike_addr,
@@ -156,7 +157,8 @@ pub struct mobike_sa_view {
 pub const MOBIKE_NEED_LOCALS: u32 = 1 << 0;
 /// Traffic selectors and virtual IPs.
 pub const MOBIKE_NEED_FILTER: u32 = 1 << 1;
-/// Routes towards the peer addresses (all pairs) and their interfaces.
+/// Routes towards the peer addresses (all pairs) and their interfaces;
+/// the peer address set comes with them.
 pub const MOBIKE_NEED_ROUTES: u32 = 1 << 2;
 /// `mobike_message.route_src` of the message being built.
 pub const MOBIKE_NEED_ROUTE_SRC: u32 = 1 << 3;
@@ -169,6 +171,9 @@ pub const MOBIKE_NEED_MESSAGE_LOCAL: u32 = 1 << 5;
 /// The basic facts of the IKE_SA: all of the view but the costly facts.
 /// The answer to an INFORMATIONAL request is built without them.
 pub const MOBIKE_NEED_SA: u32 = 1 << 6;
+/// The peer address set, `peer_addrs`: read only to choose paths (with
+/// the routes), so a gateway answering an update does not walk it.
+pub const MOBIKE_NEED_PEERS: u32 = 1 << 7;
 /// What the shim gathers before it processes an INFORMATIONAL message,
 /// without being asked: what an UPDATE_SA_ADDRESSES from a new address
 /// reads (a gateway answers one per roaming IKE_SA). The route comes from
@@ -324,8 +329,8 @@ pub struct mobike_api {
     /// Whether a queued task will check paths or update addresses.
     pub task_will_check_or_update: unsafe extern "C" fn(task: *const mobike_task) -> bool,
     /// The steps of a task. `sa` holds the basic facts (hosts, ports,
-    /// flags, peer addresses; for a transmit also `route_current`) if
-    /// `sa.facts` has MOBIKE_NEED_SA, and the costly ones in `sa.facts`.
+    /// flags; for a transmit also `route_current`) if `sa.facts` has
+    /// MOBIKE_NEED_SA, and the costly ones in `sa.facts`.
     /// If the step reads a fact not there, it decides nothing:
     /// `*out_needs` gets the MOBIKE_NEED_* bits missing, there are no
     /// actions, and the caller gathers them and calls again (a view
@@ -739,7 +744,8 @@ impl Step {
 /// The MOBIKE_NEED_* bits of what a step reads.
 fn needs_bits(n: ViewNeeds) -> u32 {
     let bit = |on: bool, b: u32| if on { b } else { 0 };
-    bit(n.locals, MOBIKE_NEED_LOCALS)
+    bit(n.peers, MOBIKE_NEED_PEERS)
+        | bit(n.locals, MOBIKE_NEED_LOCALS)
         | bit(n.filter, MOBIKE_NEED_FILTER)
         | bit(n.routes, MOBIKE_NEED_ROUTES)
         | bit(n.route_src, MOBIKE_NEED_ROUTE_SRC)
@@ -1687,6 +1693,18 @@ mod tests {
                     && sock_of(&act.b) == Ok(Some("198.18.2.2:4500".parse().unwrap()));
             }
             assert!(moved, "the IKE_SA follows the peer's update");
+            (MOBIKE_API.task_free)(t);
+
+            // a request looking for a path reads the peer address set
+            // with the routes towards it; the answer above read neither
+            let t = (MOBIKE_API.task_new)(true);
+            (MOBIKE_API.task_roam)(t, true);
+            sa.facts = MOBIKE_NEED_SA;
+            let mut found = true;
+            let r = (MOBIKE_API.task_transmit)(t, &sa, &mut found, &mut needs);
+            assert_eq!(r, mobike_result::MOBIKE_OK);
+            let paths = MOBIKE_NEED_PEERS | MOBIKE_NEED_ROUTES;
+            assert_eq!(needs & paths, paths);
             (MOBIKE_API.task_free)(t);
             (MOBIKE_API.sa_forget)(0xfac7);
         }

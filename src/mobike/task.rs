@@ -43,6 +43,9 @@ pub enum Step {
 /// a gateway with thousands of roaming IKE_SAs pays them per exchange.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ViewNeeds {
+    /// `peer_addresses`, the peer address set (read only to choose paths;
+    /// `routes` implies it).
+    pub peers: bool,
     /// `local_addresses` and `local_interfaces`.
     pub locals: bool,
     /// `local_ts`, `remote_ts`, `my_vips`, `peer_vips` (the address filter).
@@ -60,6 +63,7 @@ pub struct ViewNeeds {
 
 impl ViewNeeds {
     const ALL: ViewNeeds = ViewNeeds {
+        peers: true,
         locals: true,
         filter: true,
         routes: true,
@@ -239,10 +243,26 @@ impl MobikeTask {
     }
 
     /// What the view for `step` must hold besides the IKE_SA's basic facts
-    /// (hosts, ports, flags, peer addresses, and for `Transmit`
-    /// `route_current`), which `sa` has; `msg` is the message of a build or
-    /// process step. Asking for more than this is never wrong.
+    /// (hosts, ports, flags, and for `Transmit` `route_current`), which
+    /// `sa` has; `msg` is the message of a build or process step. Asking
+    /// for more than this is never wrong.
     pub fn view_needs(
+        &self,
+        step: Step,
+        sa: &SaView<'_>,
+        mem: &SaMemory,
+        policy: &Policy,
+        msg: Option<&Message<'_>>,
+    ) -> ViewNeeds {
+        let needs = self.view_needs_of(step, sa, mem, policy, msg);
+        // paths are made of the peer addresses and their routes
+        ViewNeeds {
+            peers: needs.peers || needs.routes,
+            ..needs
+        }
+    }
+
+    fn view_needs_of(
         &self,
         step: Step,
         sa: &SaView<'_>,
