@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use crate::mobike::notify::{self, Notify, NotifyType};
+use crate::mobike::notify::{self, Notify, NotifyData, NotifyType};
 use crate::mobike::{natd, Action, Exchange, Message};
 
 /// The environment variable naming the case.
@@ -172,7 +172,7 @@ pub fn on_build(
             for a in out.iter_mut() {
                 if let Action::AddNotify { ty, data } = a {
                     if *ty == NotifyType::NatDetectionSourceIp && !force_encap {
-                        *data = hash.to_vec();
+                        *data = NotifyData::from_slice(&hash);
                     }
                 }
             }
@@ -198,7 +198,7 @@ pub fn on_build(
             remove(out, NotifyType::Cookie2);
             out.push(Action::AddNotify {
                 ty: NotifyType::Cookie2,
-                data: vec![0xc2; n],
+                data: NotifyData::from_elem(0xc2, n),
             });
             mark(out, case, &format!("COOKIE2 of {n} octets"));
         }
@@ -245,7 +245,7 @@ pub fn on_build(
             for (ty, len) in bad {
                 out.push(Action::AddNotify {
                     ty,
-                    data: vec![0xbd; len],
+                    data: NotifyData::from_elem(0xbd, len),
                 });
             }
             mark(out, case, &what.join(" "));

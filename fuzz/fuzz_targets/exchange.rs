@@ -342,7 +342,7 @@ fn apply(w: &mut World, out: &[Action]) {
     for a in out {
         match a {
             Action::AddNotify { ty, data } if *ty == NotifyType::Cookie2 => {
-                w.last_cookie2 = data.clone();
+                w.last_cookie2 = data.to_vec();
             }
             Action::ClearPeerAddresses => w.peers.clear(),
             Action::AddPeerAddress(p) => w.peers.push(*p),

@@ -60,7 +60,7 @@ fuzz_target!(|input: &[u8]| {
             );
             let (ety, edata) = encode(&n);
             assert_eq!(ety as u16, ty, "{n:?} encodes to another type");
-            assert_eq!(edata, data, "{n:?} encodes to other bytes");
+            assert_eq!(&edata[..], data, "{n:?} encodes to other bytes");
             let again = decode(&RawNotify {
                 ty: ety as u16,
                 data: &edata,

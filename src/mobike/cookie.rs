@@ -6,11 +6,12 @@
 
 use ring::rand::SecureRandom;
 
+use super::notify::NotifyData;
 use super::COOKIE2_LEN;
 
 /// A fresh cookie, or `None` if the random source failed.
-pub fn generate(rng: &dyn SecureRandom) -> Option<Vec<u8>> {
-    let mut c = vec![0u8; COOKIE2_LEN];
+pub fn generate(rng: &dyn SecureRandom) -> Option<NotifyData> {
+    let mut c = NotifyData::from_elem(0, COOKIE2_LEN);
     rng.fill(&mut c).ok()?;
     Some(c)
 }

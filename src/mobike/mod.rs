@@ -108,7 +108,7 @@ pub enum Action {
     /// Add a notify payload (type, data) to the message being built.
     AddNotify {
         ty: NotifyType,
-        data: Vec<u8>,
+        data: notify::NotifyData,
     },
     /// Send the message being built from this source address instead.
     SetSource(SocketAddr),

@@ -70,6 +70,12 @@ pub const COOKIE2_MAX: usize = 64;
 /// NAT-D data is a SHA-1 digest (RFC 7296 2.23).
 pub const NATD_LEN: usize = 20;
 
+/// The data of a notify, inline up to the longest a MOBIKE notify may
+/// carry (a COOKIE2 of 64 octets): a gateway decodes and builds several per
+/// roaming IKE_SA, none on the heap. Longer data (only a hostile test
+/// peer's) spills there.
+pub type NotifyData = smallvec::SmallVec<[u8; COOKIE2_MAX]>;
+
 /// A decoded MOBIKE-relevant notify.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notify {
@@ -77,7 +83,7 @@ pub enum Notify {
     AdditionalAddress(IpAddr),
     NoAdditionalAddresses,
     UpdateSaAddresses,
-    Cookie2(Vec<u8>),
+    Cookie2(NotifyData),
     NatDetectionSourceIp([u8; 20]),
     NatDetectionDestinationIp([u8; 20]),
     UnacceptableAddresses,
@@ -133,7 +139,7 @@ pub fn decode(raw: &RawNotify<'_>) -> Result<Option<Notify>, Malformed> {
             .map(|a| Some(Notify::AdditionalAddress(IpAddr::V6(Ipv6Addr::from(a)))))
             .map_err(|_| bad),
         Cookie2 if (COOKIE2_MIN..=COOKIE2_MAX).contains(&d.len()) => {
-            Ok(Some(Notify::Cookie2(d.to_vec())))
+            Ok(Some(Notify::Cookie2(NotifyData::from_slice(d))))
         }
         Cookie2 => Err(bad),
         NatDetectionSourceIp => Ok(Some(Notify::NatDetectionSourceIp(hash()?))),
@@ -166,32 +172,34 @@ pub fn decode(raw: &RawNotify<'_>) -> Result<Option<Notify>, Malformed> {
     }
 }
 
-fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+fn ip_bytes(ip: IpAddr) -> NotifyData {
     match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
+        IpAddr::V4(a) => NotifyData::from_slice(&a.octets()),
+        IpAddr::V6(a) => NotifyData::from_slice(&a.octets()),
     }
 }
 
 /// Encodes a notify as its type and data.
-pub fn encode(n: &Notify) -> (NotifyType, Vec<u8>) {
+pub fn encode(n: &Notify) -> (NotifyType, NotifyData) {
     use NotifyType::*;
     match n {
-        Notify::MobikeSupported => (MobikeSupported, Vec::new()),
+        Notify::MobikeSupported => (MobikeSupported, NotifyData::new()),
         Notify::AdditionalAddress(ip @ IpAddr::V4(_)) => (AdditionalIp4Address, ip_bytes(*ip)),
         Notify::AdditionalAddress(ip @ IpAddr::V6(_)) => (AdditionalIp6Address, ip_bytes(*ip)),
-        Notify::NoAdditionalAddresses => (NoAdditionalAddresses, Vec::new()),
-        Notify::UpdateSaAddresses => (UpdateSaAddresses, Vec::new()),
+        Notify::NoAdditionalAddresses => (NoAdditionalAddresses, NotifyData::new()),
+        Notify::UpdateSaAddresses => (UpdateSaAddresses, NotifyData::new()),
         Notify::Cookie2(c) => (Cookie2, c.clone()),
-        Notify::NatDetectionSourceIp(h) => (NatDetectionSourceIp, h.to_vec()),
-        Notify::NatDetectionDestinationIp(h) => (NatDetectionDestinationIp, h.to_vec()),
-        Notify::UnacceptableAddresses => (UnacceptableAddresses, Vec::new()),
-        Notify::UnexpectedNatDetected => (UnexpectedNatDetected, Vec::new()),
+        Notify::NatDetectionSourceIp(h) => (NatDetectionSourceIp, NotifyData::from_slice(h)),
+        Notify::NatDetectionDestinationIp(h) => {
+            (NatDetectionDestinationIp, NotifyData::from_slice(h))
+        }
+        Notify::UnacceptableAddresses => (UnacceptableAddresses, NotifyData::new()),
+        Notify::UnexpectedNatDetected => (UnexpectedNatDetected, NotifyData::new()),
         Notify::NoNatsAllowed { src, dst } => {
             let mut d = ip_bytes(src.ip());
-            d.extend(ip_bytes(dst.ip()));
-            d.extend(src.port().to_be_bytes());
-            d.extend(dst.port().to_be_bytes());
+            d.extend_from_slice(&ip_bytes(dst.ip()));
+            d.extend_from_slice(&src.port().to_be_bytes());
+            d.extend_from_slice(&dst.port().to_be_bytes());
             (NoNatsAllowed, d)
         }
     }
@@ -216,8 +224,8 @@ mod tests {
             Notify::AdditionalAddress("2001:db8::2".parse().unwrap()),
             Notify::NoAdditionalAddresses,
             Notify::UpdateSaAddresses,
-            Notify::Cookie2(vec![7; 8]),
-            Notify::Cookie2(vec![9; 64]),
+            Notify::Cookie2(NotifyData::from_elem(7, 8)),
+            Notify::Cookie2(NotifyData::from_elem(9, 64)),
             Notify::NatDetectionSourceIp([1; 20]),
             Notify::NatDetectionDestinationIp([2; 20]),
             Notify::UnacceptableAddresses,

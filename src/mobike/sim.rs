@@ -280,7 +280,7 @@ fn apply(node: &mut Node, out: &[Action]) -> Applied {
     let mut defer_next = false;
     for action in out {
         match action {
-            Action::AddNotify { ty, data } => a.notifies.push((*ty, data.clone())),
+            Action::AddNotify { ty, data } => a.notifies.push((*ty, data.to_vec())),
             // the message's source; where copies go is transmit's Send
             Action::SetSource(_) => {}
             Action::CancelExchange => a.cancelled = true,

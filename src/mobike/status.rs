@@ -585,7 +585,7 @@ mod tests {
 
         let update = Action::AddNotify {
             ty: NotifyType::UpdateSaAddresses,
-            data: vec![],
+            data: Default::default(),
         };
         st.record(&s, Call::Build, &[update], Status::NeedMore);
         assert_eq!(st.counters.updates_sent, 1);

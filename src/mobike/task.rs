@@ -7,11 +7,12 @@
 //! (re)transmission. A message is never changed once sent: trying another
 //! path only changes where copies of the same packet go (RFC 4555 3.5).
 
+use smallvec::{smallvec, SmallVec};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use super::addr::{port_for, show, Path, IKEV2_NATT_PORT, IKEV2_UDP_PORT};
 use super::memory::{PreferredPath, NAT_RETRIES};
-use super::notify::{self, Notify, NotifyType};
+use super::notify::{self, Notify, NotifyData, NotifyType};
 use super::{
     cookie, natd, Action, Exchange, Extension, Message, Policy, ReturnRoutability, SaMemory,
     SaView, Status, UpdateForce, UpdateReason, CHILD_REKEY_DEFER_MS, CHILD_REKEY_RTT_MAX_MS,
@@ -81,7 +82,7 @@ pub struct MobikeTask {
     /// Build as the requester (true after `migrate`, as charon does).
     build_as_initiator: bool,
     /// COOKIE2 we sent (initiator) or received and must echo (responder).
-    cookie2: Option<Vec<u8>>,
+    cookie2: Option<NotifyData>,
     /// This exchange carries NAT-D notifies.
     natd: bool,
     /// The request carried both kinds of NAT-D (responder answers with both).
@@ -131,10 +132,12 @@ pub struct MobikeTask {
 /// What the notifies of a received message said.
 #[derive(Default)]
 struct Received {
-    natd: Vec<(NotifyType, [u8; 20])>,
+    /// Inline for the two a request or answer carries (RFC 7296 2.23).
+    natd: SmallVec<[(NotifyType, [u8; 20]); 2]>,
     /// The new peer address set (ADDITIONAL_*_ADDRESS or
-    /// NO_ADDITIONAL_ADDRESSES), the message's source first.
-    address_set: Option<Vec<SocketAddr>>,
+    /// NO_ADDITIONAL_ADDRESSES), the message's source first; inline for a
+    /// road warrior's one address.
+    address_set: Option<SmallVec<[SocketAddr; 2]>>,
     /// Addresses beyond `max_peer_addresses`, and outside
     /// `acceptable_peer_addresses`.
     dropped: usize,
@@ -1394,7 +1397,7 @@ impl MobikeTask {
                 }
                 Notify::Cookie2(c) => self.cookie2 = Some(c),
                 Notify::AdditionalAddress(ip) => {
-                    let set = r.address_set.get_or_insert_with(|| vec![msg.src]);
+                    let set = r.address_set.get_or_insert_with(|| smallvec![msg.src]);
                     if set.iter().any(|a| a.ip() == ip) {
                         continue;
                     }
@@ -1410,7 +1413,7 @@ impl MobikeTask {
                     set.push(SocketAddr::new(ip, 0));
                 }
                 Notify::NoAdditionalAddresses => {
-                    r.address_set = Some(vec![msg.src]);
+                    r.address_set = Some(smallvec![msg.src]);
                 }
                 // Only the original initiator's requests carry it (RFC
                 // 4555 3.5); in an answer it would make ours an update.
@@ -1812,7 +1815,7 @@ mod tests {
     fn data_of(out: &[Action], want: NotifyType) -> Vec<u8> {
         out.iter()
             .find_map(|a| match a {
-                Action::AddNotify { ty, data } if *ty == want => Some(data.clone()),
+                Action::AddNotify { ty, data } if *ty == want => Some(data.to_vec()),
                 _ => None,
             })
             .expect("notify present")
@@ -2927,7 +2930,8 @@ mod tests {
             src: "198.18.1.2:4500".parse().unwrap(),
             dst: "198.18.1.1:4500".parse().unwrap(),
         })
-        .1;
+        .1
+        .to_vec();
         assert_eq!(data_of(&out, NotifyType::NoNatsAllowed), expect);
         // the update after a check, from the answering path
         let mut t = checked_task(&s);
@@ -3310,7 +3314,7 @@ mod tests {
                 Action::AddNotify {
                     ty: NotifyType::AdditionalIp4Address | NotifyType::AdditionalIp6Address,
                     data,
-                } => Some(data.clone()),
+                } => Some(data.to_vec()),
                 _ => None,
             })
             .collect()
