@@ -296,13 +296,64 @@ void mobike_rs_shim_queue_mobike_after(ike_sa_t *ike_sa, uint32_t ms)
 }
 
 /**
+ * What charon's socket and kernel interface offer, fixed once they are up:
+ * read on the first view that finds the socket bound, not per view (a
+ * gateway fills one per roaming IKE_SA).
+ */
+static struct {
+	uint16_t port;
+	uint16_t natt_port;
+	uint32_t families;
+	bool kernel_requires_encap;
+	bool known;
+} fixed_facts;
+
+/**
+ * Copies the fixed facts (reading them if not yet known).
+ */
+static void get_fixed_facts(uint16_t *port, uint16_t *natt_port,
+							uint32_t *families, bool *kernel_requires_encap)
+{
+	if (!__atomic_load_n(&fixed_facts.known, __ATOMIC_ACQUIRE))
+	{
+		*port = charon->socket->get_port(charon->socket, FALSE);
+		*natt_port = charon->socket->get_port(charon->socket, TRUE);
+		switch (charon->socket->supported_families(charon->socket))
+		{
+			case SOCKET_FAMILY_IPV4:
+				*families = MOBIKE_FAMILY_V4;
+				break;
+			case SOCKET_FAMILY_IPV6:
+				*families = MOBIKE_FAMILY_V6;
+				break;
+			default:
+				*families = MOBIKE_FAMILY_V4 | MOBIKE_FAMILY_V6;
+				break;
+		}
+		*kernel_requires_encap = (charon->kernel->get_features(charon->kernel) &
+								  KERNEL_REQUIRE_UDP_ENCAPSULATION) != 0;
+		if (*port)
+		{	/* racing threads store the same values */
+			fixed_facts.port = *port;
+			fixed_facts.natt_port = *natt_port;
+			fixed_facts.families = *families;
+			fixed_facts.kernel_requires_encap = *kernel_requires_encap;
+			__atomic_store_n(&fixed_facts.known, TRUE, __ATOMIC_RELEASE);
+		}
+		return;
+	}
+	*port = fixed_facts.port;
+	*natt_port = fixed_facts.natt_port;
+	*families = fixed_facts.families;
+	*kernel_requires_encap = fixed_facts.kernel_requires_encap;
+}
+
+/**
  * Whether UDP encapsulation is forced by config or required by the kernel.
  */
-static bool force_encap(ike_cfg_t *ike_cfg)
+static bool force_encap(ike_cfg_t *ike_cfg, bool kernel_requires_encap)
 {
-	return (ike_cfg && ike_cfg->force_encap(ike_cfg)) ||
-		(charon->kernel->get_features(charon->kernel) &
-			KERNEL_REQUIRE_UDP_ENCAPSULATION);
+	return (ike_cfg && ike_cfg->force_encap(ike_cfg)) || kernel_requires_encap;
 }
 
 /**
@@ -774,6 +825,7 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 	ike_sa_id_t *id = ike_sa->get_id(ike_sa);
 	ike_cfg_t *ike_cfg = ike_sa->get_ike_cfg(ike_sa);
 	peer_cfg_t *peer_cfg = ike_sa->get_peer_cfg(ike_sa);
+	bool kernel_requires_encap;
 
 	memset(v, 0, sizeof(*v));
 	v->facts = MOBIKE_NEED_SA;
@@ -788,20 +840,8 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 		v->my_cfg_port = ike_cfg->get_my_port(ike_cfg);
 		v->other_cfg_port = ike_cfg->get_other_port(ike_cfg);
 	}
-	v->socket_port = charon->socket->get_port(charon->socket, FALSE);
-	v->socket_natt_port = charon->socket->get_port(charon->socket, TRUE);
-	switch (charon->socket->supported_families(charon->socket))
-	{
-		case SOCKET_FAMILY_IPV4:
-			v->families = MOBIKE_FAMILY_V4;
-			break;
-		case SOCKET_FAMILY_IPV6:
-			v->families = MOBIKE_FAMILY_V6;
-			break;
-		default:
-			v->families = MOBIKE_FAMILY_V4 | MOBIKE_FAMILY_V6;
-			break;
-	}
+	get_fixed_facts(&v->socket_port, &v->socket_natt_port, &v->families,
+					&kernel_requires_encap);
 	v->flags =
 		(ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR) ?
 			MOBIKE_SA_ORIGINAL_INITIATOR : 0) |
@@ -815,7 +855,8 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 			MOBIKE_SA_NAT_HERE : 0) |
 		(ike_sa->has_condition(ike_sa, COND_NAT_THERE) ?
 			MOBIKE_SA_NAT_THERE : 0) |
-		(force_encap(ike_cfg) ? MOBIKE_SA_FORCE_ENCAP : 0) |
+		(force_encap(ike_cfg, kernel_requires_encap) ?
+			MOBIKE_SA_FORCE_ENCAP : 0) |
 		(ike_sa->get_child_count(ike_sa) > 0 ? MOBIKE_SA_HAS_CHILD_SAS : 0);
 
 	v->peer_addrs = s->peers;
