@@ -257,24 +257,8 @@ impl MobikeTask {
         policy: &Policy,
         msg: Option<&Message<'_>>,
     ) -> ViewNeeds {
-        let needs = self.view_needs_of(step, sa, mem, policy, msg);
-        // paths are made of the peer addresses and their routes
-        ViewNeeds {
-            peers: needs.peers || needs.routes,
-            ..needs
-        }
-    }
-
-    fn view_needs_of(
-        &self,
-        step: Step,
-        sa: &SaView<'_>,
-        mem: &SaMemory,
-        policy: &Policy,
-        msg: Option<&Message<'_>>,
-    ) -> ViewNeeds {
         let exchange = msg.map_or(Exchange::Other, |m| m.exchange);
-        match step {
+        let needs = match step {
             Step::Build => match exchange {
                 // our address list
                 Exchange::IkeAuth => ViewNeeds {
@@ -335,6 +319,11 @@ impl MobikeTask {
                     ViewNeeds::ALL
                 }
             }
+        };
+        // paths are made of the peer addresses and their routes
+        ViewNeeds {
+            peers: needs.peers || needs.routes,
+            ..needs
         }
     }
 
