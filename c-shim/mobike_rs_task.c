@@ -300,52 +300,49 @@ void mobike_rs_shim_queue_mobike_after(ike_sa_t *ike_sa, uint32_t ms)
  * read on the first view that finds the socket bound, not per view (a
  * gateway fills one per roaming IKE_SA).
  */
-static struct {
+typedef struct {
 	uint16_t port;
 	uint16_t natt_port;
 	uint32_t families;
 	bool kernel_requires_encap;
-	bool known;
-} fixed_facts;
+} fixed_facts_t;
+
+static fixed_facts_t fixed_facts;
+static bool fixed_facts_known;
 
 /**
- * Copies the fixed facts (reading them if not yet known).
+ * The fixed facts (read if not yet known).
  */
-static void get_fixed_facts(uint16_t *port, uint16_t *natt_port,
-							uint32_t *families, bool *kernel_requires_encap)
+static fixed_facts_t get_fixed_facts(void)
 {
-	if (!__atomic_load_n(&fixed_facts.known, __ATOMIC_ACQUIRE))
+	fixed_facts_t f;
+
+	if (__atomic_load_n(&fixed_facts_known, __ATOMIC_ACQUIRE))
 	{
-		*port = charon->socket->get_port(charon->socket, FALSE);
-		*natt_port = charon->socket->get_port(charon->socket, TRUE);
-		switch (charon->socket->supported_families(charon->socket))
-		{
-			case SOCKET_FAMILY_IPV4:
-				*families = MOBIKE_FAMILY_V4;
-				break;
-			case SOCKET_FAMILY_IPV6:
-				*families = MOBIKE_FAMILY_V6;
-				break;
-			default:
-				*families = MOBIKE_FAMILY_V4 | MOBIKE_FAMILY_V6;
-				break;
-		}
-		*kernel_requires_encap = (charon->kernel->get_features(charon->kernel) &
-								  KERNEL_REQUIRE_UDP_ENCAPSULATION) != 0;
-		if (*port)
-		{	/* racing threads store the same values */
-			fixed_facts.port = *port;
-			fixed_facts.natt_port = *natt_port;
-			fixed_facts.families = *families;
-			fixed_facts.kernel_requires_encap = *kernel_requires_encap;
-			__atomic_store_n(&fixed_facts.known, TRUE, __ATOMIC_RELEASE);
-		}
-		return;
+		return fixed_facts;
 	}
-	*port = fixed_facts.port;
-	*natt_port = fixed_facts.natt_port;
-	*families = fixed_facts.families;
-	*kernel_requires_encap = fixed_facts.kernel_requires_encap;
+	f.port = charon->socket->get_port(charon->socket, FALSE);
+	f.natt_port = charon->socket->get_port(charon->socket, TRUE);
+	switch (charon->socket->supported_families(charon->socket))
+	{
+		case SOCKET_FAMILY_IPV4:
+			f.families = MOBIKE_FAMILY_V4;
+			break;
+		case SOCKET_FAMILY_IPV6:
+			f.families = MOBIKE_FAMILY_V6;
+			break;
+		default:
+			f.families = MOBIKE_FAMILY_V4 | MOBIKE_FAMILY_V6;
+			break;
+	}
+	f.kernel_requires_encap = (charon->kernel->get_features(charon->kernel) &
+							   KERNEL_REQUIRE_UDP_ENCAPSULATION) != 0;
+	if (f.port)
+	{	/* racing threads store the same values */
+		fixed_facts = f;
+		__atomic_store_n(&fixed_facts_known, TRUE, __ATOMIC_RELEASE);
+	}
+	return f;
 }
 
 /**
@@ -825,7 +822,7 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 	ike_sa_id_t *id = ike_sa->get_id(ike_sa);
 	ike_cfg_t *ike_cfg = ike_sa->get_ike_cfg(ike_sa);
 	peer_cfg_t *peer_cfg = ike_sa->get_peer_cfg(ike_sa);
-	bool kernel_requires_encap;
+	fixed_facts_t fixed = get_fixed_facts();
 
 	memset(v, 0, sizeof(*v));
 	v->facts = MOBIKE_NEED_SA;
@@ -840,8 +837,9 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 		v->my_cfg_port = ike_cfg->get_my_port(ike_cfg);
 		v->other_cfg_port = ike_cfg->get_other_port(ike_cfg);
 	}
-	get_fixed_facts(&v->socket_port, &v->socket_natt_port, &v->families,
-					&kernel_requires_encap);
+	v->socket_port = fixed.port;
+	v->socket_natt_port = fixed.natt_port;
+	v->families = fixed.families;
 	v->flags =
 		(ike_sa->has_condition(ike_sa, COND_ORIGINAL_INITIATOR) ?
 			MOBIKE_SA_ORIGINAL_INITIATOR : 0) |
@@ -855,7 +853,7 @@ void mobike_rs_shim_fill_view(ike_sa_t *ike_sa, mobike_rs_view_storage_t *s,
 			MOBIKE_SA_NAT_HERE : 0) |
 		(ike_sa->has_condition(ike_sa, COND_NAT_THERE) ?
 			MOBIKE_SA_NAT_THERE : 0) |
-		(force_encap(ike_cfg, kernel_requires_encap) ?
+		(force_encap(ike_cfg, fixed.kernel_requires_encap) ?
 			MOBIKE_SA_FORCE_ENCAP : 0) |
 		(ike_sa->get_child_count(ike_sa) > 0 ? MOBIKE_SA_HAS_CHILD_SAS : 0);
 
@@ -911,6 +909,7 @@ void mobike_rs_shim_fill_view_more(ike_sa_t *ike_sa,
 		!(v->facts & MOBIKE_NEED_PEERS))
 	{
 		fill_peers(ike_sa, s);
+		v->facts |= MOBIKE_NEED_PEERS;
 	}
 	if ((needs & MOBIKE_NEED_ROUTES) && !v->routes_len)
 	{
@@ -950,12 +949,8 @@ void mobike_rs_shim_fill_view_more(ike_sa_t *ike_sa,
 		fill_ts(ike_sa, s);
 		fill_vips(ike_sa, s);
 	}
-	v->facts |= needs & (MOBIKE_NEED_PEERS | MOBIKE_NEED_ROUTES |
-						 MOBIKE_NEED_LOCALS | MOBIKE_NEED_FILTER);
-	if (needs & MOBIKE_NEED_ROUTES)
-	{
-		v->facts |= MOBIKE_NEED_PEERS;
-	}
+	v->facts |= needs & (MOBIKE_NEED_ROUTES | MOBIKE_NEED_LOCALS |
+						 MOBIKE_NEED_FILTER);
 }
 
 /*
