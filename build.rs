@@ -12,6 +12,13 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(mobike_shim)");
+    println!("cargo:rustc-check-cfg=cfg(mobike_pgo_train)");
+    println!("cargo:rerun-if-env-changed=MOBIKE_RS_PGO_TRAIN");
+    // The instrumented build of scripts/pgo.sh exports the core's function
+    // table for its training run (src/ffi/entry.rs); no other build does.
+    if env::var_os("MOBIKE_RS_PGO_TRAIN").is_some_and(|v| v == "1") {
+        println!("cargo:rustc-cfg=mobike_pgo_train");
+    }
     println!("cargo:rerun-if-env-changed=STRONGSWAN_SRC");
     println!("cargo:rerun-if-env-changed=STRONGSWAN_LIBDIR");
     println!("cargo:rerun-if-env-changed=STRONGSWAN_RPATH");

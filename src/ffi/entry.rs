@@ -50,3 +50,14 @@ mod exported {
             .unwrap_or(std::ptr::null_mut())
     }
 }
+
+/// The core's function table, exported only by the instrumented build of
+/// the profile-guided build (scripts/pgo.sh, `MOBIKE_RS_PGO_TRAIN=1`): its
+/// training run (examples/pgo_train.rs) loads that library and drives the
+/// core as the shim does, without charon. Release builds export charon's
+/// two entry points only (tests/exports.rs).
+#[cfg(mobike_pgo_train)]
+#[no_mangle]
+pub extern "C" fn mobike_rs_pgo_train_api() -> *const crate::ffi::abi::mobike_api {
+    &crate::ffi::abi::MOBIKE_API
+}
