@@ -336,19 +336,65 @@ fn natd_pair(src: &str, dst: &str) -> ([u8; 20], [u8; 20]) {
     )
 }
 
+/// Our side of one exchange that the peer started: its request from
+/// `peer` to `me`, processed, and our answer built.
+fn answer(
+    t: *mut mobike_task,
+    sa: &Sa<'_>,
+    exchange: u32,
+    peer: &str,
+    me: &str,
+    id: u32,
+    n: &[mobike_notify],
+) {
+    step(t, sa, &message(exchange, peer, me, id, n), Call::Process);
+    step(t, sa, &message(exchange, me, peer, id, &[]), Call::Build);
+}
+
+/// Our side of one exchange that we start: our request from `me` to
+/// `peer` built, then `reply` (given the COOKIE2 we sent) processed as the
+/// peer's answer. Returns the status after the answer.
+fn ask(
+    t: *mut mobike_task,
+    sa: &Sa<'_>,
+    (me, peer): (&str, &str),
+    id: u32,
+    reply: impl Fn(&[u8]) -> Vec<mobike_notify>,
+) -> mobike_status {
+    let (_, cookie) = step(
+        t,
+        sa,
+        &message(MOBIKE_EXCHANGE_INFORMATIONAL, me, peer, id, &[]),
+        Call::Build,
+    );
+    let n = reply(&cookie);
+    step(
+        t,
+        sa,
+        &message(MOBIKE_EXCHANGE_INFORMATIONAL, peer, me, id, &n),
+        Call::Process,
+    )
+    .0
+}
+
 /// A gateway on 198.18.1.1: an IKE_SA from 198.18.1.2 that moves to
 /// 198.18.2.2.
 fn gateway(id: u32, with_children: bool, facts: &Facts) {
     const GW: &str = "198.18.1.1:4500";
     const OLD: &str = "198.18.1.2:4500";
     const NEW: &str = "198.18.2.2:4500";
-    let flags = MOBIKE_SA_AUTHENTICATED
-        | MOBIKE_SA_MOBIKE_CONFIGURED
-        | if with_children {
-            MOBIKE_SA_HAS_CHILD_SAS
-        } else {
-            0
-        };
+    let children = if with_children {
+        MOBIKE_SA_HAS_CHILD_SAS
+    } else {
+        0
+    };
+    let mut sa = Sa {
+        facts,
+        unique_id: id,
+        flags: MOBIKE_SA_AUTHENTICATED | MOBIKE_SA_MOBIKE_CONFIGURED | children,
+        me: GW,
+        other: OLD,
+    };
 
     let v4 = [198u8, 18, 2, 2];
     let auth = [
@@ -356,28 +402,10 @@ fn gateway(id: u32, with_children: bool, facts: &Facts) {
         notify(ADDITIONAL_IP4_ADDRESS, &v4),
     ];
     let t = new_task(false);
-    let view = Sa {
-        facts,
-        unique_id: id,
-        flags,
-        me: GW,
-        other: OLD,
-    };
-    step(
-        t,
-        &view,
-        &message(MOBIKE_EXCHANGE_IKE_AUTH, OLD, GW, 1, &auth),
-        Call::Process,
-    );
-    step(
-        t,
-        &view,
-        &message(MOBIKE_EXCHANGE_IKE_AUTH, GW, OLD, 1, &[]),
-        Call::Build,
-    );
+    answer(t, &sa, MOBIKE_EXCHANGE_IKE_AUTH, OLD, GW, 1, &auth);
     free_task(t);
 
-    let flags = flags | MOBIKE_SA_MOBIKE_SUPPORTED;
+    sa.flags |= MOBIKE_SA_MOBIKE_SUPPORTED;
     let (s, d) = natd_pair(NEW, GW);
     let cookie = [7u8; 16];
     let update = [
@@ -388,55 +416,19 @@ fn gateway(id: u32, with_children: bool, facts: &Facts) {
         notify(NO_ADDITIONAL_ADDRESSES, &[]),
     ];
     let t = new_task(false);
-    let view = Sa {
-        facts,
-        unique_id: id,
-        flags,
-        me: GW,
-        other: OLD,
-    };
-    step(
-        t,
-        &view,
-        &message(MOBIKE_EXCHANGE_INFORMATIONAL, NEW, GW, 2, &update),
-        Call::Process,
-    );
-    step(
-        t,
-        &view,
-        &message(MOBIKE_EXCHANGE_INFORMATIONAL, GW, NEW, 2, &[]),
-        Call::Build,
-    );
+    answer(t, &sa, MOBIKE_EXCHANGE_INFORMATIONAL, NEW, GW, 2, &update);
     free_task(t);
 
     if with_children {
         // the return routability check of the new address, and its answer
         let t = new_task(true);
-        let view = Sa {
-            facts,
-            unique_id: id,
-            flags,
-            me: GW,
-            other: OLD,
-        };
-        let (_, ours) = step(
-            t,
-            &view,
-            &message(MOBIKE_EXCHANGE_INFORMATIONAL, GW, NEW, 0, &[]),
-            Call::Build,
-        );
-        let (s, d) = natd_pair(NEW, GW);
-        let answer = [
-            notify(NAT_DETECTION_SOURCE_IP, &s),
-            notify(NAT_DETECTION_DESTINATION_IP, &d),
-            notify(COOKIE2, &ours),
-        ];
-        step(
-            t,
-            &view,
-            &message(MOBIKE_EXCHANGE_INFORMATIONAL, NEW, GW, 0, &answer),
-            Call::Process,
-        );
+        ask(t, &sa, (GW, NEW), 0, |cookie| {
+            vec![
+                notify(NAT_DETECTION_SOURCE_IP, &s),
+                notify(NAT_DETECTION_DESTINATION_IP, &d),
+                notify(COOKIE2, cookie),
+            ]
+        });
         free_task(t);
     }
     // SAFETY: plain call.
@@ -449,91 +441,64 @@ fn road_warrior(id: u32, facts: &Facts) {
     const A: &str = "198.18.1.2:4500";
     const B: &str = "198.18.2.2:4500";
     const GW: &str = "198.18.1.1:4500";
-    let flags = MOBIKE_SA_ORIGINAL_INITIATOR
-        | MOBIKE_SA_AUTHENTICATED
-        | MOBIKE_SA_MOBIKE_CONFIGURED
-        | MOBIKE_SA_HAS_CHILD_SAS;
-
-    let t = new_task(true);
-    let view = Sa {
+    let mut sa = Sa {
         facts,
         unique_id: id,
-        flags,
+        flags: MOBIKE_SA_ORIGINAL_INITIATOR
+            | MOBIKE_SA_AUTHENTICATED
+            | MOBIKE_SA_MOBIKE_CONFIGURED
+            | MOBIKE_SA_HAS_CHILD_SAS,
         me: A,
         other: GW,
     };
+
+    let t = new_task(true);
     step(
         t,
-        &view,
+        &sa,
         &message(MOBIKE_EXCHANGE_IKE_AUTH, A, GW, 1, &[]),
         Call::Build,
     );
     let auth = [notify(MOBIKE_SUPPORTED, &[])];
     step(
         t,
-        &view,
+        &sa,
         &message(MOBIKE_EXCHANGE_IKE_AUTH, GW, A, 1, &auth),
         Call::Process,
     );
     free_task(t);
 
-    let flags = flags | MOBIKE_SA_MOBIKE_SUPPORTED;
+    sa.flags |= MOBIKE_SA_MOBIKE_SUPPORTED;
+    // the gateway's NAT-D as it answers on rw-b's path
+    let (s, d) = natd_pair(GW, B);
+    let reply = |cookie: &[u8]| {
+        vec![
+            notify(NAT_DETECTION_SOURCE_IP, &s),
+            notify(NAT_DETECTION_DESTINATION_IP, &d),
+            notify(COOKIE2, cookie),
+        ]
+    };
     let t = new_task(true);
     // SAFETY: a live task.
     unsafe { (api().task_roam)(t, true) };
-    let view = Sa {
-        facts,
-        unique_id: id,
-        flags,
-        me: A,
-        other: GW,
-    };
     let (_, cookie) = step(
         t,
-        &view,
+        &sa,
         &message(MOBIKE_EXCHANGE_INFORMATIONAL, A, GW, 2, &[]),
         Call::Build,
     );
-    transmit(t, &view);
-    // the gateway answers on rw-b's path
-    let (s, d) = natd_pair(GW, B);
-    let answer = [
-        notify(NAT_DETECTION_SOURCE_IP, &s),
-        notify(NAT_DETECTION_DESTINATION_IP, &d),
-        notify(COOKIE2, &cookie),
-    ];
+    transmit(t, &sa);
+    let n = reply(&cookie);
     let (status, _) = step(
         t,
-        &view,
-        &message(MOBIKE_EXCHANGE_INFORMATIONAL, GW, B, 2, &answer),
+        &sa,
+        &message(MOBIKE_EXCHANGE_INFORMATIONAL, GW, B, 2, &n),
         Call::Process,
     );
+    sa.me = B;
     if status == mobike_status::MOBIKE_STATUS_NEED_MORE {
         // the update on the path found, and its answer
-        let view = Sa {
-            facts,
-            unique_id: id,
-            flags,
-            me: B,
-            other: GW,
-        };
-        let (_, cookie) = step(
-            t,
-            &view,
-            &message(MOBIKE_EXCHANGE_INFORMATIONAL, B, GW, 3, &[]),
-            Call::Build,
-        );
-        let answer = [
-            notify(NAT_DETECTION_SOURCE_IP, &s),
-            notify(NAT_DETECTION_DESTINATION_IP, &d),
-            notify(COOKIE2, &cookie),
-        ];
-        step(
-            t,
-            &view,
-            &message(MOBIKE_EXCHANGE_INFORMATIONAL, GW, B, 3, &answer),
-            Call::Process,
-        );
+        ask(t, &sa, (B, GW), 3, reply);
     }
     free_task(t);
 
@@ -541,26 +506,7 @@ fn road_warrior(id: u32, facts: &Facts) {
     let t = new_task(true);
     // SAFETY: a live task.
     unsafe { (api().task_dpd)(t, false) };
-    let view = Sa {
-        facts,
-        unique_id: id,
-        flags,
-        me: B,
-        other: GW,
-    };
-    let (_, cookie) = step(
-        t,
-        &view,
-        &message(MOBIKE_EXCHANGE_INFORMATIONAL, B, GW, 4, &[]),
-        Call::Build,
-    );
-    let answer = [notify(COOKIE2, &cookie)];
-    step(
-        t,
-        &view,
-        &message(MOBIKE_EXCHANGE_INFORMATIONAL, GW, B, 4, &answer),
-        Call::Process,
-    );
+    ask(t, &sa, (B, GW), 4, |cookie| vec![notify(COOKIE2, cookie)]);
     free_task(t);
     // SAFETY: plain call.
     unsafe { (api().sa_forget)(id) };
