@@ -28,11 +28,13 @@ if [ ! -x "$profdata" ]; then
 fi
 gen=$target/pgo-gen
 raw=$(realpath -m "$gen/raw")
-rm -rf "$raw"
-mkdir -p "$raw"
+# RUSTFLAGS reach every crate; the counters that matter are the library's
 MOBIKE_RS_PGO_TRAIN=1 RUSTFLAGS="-Cprofile-generate=$raw" CARGO_TARGET_DIR=$gen \
 	cargo build --release --workspace
 CARGO_TARGET_DIR=$target/pgo-train cargo build --release --example pgo_train
+# only the training run's counts (instrumented build scripts write theirs)
+rm -rf "$raw"
+mkdir -p "$raw"
 # exit 3: the library could not be loaded here (say, built against another
 # strongSwan than the one installed): no profile, as without llvm-tools.
 # Any other failure is a broken library and fails the build.
