@@ -26,17 +26,10 @@ use std::sync::OnceLock;
 
 use mobike_rs::ffi::abi::*;
 use mobike_rs::mobike::natd;
+use mobike_rs::mobike::notify::NotifyType::{self, *};
 
 const SPI_I: [u8; 8] = [1; 8];
 const SPI_R: [u8; 8] = [2; 8];
-
-const MOBIKE_SUPPORTED: u16 = 16396;
-const ADDITIONAL_IP4_ADDRESS: u16 = 16397;
-const NO_ADDITIONAL_ADDRESSES: u16 = 16399;
-const UPDATE_SA_ADDRESSES: u16 = 16400;
-const COOKIE2: u16 = 16401;
-const NAT_DETECTION_SOURCE_IP: u16 = 16388;
-const NAT_DETECTION_DESTINATION_IP: u16 = 16389;
 
 extern "C" {
     fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
@@ -100,9 +93,9 @@ fn sock(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
-fn notify(ty: u16, data: &[u8]) -> mobike_notify {
+fn notify(ty: NotifyType, data: &[u8]) -> mobike_notify {
     mobike_notify {
-        notify_type: ty,
+        notify_type: ty as u16,
         data: if data.is_empty() {
             std::ptr::null()
         } else {
@@ -156,20 +149,37 @@ struct Sa<'a> {
     other: &'a str,
 }
 
+/// An array of the view: there when `on`, NULL with length 0 when not.
+fn part<T>(on: bool, v: &[T]) -> (*const T, usize) {
+    if on {
+        (v.as_ptr(), v.len())
+    } else {
+        (std::ptr::null(), 0)
+    }
+}
+
 impl Sa<'_> {
+    /// The view holding `facts` (MOBIKE_NEED_*); nothing with 0, as the
+    /// shim starts a build.
     fn view(&self, facts: u32) -> mobike_sa_view {
+        if facts == 0 {
+            // SAFETY: plain data; NULL arrays with length 0.
+            return unsafe { std::mem::zeroed() };
+        }
         let f = self.facts;
         let has = |bit: u32| facts & bit != 0;
         let routes = has(MOBIKE_NEED_ROUTES);
         let locals = has(MOBIKE_NEED_LOCALS);
         let filter = has(MOBIKE_NEED_FILTER);
+        let (peer_addrs, peer_addrs_len) = part(has(MOBIKE_NEED_PEERS) || routes, &f.peers);
+        let (local_addrs, local_addrs_len) = part(locals, &f.locals);
+        let (local_ifaces, local_ifaces_len) = part(locals, &f.local_ifaces);
+        let (routes_ptr, routes_len) = part(routes, &f.routes);
         // the route towards the message's source, or those of all pairs
-        let route_ifaces = routes || has(MOBIKE_NEED_MESSAGE_ROUTE);
-        let (peers, peers_len) = if has(MOBIKE_NEED_PEERS) || routes {
-            (f.peers.as_ptr(), f.peers.len())
-        } else {
-            (std::ptr::null(), 0)
-        };
+        let (route_ifaces, route_ifaces_len) =
+            part(routes || has(MOBIKE_NEED_MESSAGE_ROUTE), &f.route_ifaces);
+        let (local_ts, local_ts_len) = part(filter, &f.ts);
+        let (remote_ts, remote_ts_len) = part(filter, &f.ts);
         mobike_sa_view {
             unique_id: self.unique_id,
             flags: self.flags,
@@ -183,54 +193,49 @@ impl Sa<'_> {
             socket_port: 500,
             socket_natt_port: 4500,
             families: MOBIKE_FAMILY_V4,
-            peer_addrs: peers,
-            peer_addrs_len: peers_len,
-            local_addrs: if locals {
-                f.locals.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            local_addrs_len: if locals { f.locals.len() } else { 0 },
-            routes: if routes {
-                f.routes.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            routes_len: if routes { f.routes.len() } else { 0 },
+            peer_addrs,
+            peer_addrs_len,
+            local_addrs,
+            local_addrs_len,
+            routes: routes_ptr,
+            routes_len,
             route_current: addr_to_c(Some(SocketAddr::new(sock(self.me).ip(), 0))),
             now_ms: 1000,
-            local_ifaces: if locals {
-                f.local_ifaces.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            local_ifaces_len: if locals { f.local_ifaces.len() } else { 0 },
-            route_ifaces: if route_ifaces {
-                f.route_ifaces.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            route_ifaces_len: if route_ifaces {
-                f.route_ifaces.len()
-            } else {
-                0
-            },
+            local_ifaces,
+            local_ifaces_len,
+            route_ifaces,
+            route_ifaces_len,
             my_vips: std::ptr::null(),
             my_vips_len: 0,
             peer_vips: std::ptr::null(),
             peer_vips_len: 0,
-            local_ts: if filter {
-                f.ts.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            local_ts_len: if filter { f.ts.len() } else { 0 },
-            remote_ts: if filter {
-                f.ts.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            remote_ts_len: if filter { f.ts.len() } else { 0 },
+            local_ts,
+            local_ts_len,
+            remote_ts,
+            remote_ts_len,
+        }
+    }
+
+    /// Calls `call` on views with `facts` and then with the facts each
+    /// call asks for, as the shim does (at most three rounds); panics on a
+    /// failed call, so a broken build does not train on error paths.
+    fn gathering(
+        &self,
+        mut facts: u32,
+        mut call: impl FnMut(&mobike_sa_view, &mut u32) -> mobike_result,
+    ) {
+        for _ in 0..3 {
+            let v = self.view(facts);
+            let mut needs = 0;
+            assert_eq!(
+                call(&v, &mut needs),
+                mobike_result::MOBIKE_OK,
+                "core call failed"
+            );
+            if needs == 0 {
+                return;
+            }
+            facts |= needs | MOBIKE_NEED_SA;
         }
     }
 }
@@ -243,16 +248,16 @@ enum Call {
 
 /// One step as the shim runs it (mobike_rs_task.c run_step): a build
 /// starts without a view, a process with the basic facts (and, for an
-/// INFORMATIONAL, the address filter's and the message's route); the facts
-/// the core asks for are added and the step repeated; then its actions are
-/// read. Returns the step's status and the data of a COOKIE2 it added.
+/// INFORMATIONAL, the address filter's and the message's route); then its
+/// actions are read. Returns the step's status and the data of a COOKIE2
+/// it added.
 fn step(
     task: *mut mobike_task,
     sa: &Sa<'_>,
     msg: &mobike_message,
     call: Call,
 ) -> (mobike_status, Vec<u8>) {
-    let mut facts = match call {
+    let facts = match call {
         Call::Build => 0,
         Call::Process if msg.exchange == MOBIKE_EXCHANGE_INFORMATIONAL => {
             MOBIKE_NEED_SA | MOBIKE_GATHER_FOR_INFORMATIONAL
@@ -260,44 +265,21 @@ fn step(
         Call::Process => MOBIKE_NEED_SA,
     };
     let mut status = mobike_status::MOBIKE_STATUS_SUCCESS;
-    for _ in 0..3 {
-        let v = if facts == 0 {
-            // SAFETY: plain data; NULL arrays with length 0.
-            unsafe { std::mem::zeroed() }
-        } else {
-            sa.view(facts)
-        };
-        let mut needs = 0;
-        // SAFETY: a live task, a view and message valid for the call.
-        let r = unsafe {
-            match call {
-                Call::Build => (api().task_build)(task, &v, msg, &mut status, &mut needs),
-                Call::Process => (api().task_process)(task, &v, msg, &mut status, &mut needs),
-            }
-        };
-        assert_eq!(r, mobike_result::MOBIKE_OK, "core step failed");
-        if needs == 0 {
-            break;
-        }
-        facts |= needs | MOBIKE_NEED_SA;
-    }
+    // SAFETY (both): a live task, a view and message valid for the call.
+    sa.gathering(facts, |v, needs| match call {
+        Call::Build => unsafe { (api().task_build)(task, v, msg, &mut status, needs) },
+        Call::Process => unsafe { (api().task_process)(task, v, msg, &mut status, needs) },
+    });
     (status, drain(task))
 }
 
 /// A transmission as the shim runs it; then its actions are read.
 fn transmit(task: *mut mobike_task, sa: &Sa<'_>) {
-    let mut facts = MOBIKE_NEED_SA;
-    for _ in 0..3 {
-        let v = sa.view(facts);
-        let (mut found, mut needs) = (false, 0);
-        // SAFETY: a live task and a valid view.
-        let r = unsafe { (api().task_transmit)(task, &v, &mut found, &mut needs) };
-        assert_eq!(r, mobike_result::MOBIKE_OK, "transmit failed");
-        if needs == 0 {
-            break;
-        }
-        facts |= needs;
-    }
+    let mut found = false;
+    // SAFETY: a live task and a valid view.
+    sa.gathering(MOBIKE_NEED_SA, |v, needs| unsafe {
+        (api().task_transmit)(task, v, &mut found, needs)
+    });
     drain(task);
 }
 
@@ -309,7 +291,7 @@ fn drain(task: *mut mobike_task) -> Vec<u8> {
     while unsafe { (api().task_next_action)(task, a.as_mut_ptr()) } {
         // SAFETY: written by the call that returned true.
         let a = unsafe { a.assume_init() };
-        if a.kind == mobike_action_kind::MOBIKE_ACTION_ADD_NOTIFY && a.value == u32::from(COOKIE2) {
+        if a.kind == mobike_action_kind::MOBIKE_ACTION_ADD_NOTIFY && a.value == Cookie2 as u32 {
             // SAFETY: data/len describe the action's notify data.
             cookie = unsafe { std::slice::from_raw_parts(a.data, a.len) }.to_vec();
         }
@@ -398,8 +380,8 @@ fn gateway(id: u32, with_children: bool, facts: &Facts) {
 
     let v4 = [198u8, 18, 2, 2];
     let auth = [
-        notify(MOBIKE_SUPPORTED, &[]),
-        notify(ADDITIONAL_IP4_ADDRESS, &v4),
+        notify(MobikeSupported, &[]),
+        notify(AdditionalIp4Address, &v4),
     ];
     let t = new_task(false);
     answer(t, &sa, MOBIKE_EXCHANGE_IKE_AUTH, OLD, GW, 1, &auth);
@@ -409,11 +391,11 @@ fn gateway(id: u32, with_children: bool, facts: &Facts) {
     let (s, d) = natd_pair(NEW, GW);
     let cookie = [7u8; 16];
     let update = [
-        notify(UPDATE_SA_ADDRESSES, &[]),
-        notify(NAT_DETECTION_SOURCE_IP, &s),
-        notify(NAT_DETECTION_DESTINATION_IP, &d),
-        notify(COOKIE2, &cookie),
-        notify(NO_ADDITIONAL_ADDRESSES, &[]),
+        notify(UpdateSaAddresses, &[]),
+        notify(NatDetectionSourceIp, &s),
+        notify(NatDetectionDestinationIp, &d),
+        notify(Cookie2, &cookie),
+        notify(NoAdditionalAddresses, &[]),
     ];
     let t = new_task(false);
     answer(t, &sa, MOBIKE_EXCHANGE_INFORMATIONAL, NEW, GW, 2, &update);
@@ -424,9 +406,9 @@ fn gateway(id: u32, with_children: bool, facts: &Facts) {
         let t = new_task(true);
         ask(t, &sa, (GW, NEW), 0, |cookie| {
             vec![
-                notify(NAT_DETECTION_SOURCE_IP, &s),
-                notify(NAT_DETECTION_DESTINATION_IP, &d),
-                notify(COOKIE2, cookie),
+                notify(NatDetectionSourceIp, &s),
+                notify(NatDetectionDestinationIp, &d),
+                notify(Cookie2, cookie),
             ]
         });
         free_task(t);
@@ -459,7 +441,7 @@ fn road_warrior(id: u32, facts: &Facts) {
         &message(MOBIKE_EXCHANGE_IKE_AUTH, A, GW, 1, &[]),
         Call::Build,
     );
-    let auth = [notify(MOBIKE_SUPPORTED, &[])];
+    let auth = [notify(MobikeSupported, &[])];
     step(
         t,
         &sa,
@@ -473,9 +455,9 @@ fn road_warrior(id: u32, facts: &Facts) {
     let (s, d) = natd_pair(GW, B);
     let reply = |cookie: &[u8]| {
         vec![
-            notify(NAT_DETECTION_SOURCE_IP, &s),
-            notify(NAT_DETECTION_DESTINATION_IP, &d),
-            notify(COOKIE2, cookie),
+            notify(NatDetectionSourceIp, &s),
+            notify(NatDetectionDestinationIp, &d),
+            notify(Cookie2, cookie),
         ]
     };
     let t = new_task(true);
@@ -506,7 +488,7 @@ fn road_warrior(id: u32, facts: &Facts) {
     let t = new_task(true);
     // SAFETY: a live task.
     unsafe { (api().task_dpd)(t, false) };
-    ask(t, &sa, (B, GW), 4, |cookie| vec![notify(COOKIE2, cookie)]);
+    ask(t, &sa, (B, GW), 4, |cookie| vec![notify(Cookie2, cookie)]);
     free_task(t);
     // SAFETY: plain call.
     unsafe { (api().sa_forget)(id) };
