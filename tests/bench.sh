@@ -36,7 +36,7 @@
 # unless the harness failed (a scenario could not be set up or checked); a
 # slow or "never" result is a result, not a failure.
 #
-# Environment: BENCH_RUNS (5), BENCH_SAS (1000), BENCH_MANY_RUNS (15),
+# Environment: BENCH_RUNS (5), BENCH_SAS (1000), BENCH_MANY_RUNS (30),
 # BENCH_SILENT_MAX (30 s), BENCH_NAT_MAX (30 s), BENCH_BREAK_MAX (10 s),
 # BENCH_SETUP_MAX (300 s), BENCH_QUICK=1 (1 run each, 50 SAs),
 # BENCH_ONLY="break nat return silent natmap many" (a subset).
@@ -53,7 +53,7 @@ if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 fi
 RUNS=${BENCH_RUNS:-5}
 SAS=${BENCH_SAS:-1000}
-MANY_RUNS=${BENCH_MANY_RUNS:-15}
+MANY_RUNS=${BENCH_MANY_RUNS:-30}
 SILENT_MAX=${BENCH_SILENT_MAX:-30}
 NAT_MAX=${BENCH_NAT_MAX:-30}
 BREAK_MAX=${BENCH_BREAK_MAX:-10}
@@ -535,6 +535,17 @@ paired_median() {
 		END { if (NR) printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else printf "-" }'
 }
 
+# paired_mean KEY: the mean of the unrounded per-run ratios and its
+# standard error. The medians move by a few percent between series; a
+# difference of 1% between the gateways needs this (and 30 runs or more)
+# to be seen at all.
+paired_mean() {
+	awk -v k="$1" '$1 == k && $3 ~ /^[0-9]+$/ { v[$2] = $3; n[$2]++
+			if (n["builtin"] == n["rust"] && v["builtin"] > 0) { r = v["rust"] / v["builtin"]; s += r; q += r * r; c++ } }
+		END { if (c > 1) { m = s / c; sd = sqrt((q - c * m * m) / (c - 1)); printf "%.3f ± %.3f", m, sd / sqrt(c) }
+			else if (c) printf "%.3f", s / c; else printf "-" }' "$RAW"
+}
+
 many_row() { # KEY UNIT LABEL
 	local r="-" b p
 	b=$(summary "$1" builtin median) p=$(summary "$1" rust median)
@@ -569,7 +580,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 		echo
 	fi
 	if want many; then
-		echo "Gateway under test, road warrior a stock charon: a builtin and a rust gateway run side by side (198.18.1.1 and 198.18.1.3 on the same segment, which runs which alternating by run), each with $SAS childless IKE_SAs from the one road-warrior host (one connection each, initiated in parallel through vici); all $((2 * SAS)) roam when rw-a goes down, so both gateways work under the same load and the same noise (median of $MANY_RUNS run(s); per run, rust CPU / builtin CPU: $(paired_ratios many_cpu); their median $(paired_median many_cpu)). All charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateways with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's CPU time over that interval (the sum of its threads' schedstat run time, ns); memory: VmRSS growth over the setup divided by the IKE_SAs. Childless IKE_SAs move without a return routability check (no IPsec SA to redirect; it runs when a CHILD_SA comes up), so both columns do one exchange per IKE_SA."
+		echo "Gateway under test, road warrior a stock charon: a builtin and a rust gateway run side by side (198.18.1.1 and 198.18.1.3 on the same segment, which runs which alternating by run), each with $SAS childless IKE_SAs from the one road-warrior host (one connection each, initiated in parallel through vici); all $((2 * SAS)) roam when rw-a goes down, so both gateways work under the same load and the same noise (median of $MANY_RUNS run(s); per run, rust CPU / builtin CPU: $(paired_ratios many_cpu); their median $(paired_median many_cpu), their mean and its standard error $(paired_mean many_cpu)). All charons with ikesa_table_size = 1024, ikesa_table_segments = 16, ike log level 1; the gateways with block_threshold and cookie_threshold above $SAS, so one host may hold that many half-open IKE_SAs. Time: until the gateway logged \`remote endpoint changed ... to 198.18.2.2\` for every IKE_SA (lines timed on arrival), checked against \`swanctl --list-sas\`; CPU: the gateway charon's CPU time over that interval (the sum of its threads' schedstat run time, ns); memory: VmRSS growth over the setup divided by the IKE_SAs. Childless IKE_SAs move without a return routability check (no IPsec SA to redirect; it runs when a CHILD_SA comes up), so both columns do one exchange per IKE_SA."
 		echo
 		echo "| gateway | builtin | rust | ratio |"
 		echo "|---|---|---|---|"
@@ -577,6 +588,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 		many_row many_setup ms "setup time"
 		many_row many_time ms "roam: until gw logged all on the new address"
 		many_row many_cpu ms "gw charon CPU time (user+system) in that interval"
+		printf '| %s | - | - | %s |\n' "gw charon CPU, rust / builtin of each run: mean ± standard error" "$(paired_mean many_cpu)"
 		many_row many_mem bytes "gw VmRSS per IKE_SA (growth over the setup / IKE_SAs)"
 		echo
 	fi
