@@ -521,29 +521,34 @@ many_cell() {
 			esac ;;
 	esac
 }
-# paired_ratios KEY: rust / builtin of each run of the many part (recorded
-# in pairs, builtin and rust of one run in a row, in either order).
-paired_ratios() {
+# paired_raw KEY: rust / builtin of each run of the many part, unrounded,
+# one a line (recorded in pairs, builtin and rust of one run in a row, in
+# either order).
+paired_raw() {
 	awk -v k="$1" '$1 == k && $3 ~ /^[0-9]+$/ { v[$2] = $3; n[$2]++
-			if (n["builtin"] == n["rust"] && v["builtin"] > 0) { printf "%s%.2f", sep, v["rust"] / v["builtin"]; sep = ", " } }' "$RAW"
+			if (n["builtin"] == n["rust"] && v["builtin"] > 0) print v["rust"] / v["builtin"] }' "$RAW"
+}
+
+# paired_ratios KEY: paired_raw rounded, in one line.
+paired_ratios() {
+	paired_raw "$1" | awk '{ printf "%s%.2f", sep, $1; sep = ", " }'
 }
 
 # paired_median KEY: the median of paired_ratios (a run's noise is shared
-# by both gateways of the run, so this is the steadier figure).
+# by both gateways of the run, so this is steadier than the ratio of the
+# medians; paired_mean is what resolves a difference of 1%).
 paired_median() {
 	paired_ratios "$1" | tr ',' '\n' | sort -n | awk '{ v[NR] = $1 }
 		END { if (NR) printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else printf "-" }'
 }
 
-# paired_mean KEY: the mean of the unrounded per-run ratios and its
-# standard error. The medians move by a few percent between series; a
-# difference of 1% between the gateways needs this (and 30 runs or more)
-# to be seen at all.
+# paired_mean KEY: the mean of paired_raw and its standard error. The
+# medians move by a few percent between series; a difference of 1%
+# between the gateways needs this (and 30 runs or more) to be seen at all.
 paired_mean() {
-	awk -v k="$1" '$1 == k && $3 ~ /^[0-9]+$/ { v[$2] = $3; n[$2]++
-			if (n["builtin"] == n["rust"] && v["builtin"] > 0) { r = v["rust"] / v["builtin"]; s += r; q += r * r; c++ } }
+	paired_raw "$1" | awk '{ s += $1; q += $1 * $1; c++ }
 		END { if (c > 1) { m = s / c; sd = sqrt((q - c * m * m) / (c - 1)); printf "%.3f ± %.3f", m, sd / sqrt(c) }
-			else if (c) printf "%.3f", s / c; else printf "-" }' "$RAW"
+			else if (c) printf "%.3f", s / c; else printf "-" }'
 }
 
 many_row() { # KEY UNIT LABEL
