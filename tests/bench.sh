@@ -42,6 +42,12 @@
 # BENCH_ONLY="break nat return silent natmap many" (a subset).
 # BENCH_PERF=DIR (many only): perf profiles of both gateways during the roam
 # (DIR/perf.FLAVOUR.RUN.data; BENCH_PERF_ARGS, default "-F 2000 -g").
+# BENCH_CALLGRIND=DIR (many only): both gateways under valgrind's callgrind,
+# collecting during the roam only (DIR/callgrind.FLAVOUR.RUN.out, with cache
+# simulation), and per roam their instructions, cache misses and the code
+# lines a roam runs (tests/lab/callgrind-summary.py). Deterministic where the
+# CPU times are not; the times and CPU of such a run are not the benchmark's.
+# Use a few IKE_SAs: BENCH_SAS=100 BENCH_MANY_RUNS=2.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lab/lib.sh
@@ -298,6 +304,26 @@ many_total() {
 	echo "${t:-0}"
 }
 
+# many_callgrind_dump RUN ROAMS: stop collecting on both gateways, keep
+# their profiles of the roam in BENCH_CALLGRIND and print their summary.
+# Uses run_many's fl and pidof.
+many_callgrind_dump() {
+	local run=$1 roams=$2 node out i files=()
+	mkdir -p "$BENCH_CALLGRIND"
+	for node in gw gw2; do
+		callgrind_control -i off "${pidof[$node]}" >/dev/null && callgrind_control -d "${pidof[$node]}" >/dev/null || return 1
+		# the dump is written by the daemon's next scheduled instruction
+		for i in $(seq 1 100); do
+			[ -s "$LAB_DIR/$node/callgrind.out.1" ] && break
+			sleep 0.1
+		done
+		out=$BENCH_CALLGRIND/callgrind.${fl[$node]}.$run.out
+		cp "$LAB_DIR/$node/callgrind.out.1" "$out" || return 1
+		files+=("$out")
+	done
+	python3 tests/lab/callgrind-summary.py "$roams" "${files[@]}" | sed 's/^/  callgrind: /' >&2
+}
+
 # run_many RUN: both flavours at once, each on its own gateway (gw at
 # 198.18.1.1 and gw2 at 198.18.1.3; which runs which alternates by run),
 # SAS childless IKE_SAs each from the one road-warrior host, all roaming
@@ -311,10 +337,15 @@ run_many() {
 	filelog { lab { ike = 1
 		ike_name = yes } }"
 	LAB_GW2=1 lab_up many || { harness_fail many "${fl[gw]}" "lab_up"; return 1; }
+	# BENCH_CALLGRIND: the gateways (not the road warrior) under callgrind,
+	# collecting nothing until the roam
+	local wrap=""
+	[ -n "${BENCH_CALLGRIND:-}" ] &&
+		wrap="valgrind -q --tool=callgrind --instr-atstart=no --cache-sim=yes --dump-instr=yes --callgrind-out-file=%q{LAB_NODE_DIR}/callgrind.out"
 	for node in gw gw2; do
 		# Each gateway admits SAS half-open IKE_SAs from one address without
 		# cookies (defaults: 5 per address, cookies from 30).
-		charon_start "$node" "${fl[$node]}" "$tune" "block_threshold = $((SAS + 100))" "cookie_threshold = $((SAS + 100))" ||
+		LAB_WRAPPER=$wrap charon_start "$node" "${fl[$node]}" "$tune" "block_threshold = $((SAS + 100))" "cookie_threshold = $((SAS + 100))" ||
 			{ harness_fail many "${fl[$node]}" "$node charon start"; return 1; }
 	done
 	charon_start rw stock "$tune" || { harness_fail many "${fl[gw]}" "rw charon start"; return 1; }
@@ -384,10 +415,17 @@ run_many() {
 		done
 		sleep 0.5
 	fi
+	if [ -n "$wrap" ]; then
+		for node in gw gw2; do
+			callgrind_control -z "${pidof[$node]}" >/dev/null && callgrind_control -i on "${pidof[$node]}" >/dev/null ||
+				{ harness_fail many "${fl[$node]}" "$node: callgrind_control"; return 1; }
+		done
+	fi
 	res=$(python3 tests/lab/bench-many.py roam "$n" "$ROAM_MAX" \
 		'<[^|>]*\|([0-9]+)> remote endpoint changed from [^ ]+ to 198\.18\.2\.2\[' \
 		"$LAB_DIR/gw/charon.log" "${pidof[gw]}" "$LAB_DIR/gw2/charon.log" "${pidof[gw2]}" -- \
 		ip -n "$LAB_NS-rw" link set rw-a down) || { harness_fail many "${fl[gw]}" "roam helper failed"; return 1; }
+	[ -z "$wrap" ] || many_callgrind_dump "$run" "$n" || { harness_fail many "${fl[gw]}" "callgrind dump"; return 1; }
 	for pid in $perf_pids; do kill -INT "$pid" 2>/dev/null; done
 	for pid in $perf_pids; do wait "$pid" 2>/dev/null; done
 	i=0
