@@ -84,6 +84,12 @@ for t in ip bridge iptables conntrack tcpdump ping swanctl python3 unshare; do
 	command -v "$t" >/dev/null 2>&1 || die "$t missing (make deps installs it)"
 done
 [ -x /usr/lib/ipsec/charon ] || die "/usr/lib/ipsec/charon missing (make deps installs it)"
+if [ -n "${BENCH_CALLGRIND:-}" ]; then
+	for t in valgrind callgrind_control; do
+		command -v "$t" >/dev/null 2>&1 || die "BENCH_CALLGRIND: $t missing (make deps installs valgrind)"
+	done
+	[[ " ${BENCH_ONLY:-many} " == *" many "* ]] || die "BENCH_CALLGRIND profiles the many-roams part only: add many to BENCH_ONLY"
+fi
 for v in RUNS SAS MANY_RUNS SILENT_MAX NAT_MAX BREAK_MAX RETURN_MAX SETUP_MAX ROAM_MAX; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be a positive integer, not '${!v}'"
 done
