@@ -88,7 +88,6 @@ if [ -n "${BENCH_CALLGRIND:-}" ]; then
 	for t in valgrind callgrind_control; do
 		command -v "$t" >/dev/null 2>&1 || die "BENCH_CALLGRIND: $t missing (make deps installs valgrind)"
 	done
-	[[ " ${BENCH_ONLY:-many} " == *" many "* ]] || die "BENCH_CALLGRIND profiles the many-roams part only: add many to BENCH_ONLY"
 fi
 for v in RUNS SAS MANY_RUNS SILENT_MAX NAT_MAX BREAK_MAX RETURN_MAX SETUP_MAX ROAM_MAX; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be a positive integer, not '${!v}'"
@@ -454,6 +453,8 @@ run_many() {
 }
 
 want() { [[ " $ONLY " == *" $1 "* ]]; }
+[ -z "${BENCH_CALLGRIND:-}" ] || want many ||
+	die "BENCH_CALLGRIND profiles the many-roams part only: add many to BENCH_ONLY"
 
 echo "== make bench: $RUNS run(s) per scenario and flavour, $SAS IKE_SAs for the gateway part"
 for run in $(seq 1 "$RUNS"); do

@@ -16,7 +16,8 @@ relative positions); nothing is run.
 import re
 import sys
 
-NAME = re.compile(r"^(c?)(ob|fn|fl|fi|fe)=\((\d+)\)(?: (.*))?$")
+# an object's name, or its number once named (cob= names the callee's)
+OBJECT = re.compile(r"^(c?)ob=\((\d+)\)(?: (.*))?$")
 
 
 def summary(path, roams):
@@ -29,6 +30,8 @@ def summary(path, roams):
     hot_min = max(1, int(0.9 * roams))
     lines = {}  # (object, code line) -> executions of its most run instruction
     with open(path, encoding="utf-8", errors="replace") as f:
+        if not f.readline().startswith("# callgrind format"):
+            raise ValueError(f"{path}: not a callgrind profile")
         for raw in f:
             line = raw.rstrip("\n")
             if line.startswith("events:"):
@@ -37,14 +40,13 @@ def summary(path, roams):
             if line.startswith("totals:"):
                 totals = [int(x) for x in line.split()[1:]]
                 continue
-            m = NAME.match(line)
+            m = OBJECT.match(line)
             if m:
-                c, kind, idx, name = m.groups()
-                if kind == "ob":
-                    if name:
-                        objects[idx] = name
-                    if not c:
-                        ob = objects.get(idx)
+                callee, idx, name = m.groups()
+                if name:
+                    objects[idx] = name
+                if not callee:
+                    ob = objects.get(idx)
                 continue
             if line.startswith("calls="):
                 # the next cost line is the callee's inclusive cost
