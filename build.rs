@@ -64,6 +64,8 @@ fn main() {
     }
     build.compile("mobike_rs_shim");
 
+    generate_bindings(&src, &config_h);
+
     println!("cargo:rustc-cfg=mobike_shim");
     println!("cargo:rustc-env=MOBIKE_RS_SHIM=1");
     println!("cargo:rustc-link-search=native={libdir}");
@@ -76,4 +78,118 @@ fn main() {
     let rpath = env::var("STRONGSWAN_RPATH")
         .unwrap_or_else(|_| "/usr/lib/ipsec:/usr/lib64/strongswan".into());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{rpath}");
+}
+
+/// strongSwan's types, functions and globals the adapter (src/charon/) uses,
+/// generated from the configured tree with its config.h: with ME, every
+/// option and the exact version of the charon we load into. bindgen's
+/// layout tests come along and run with `cargo test`.
+fn generate_bindings(src: &std::path::Path, config_h: &std::path::Path) {
+    println!("cargo:rerun-if-changed=src/charon/strongswan.h");
+    let config = std::fs::read_to_string(config_h).expect("config.h readable");
+    // Debian builds charon with mediation; a build without it has other
+    // layouts (the ABI guard compares it with the running charon)
+    println!("cargo:rustc-check-cfg=cfg(strongswan_me)");
+    if config
+        .lines()
+        .any(|l| l.trim_start().starts_with("#define ME "))
+    {
+        println!("cargo:rustc-cfg=strongswan_me");
+    }
+    let types = [
+        "ike_sa_t",
+        "ike_sa_id_t",
+        "ike_mobike_t",
+        "task_t",
+        "message_t",
+        "packet_t",
+        "host_t",
+        "peer_cfg_t",
+        "ike_cfg_t",
+        "child_sa_t",
+        "child_cfg_t",
+        "traffic_selector_t",
+        "kernel_interface_t",
+        "kernel_listener_t",
+        "plugin_t",
+        "plugin_feature_t",
+        "daemon_t",
+        "library_t",
+        "enumerator_t",
+        "linked_list_t",
+        "bus_t",
+        "listener_t",
+        "debug_t",
+        "level_t",
+        "job_t",
+        "callback_job_t",
+        "job_requeue_t",
+        "job_priority_t",
+        "scheduler_t",
+        "processor_t",
+        "watcher_t",
+        "watcher_event_t",
+        "settings_t",
+        "socket_t",
+        "socket_family_t",
+        "sender_t",
+        "ike_sa_manager_t",
+        "controller_t",
+        "notify_payload_t",
+        "payload_t",
+        "stream_t",
+        "stream_service_t",
+        "stream_manager_t",
+        "chunk_t",
+        "timeval_t",
+        "status_t",
+        "task_type_t",
+        "task_queue_t",
+        "ike_sa_state_t",
+        "child_sa_state_t",
+        "ike_condition_t",
+        "ike_extension_t",
+        "update_hosts_flag_t",
+        "exchange_type_t",
+        "payload_type_t",
+        "notify_type_t",
+        "protocol_id_t",
+        "kernel_feature_t",
+        "kernel_address_type_t",
+        "ts_type_t",
+    ];
+    let mut b = bindgen::Builder::default()
+        .header("src/charon/strongswan.h")
+        .clang_arg("-include")
+        .clang_arg(config_h.to_str().expect("UTF-8 path"))
+        .clang_arg(format!("-I{}", src.join("src/libstrongswan").display()))
+        .clang_arg(format!("-I{}", src.join("src/libcharon").display()))
+        .default_enum_style(bindgen::EnumVariation::Consts)
+        .prepend_enum_name(false)
+        .derive_default(true)
+        .layout_tests(true)
+        .generate_comments(false);
+    for t in types {
+        b = b.allowlist_type(t);
+    }
+    for f in [
+        "host_create_from_chunk",
+        "host_create_from_string",
+        "callback_job_create",
+        "callback_job_create_with_prio",
+        "initiate_tasks_job_create",
+        "retransmit_job_create",
+        "time_monotonic",
+        "enum_to_name",
+    ] {
+        b = b.allowlist_function(f);
+    }
+    for v in ["charon", "lib", "dbg", "task_type_names", "VERSION"] {
+        b = b.allowlist_var(v);
+    }
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    b.generate()
+        .unwrap_or_else(|e| panic!("bindgen on {}: {e}", src.display()))
+        .write_to_file(out.join("strongswan.rs"))
+        .expect("write bindings");
 }

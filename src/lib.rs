@@ -9,6 +9,8 @@
 //! `c-shim/` (C, compiled by build.rs when `STRONGSWAN_SRC` names a configured
 //! strongSwan tree) is the only code that touches charon's objects.
 
+#[cfg(mobike_shim)]
+pub mod charon;
 pub mod ffi;
 /// Test-only: a hostile MOBIKE peer (cargo feature `hostile-peer`).
 #[cfg(feature = "hostile-peer")]

@@ -1,0 +1,23 @@
+//! The adapter over charon: the only code with `unsafe` that touches
+//! charon's objects. Built when build.rs generated the bindings
+//! (`STRONGSWAN_SRC` set).
+//!
+//! - [`sys`]: bindgen's output for the configured strongSwan tree.
+//! - [`object`]: hosts, enumerators and method calls, with ownership made
+//!   explicit; [`ike_sa`]: a borrowed IKE_SA and checkout by ID;
+//!   [`daemon`]: log, settings, clock, jobs; [`boundary`]: the panic
+//!   boundary every entry point uses.
+//! - [`task`]: the `ike_mobike_t` object; [`facts`]: an IKE_SA read into
+//!   the core's view.
+//! - [`plugin`]: the plugin object; [`netlink`], [`iface`]: route and
+//!   interface lookups.
+pub mod boundary;
+pub mod daemon;
+pub mod facts;
+pub mod iface;
+pub mod ike_sa;
+pub mod netlink;
+pub mod object;
+pub mod plugin;
+pub mod sys;
+pub mod task;
