@@ -85,6 +85,18 @@ pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
     r
 }
 
+/// As [`with_memory`], but memory is stored for IKE_SA `unique_id` only
+/// when `keep` (it negotiated MOBIKE and is authenticated): a half-open
+/// IKE_SA, or one without MOBIKE, works on its stored memory if it has
+/// one and otherwise on a temporary one, so unauthenticated peers cannot
+/// fill the registry.
+pub fn with_memory_for<R>(unique_id: u32, keep: bool, f: impl FnOnce(&mut SaMemory) -> R) -> R {
+    if keep || shard(unique_id).contains_key(&unique_id) {
+        return with_memory(unique_id, f);
+    }
+    f(&mut SaMemory::default())
+}
+
 /// The unique IDs of the IKE_SAs whose liveness is watched, kept apart so
 /// the poll reads them without going through every IKE_SA of a gateway.
 /// Changed only when an IKE_SA starts or stops being watched, under the
