@@ -2,8 +2,10 @@
 //! between tasks, and the core's environment (random source, the made-up
 //! NAT-D source address).
 //!
-//! Bounded: at most [`MAX_SAS`] IKE_SAs are remembered; beyond that a task
-//! works with fresh memory (as if the IKE_SA were new) rather than grow.
+//! Bounded: at most [`MAX_SAS`] IKE_SAs are remembered, and only those that
+//! negotiated MOBIKE ([`with_memory_for`]); beyond that a task works with
+//! an ephemeral memory, and the core refuses what it cannot remember
+//! ([`SaMemory::ephemeral`]) rather than lose it silently.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -74,7 +76,10 @@ pub fn with_memory<R>(unique_id: u32, f: impl FnOnce(&mut SaMemory) -> R) -> R {
     let mut map = shard(unique_id);
     if map.len() >= MAX_SAS / SHARDS && !map.contains_key(&unique_id) {
         drop(map);
-        return f(&mut SaMemory::default());
+        return f(&mut SaMemory {
+            ephemeral: true,
+            ..SaMemory::default()
+        });
     }
     let mem = map.entry(unique_id).or_default();
     let watched = mem.liveness_watched;
@@ -259,6 +264,49 @@ pub fn stats_of(unique_id: u32) -> Option<crate::mobike::SaStats> {
 #[cfg(test)]
 mod tests {
     use std::hash::{BuildHasher, BuildHasherDefault};
+
+    #[test]
+    fn half_open_ike_sas_create_no_memory() {
+        // 150,000 IKE_SAs that never authenticated run a MOBIKE step each
+        let base = 2_000_000_000u32;
+        for id in base..base + 150_000 {
+            super::with_memory_for(id, false, |m| m.nat_retries += 1);
+        }
+        assert!((base..base + 150_000).all(|id| super::with_known_memory(id, |_| ()).is_none()));
+        // an authenticated MOBIKE IKE_SA still gets memory of its own, and
+        // the check of its childless move is still remembered
+        let id = base - 1;
+        let p = crate::mobike::Path {
+            local: "198.18.1.1:4500".parse().unwrap(),
+            remote: "198.18.2.2:4500".parse().unwrap(),
+        };
+        super::with_memory_for(id, true, |m| {
+            assert!(!m.ephemeral);
+            m.unchecked_path = Some(p);
+        });
+        // a later step of the same IKE_SA sees it even if it would not keep
+        assert!(super::with_memory_for(id, false, |m| m.child_sa_up(p)));
+        super::forget(id);
+    }
+
+    #[test]
+    fn past_the_cap_memory_is_ephemeral_not_silently_fresh() {
+        // fill one shard to its share of the cap (ids of one shard)
+        let shard = 7u32;
+        let per = (super::MAX_SAS / super::SHARDS) as u32;
+        let ids: Vec<u32> = (0..per)
+            .map(|i| 1_000_000 + i * super::SHARDS as u32 + shard)
+            .collect();
+        for &id in &ids {
+            super::with_memory_for(id, true, |m| assert!(!m.ephemeral));
+        }
+        let extra = 1_000_000 + per * super::SHARDS as u32 + shard;
+        super::with_memory_for(extra, true, |m| assert!(m.ephemeral));
+        assert!(super::with_known_memory(extra, |_| ()).is_none());
+        for id in ids {
+            super::forget(id);
+        }
+    }
 
     #[test]
     fn one_shards_unique_ids_spread_over_the_low_bits() {

@@ -93,6 +93,11 @@ pub struct SaMemory {
     pub preferred: Option<PreferredPath>,
     /// What `mobike-rs status` shows (see [`super::status`]).
     pub stats: super::status::SaStats,
+    /// Nothing set in this memory outlives the call: the caller could not
+    /// store it (its per-IKE_SA memory is full). A step that would have to
+    /// remember security state (a pending return routability check) then
+    /// refuses rather than forget it (RFC 4555 5.3).
+    pub ephemeral: bool,
 }
 
 impl SaMemory {

@@ -1210,6 +1210,19 @@ impl MobikeTask {
         } else {
             ReturnRoutability::Off
         };
+        if check != ReturnRoutability::Off && mem.ephemeral {
+            // the check could not be remembered: moving without it would
+            // point the IPsec SAs at an unchecked address (RFC 4555 5.3)
+            out.push(log(
+                1,
+                format!(
+                    "not moving to {} - {}: no room to remember its return routability check (per-IKE_SA memory full)",
+                    show(path.local),
+                    show(path.remote)
+                ),
+            ));
+            return;
+        }
         // RFC 4555 3.5 puts the check before the IPsec SAs' update; without
         // IPsec SAs there is no traffic to redirect at a third party (5.3),
         // so the IKE_SA moves at once and the check waits for its first
@@ -2814,6 +2827,36 @@ mod tests {
         let (_, out) = peer_update(&e, &mut mem, "198.18.2.3:4500", 4);
         assert!(updates(&out).is_empty());
         assert_eq!(mem.unchecked_path, None);
+    }
+
+    #[test]
+    fn a_move_whose_check_cannot_be_remembered_is_refused() {
+        let e = env();
+        let n = [raw(NotifyType::UpdateSaAddresses, &[])];
+        let m = msg(
+            Exchange::Informational,
+            "198.18.2.2:4500",
+            "198.18.1.1:4500",
+            &n,
+        );
+        for childless in [true, false] {
+            let mut mem = SaMemory {
+                ephemeral: true,
+                ..SaMemory::default()
+            };
+            let mut s = gw_view();
+            s.other_host = "198.18.1.2:4500".parse().unwrap();
+            s.has_child_sas = !childless;
+            let mut out = Vec::new();
+            let mut t = MobikeTask::new(false);
+            t.process(&s, &m, &mut mem, &e, &mut out);
+            assert!(updates(&out).is_empty(), "childless {childless}: {out:?}");
+            assert!(!out.contains(&Action::QueueReturnRoutabilityCheck));
+            assert!(out
+                .iter()
+                .any(|a| matches!(a, Action::Log { level: 1, text }
+                if text.contains("per-IKE_SA memory full"))));
+        }
     }
 
     #[test]
