@@ -23,13 +23,13 @@ SRC_STAMP := $(TREE_DIR)/.tree
 BUILD_ENV_PLAIN = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
 	CARGO_TARGET_DIR=$(TARGET_DIR)
 # Profile-guided build: the library's per-roam step runs with cold caches,
-# and laying out its code from a training run (scripts/pgo.sh) takes its
+# and laying out its code from a training run (tools/pgo.sh) takes its
 # task from about 1.5 to 1.3 times the built-in's cycles (README, Benchmark).
 # The profile is remade when a source changes; an empty one (no llvm-tools)
 # means an ordinary build. Unit tests get the same flags, so that the flags
 # alone never make cargo rebuild.
 PGO_PROFILE := $(TARGET_DIR)/pgo/mobike-rs.profdata
-RUST_SOURCES := $(shell find src c-shim examples -type f) build.rs Cargo.toml Cargo.lock
+RUST_SOURCES := $(shell find src c-shim -type f) tools/pgo_train.rs build.rs Cargo.toml Cargo.lock
 PGO_FLAGS = $$(test -s $(PGO_PROFILE) && echo -Cprofile-use=$(CURDIR)/$(PGO_PROFILE))
 BUILD_ENV = $(BUILD_ENV_PLAIN) RUSTFLAGS="$(PGO_FLAGS)"
 
@@ -62,8 +62,8 @@ $(SRC_STAMP): $(SWAN_ROOT)/.mobike-rs-root
 	set -o pipefail; scripts/strongswan-src-trixie.sh $(SWAN_ROOT) $(TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
 endif
 
-$(PGO_PROFILE): $(SRC_STAMP) $(RUST_SOURCES) scripts/pgo.sh
-	$(BUILD_ENV_PLAIN) scripts/pgo.sh $(TARGET_DIR) $@
+$(PGO_PROFILE): $(SRC_STAMP) $(RUST_SOURCES) tools/pgo.sh
+	$(BUILD_ENV_PLAIN) tools/pgo.sh $(TARGET_DIR) $@
 
 build: $(SRC_STAMP) $(PGO_PROFILE)
 	$(BUILD_ENV) $(CARGO) build --release --workspace
@@ -114,7 +114,7 @@ demo: $(if $(filter 0,$(shell id -u)),deps) build
 # to target/bench/results.md. Not part of `make test` (timings are not
 # assertions). BENCH_QUICK=1: one run each, 50 IKE_SAs.
 bench: build
-	tests/bench.sh
+	tools/bench.sh
 
 header:
 	MOBIKE_RS_UPDATE_HEADER=1 $(CARGO) test --test header

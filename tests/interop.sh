@@ -310,7 +310,7 @@ scenario_prefer() {
 	move_away || return 1
 	spis=$(sa_field rw spis)
 	# rw-a's link comes up without its address first (rt's bridge port
-	# needs a moment to forward, see tests/bench.sh)
+	# needs a moment to forward, see tools/bench.sh)
 	ip -n "$LAB_NS-rw" addr del 198.18.1.2/24 dev rw-a
 	ip -n "$LAB_NS-rw" link set rw-a up
 	wait_for 'bridge -n "$LAB_NS-rt" link show dev p-rwa | grep -q "state forwarding"' ||
