@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The profile of the profile-guided build (make build): the library built
+# The profile of the profile-guided build (make build PGO=1): the library built
 # with instrumentation in TARGET_DIR/pgo-gen (the same cargo command as the
 # release build, so its functions have the same names), the training run
 # (tools/pgo_train.rs, built in TARGET_DIR/pgo-train) driving it, and the
