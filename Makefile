@@ -42,7 +42,7 @@ PGO_FLAGS =
 endif
 BUILD_ENV = $(BUILD_ENV_PLAIN) RUSTFLAGS="$(PGO_FLAGS)"
 
-.PHONY: all build trixie test unit interop memcheck abi-guard demo bench deps header deb rpm package-test clean \
+.PHONY: all build trixie test unit interop memcheck abi-guard demo bench deps header docs deb rpm package-test clean \
 	hostile hostile-lib fuzz
 
 all: build
@@ -127,6 +127,13 @@ bench: build
 
 header:
 	MOBIKE_RS_UPDATE_HEADER=1 $(CARGO) test --test header
+
+# The option docs from their one description, src/mobike/policy.rs
+# (OPTIONS): the man page's OPTIONS, the packaged configuration file and the
+# README's table (tests/docs.rs, which `make unit` runs as a check). Built
+# like `make unit`, so that neither rebuilds the other's artifacts.
+docs: $(SRC_STAMP) $(PGO_DEP)
+	$(BUILD_ENV) MOBIKE_RS_UPDATE_DOCS=1 $(CARGO) test --release --test docs
 
 # strongswan-mobike-rs_<version>+sw<strongSwan version>_<arch>.deb in dist/
 deb: build
