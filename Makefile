@@ -22,18 +22,27 @@ endif
 SRC_STAMP := $(TREE_DIR)/.tree
 BUILD_ENV_PLAIN = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
 	CARGO_TARGET_DIR=$(TARGET_DIR)
-# Profile-guided build: the library's per-roam step runs with cold caches,
-# and laying out its code from a training run (scripts/pgo.sh) takes its
-# task from about 1.5 to 1.3 times the built-in's cycles (README, Benchmark).
-# The profile is remade when a source changes; an empty one (no llvm-tools)
-# means an ordinary build. Unit tests get the same flags, so that the flags
-# alone never make cargo rebuild.
+# Profile-guided build, opt-in: `make build PGO=1` (also `make deb PGO=1`,
+# `make rpm PGO=1`) first trains a profile (tools/pgo.sh: an instrumented
+# build driven by tools/pgo_train.rs) and lays the library's code out from
+# it; the gateway's per-roam step runs with cold caches and gets faster
+# (docs/benchmarks.md), an effect under 1% of a gateway's CPU. The profile
+# is remade when a source changes; an empty one (no llvm-tools) means an
+# ordinary build. `make unit PGO=1` uses the same flags, so that the flags
+# alone never make cargo rebuild. The default builds train nothing.
+PGO ?= 0
 PGO_PROFILE := $(TARGET_DIR)/pgo/mobike-rs.profdata
-RUST_SOURCES := $(shell find src c-shim examples -type f) build.rs Cargo.toml Cargo.lock
+RUST_SOURCES := $(shell find src c-shim -type f) tools/pgo_train.rs build.rs Cargo.toml Cargo.lock
+ifeq ($(PGO),1)
+PGO_DEP := $(PGO_PROFILE)
 PGO_FLAGS = $$(test -s $(PGO_PROFILE) && echo -Cprofile-use=$(CURDIR)/$(PGO_PROFILE))
+else
+PGO_DEP :=
+PGO_FLAGS =
+endif
 BUILD_ENV = $(BUILD_ENV_PLAIN) RUSTFLAGS="$(PGO_FLAGS)"
 
-.PHONY: all build trixie test unit interop memcheck abi-guard demo bench deps header deb rpm package-test clean \
+.PHONY: all build trixie test unit interop memcheck abi-guard demo bench deps header docs deb rpm package-test clean \
 	hostile hostile-lib fuzz
 
 all: build
@@ -62,14 +71,14 @@ $(SRC_STAMP): $(SWAN_ROOT)/.mobike-rs-root
 	set -o pipefail; scripts/strongswan-src-trixie.sh $(SWAN_ROOT) $(TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
 endif
 
-$(PGO_PROFILE): $(SRC_STAMP) $(RUST_SOURCES) scripts/pgo.sh
-	$(BUILD_ENV_PLAIN) scripts/pgo.sh $(TARGET_DIR) $@
+$(PGO_PROFILE): $(SRC_STAMP) $(RUST_SOURCES) tools/pgo.sh
+	$(BUILD_ENV_PLAIN) tools/pgo.sh $(TARGET_DIR) $@
 
-build: $(SRC_STAMP) $(PGO_PROFILE)
+build: $(SRC_STAMP) $(PGO_DEP)
 	$(BUILD_ENV) $(CARGO) build --release --workspace
 	@ls -l $(TARGET_DIR)/release/libmobike_rs.so $(TARGET_DIR)/release/mobike-rs
 
-unit: $(SRC_STAMP) $(PGO_PROFILE)
+unit: $(SRC_STAMP) $(PGO_DEP)
 	$(BUILD_ENV) $(CARGO) test --release --workspace
 
 interop: build
@@ -114,10 +123,17 @@ demo: $(if $(filter 0,$(shell id -u)),deps) build
 # to target/bench/results.md. Not part of `make test` (timings are not
 # assertions). BENCH_QUICK=1: one run each, 50 IKE_SAs.
 bench: build
-	tests/bench.sh
+	tools/bench.sh
 
 header:
 	MOBIKE_RS_UPDATE_HEADER=1 $(CARGO) test --test header
+
+# The option docs from their one description, src/mobike/policy.rs
+# (OPTIONS): the man page's OPTIONS, the packaged configuration file and the
+# README's table (tests/docs.rs, which `make unit` runs as a check). Built
+# like `make unit`, so that neither rebuilds the other's artifacts.
+docs: $(SRC_STAMP) $(PGO_DEP)
+	$(BUILD_ENV) MOBIKE_RS_UPDATE_DOCS=1 $(CARGO) test --release --test docs
 
 # strongswan-mobike-rs_<version>+sw<strongSwan version>_<arch>.deb in dist/
 deb: build

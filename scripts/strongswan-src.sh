@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Obtain and configure the strongSwan source matching the installed charon, so
 # that the C shim is compiled against exactly the headers and config.h of the
-# daemon it will be loaded into (shared/design-brief.md, items 4 and 5).
+# daemon it will be loaded into: struct layouts differ between versions and
+# with the mediation option (ME), which Debian's build enables.
 #
 # Usage: scripts/strongswan-src.sh [DESTDIR]   (default: build/strongswan)
 # Prints the configured source tree's path on its last line of stdout.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A Debian 13 (trixie) tree with strongSwan 6.0.1's charon, for building
-# and testing the library for that strongSwan (shared/design-brief.md, 7).
+# and testing the library for that strongSwan (docs/architecture.md).
 # The 6.0.1 charon runs from it with chroot inside a lab netns.
 #
 # Usage: scripts/trixie-root.sh [DIR]   (default: build/trixie/root)

@@ -267,7 +267,7 @@ scenario_return() {
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
 }
 
-# Immediate roam triggers (issue 4): mobike-rs's own rtnetlink monitor acts
+# Immediate roam triggers: mobike-rs's own rtnetlink monitor acts
 # on rw-a going down at once, where charon's kernel-netlink fires its roam
 # event 100 ms later. Its "roaming now" line comes before charon's first
 # path decision, the burst of kernel events that follows gives at most a
@@ -310,7 +310,7 @@ scenario_prefer() {
 	move_away || return 1
 	spis=$(sa_field rw spis)
 	# rw-a's link comes up without its address first (rt's bridge port
-	# needs a moment to forward, see tests/bench.sh)
+	# needs a moment to forward, see tools/bench.sh)
 	ip -n "$LAB_NS-rw" addr del 198.18.1.2/24 dev rw-a
 	ip -n "$LAB_NS-rw" link set rw-a up
 	wait_for 'bridge -n "$LAB_NS-rt" link show dev p-rwa | grep -q "state forwarding"' ||
@@ -537,7 +537,7 @@ scenario_filter() {
 		in_log rw "$got: 198\.18\.1\.11\$" || fail "rw got no address list with gw's real second address" || return 1
 	else
 		rust=rw stock=gw real=198.18.2.2 tunaddr=198.18.3.3 extra=198.18.2.3/24 extra_dev=rw-b
-		# stock charon announces its LAN address (the design brief's finding)
+		# stock charon (5.9.8) announces its LAN address, inside the selectors
 		in_log rw "$got: 198\.18\.100\.1\$" && lab_log "stock gw announced its LAN address 198.18.100.1"
 	fi
 	# An address on the rust node's TUN device and a new real one: the
@@ -581,7 +581,8 @@ scenario_filter() {
 # route lookup sees. The Rust core notices that packets leave and none
 # arrive (liveness_timeout, 1 s by default), checks all (local, peer)
 # pairs, and moves to the one that answers; traffic resumes. charon's
-# built-in MOBIKE never tries another path here (design brief).
+# built-in MOBIKE never tries another path here: its DPD retransmits on
+# the dead path only, then gives up and deletes the IKE_SA.
 scenario_silent() {
 	local rwf=$1 gwf=$2 spis
 	setup "sil" "$rwf" "$gwf" "" || return 1

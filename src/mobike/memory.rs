@@ -1,6 +1,6 @@
 //! What the core remembers of one IKE_SA between its MOBIKE tasks: the
-//! little that charon has no place for (the design brief: addresses, hosts
-//! and NAT state stay in charon's IKE_SA).
+//! little that charon has no place for (addresses, hosts and NAT state stay
+//! in charon's IKE_SA, where swanctl and other plugins see them).
 //!
 //! Owns: [`SaMemory`]. Every collection in it is bounded; a peer cannot
 //! make it grow.

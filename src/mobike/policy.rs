@@ -5,7 +5,10 @@
 //! a return to a better one.
 //!
 //! Owns: parsing and validating each setting, with an error an
-//! administrator can act on, and a one-line description for the log.
+//! administrator can act on, and a one-line description for the log; and
+//! [`OPTIONS`], the one description of every `charon.plugins.mobike-rs`
+//! option (the shim's too), from which the man page, the packaged
+//! configuration file and the README's table are generated.
 //! Never: reads the configuration itself; the caller hands in key/value
 //! text.
 
@@ -49,6 +52,151 @@ pub const PREFERENCE_NAME_MAX: usize = 15;
 /// `switch_back_delay` default and upper bound.
 pub const SWITCH_BACK_DELAY_DEFAULT_MS: u64 = 500;
 pub const SWITCH_BACK_DELAY_MAX_MS: u64 = 60_000;
+
+/// One option of `charon.plugins.mobike-rs`, as the documentation states
+/// it. Text marks code and values with backticks; blank-free paragraphs.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionDoc {
+    /// Key under `charon.plugins.mobike-rs`.
+    pub name: &'static str,
+    /// The default as written in the configuration file ("" if empty).
+    pub default: &'static str,
+    /// What an empty default means, for the reader ("" if not empty).
+    pub empty: &'static str,
+    /// One line: the README's table.
+    pub summary: &'static str,
+    /// The full description: the man page and the configuration file.
+    pub text: &'static [&'static str],
+    /// Read again on `swanctl --reload-settings` (otherwise at start only).
+    pub reloaded: bool,
+    /// Parsed by [`Policy::set`]; the others are the shim's.
+    pub policy: bool,
+}
+
+/// Every option, in the order the documentation lists them. `make docs`
+/// writes doc/mobike-rs.conf.5 (OPTIONS), packaging/mobike-rs.conf.in and
+/// the README's table from it; tests/docs.rs fails when one is stale.
+pub const OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        name: "load",
+        default: "yes",
+        empty: "",
+        summary: "load the plugin; without it every MOBIKE task goes to charon's built-in MOBIKE",
+        text: &["Load the plugin (`charon.plugins.mobike-rs.load`, or name `mobike-rs` in `charon.load`). Without it, the preloaded library hands every MOBIKE task to charon's built-in implementation and logs that once."],
+        reloaded: false,
+        policy: false,
+    },
+    OptionDoc {
+        name: "mode",
+        default: "rust",
+        empty: "",
+        summary: "`rust`: the Rust core runs MOBIKE tasks; `builtin`: charon's own (rollback)",
+        text: &[
+            "Which implementation runs MOBIKE tasks: `rust` (the Rust core) or `builtin` (charon's own, for comparison or an instant rollback). Any other value is logged and treated as `builtin`.",
+            "A panic in the Rust core is caught, the task it happened in is abandoned (the IKE_SA stays), and new tasks use the built-in MOBIKE until charon is restarted.",
+        ],
+        reloaded: true,
+        policy: false,
+    },
+    OptionDoc {
+        name: "status_socket",
+        default: "unix:///var/run/charon-mobike-rs.sock",
+        empty: "",
+        summary: "where `mobike-rs status` connects (mode 0600); empty: no status",
+        text: &["The Unix socket on which the plugin serves `mobike-rs status`. It is created owned by root with mode 0600. An empty value disables it; a value that is not a `unix://` URI is logged and disables it too."],
+        reloaded: false,
+        policy: false,
+    },
+    OptionDoc {
+        name: "nat_prohibition",
+        default: "no",
+        empty: "",
+        summary: "send NO_NATS_ALLOWED (RFC 4555 3.9); a received one is always verified",
+        text: &["RFC 4555 section 3.9: send NO_NATS_ALLOWED, with the addresses and ports actually used, in the first IKE_AUTH request and in every INFORMATIONAL request that can change addresses. A peer then refuses a path on which the addresses were modified (a NAT) with UNEXPECTED_NAT_DETECTED; mobike-rs retries that path twice with new requests, then leaves it out for 60 seconds and checks the other paths, or goes back to the path it had. A NO_NATS_ALLOWED received from the peer is always verified, whatever this option says."],
+        reloaded: true,
+        policy: true,
+    },
+    OptionDoc {
+        name: "return_routability",
+        default: "before",
+        empty: "",
+        summary: "as responder, check the peer's new address `before` moving, `after`, or `off` (3.7)",
+        text: &[
+            "RFC 4555 section 3.7: when, as responder of an UPDATE_SA_ADDRESSES, to check that the initiator can receive at its new address. `before` sends an INFORMATIONAL request with a fresh COOKIE2 to the new address only and moves the IKE_SA and its IPsec SAs there when the answer matches; `after` moves first and checks then; `off` trusts the peer.",
+            "With `before`, not even the IKE_SA moves ahead of the check: charon installs new CHILD_SAs at the IKE_SA's addresses, so a rekey would otherwise skip it. A check that is never answered ends like any unanswered request: charon closes the IKE_SA after its retransmissions.",
+            "An IKE_SA without CHILD_SAs moves at once with `before` and `after` (it has no IPsec SA whose traffic could be sent to a third party, RFC 4555 section 5.3); its new path is checked when its first CHILD_SA comes up, after the fact for that CHILD_SA, as with `after`.",
+        ],
+        reloaded: true,
+        policy: true,
+    },
+    OptionDoc {
+        name: "acceptable_peer_addresses",
+        default: "",
+        empty: "any",
+        summary: "peer addresses, prefixes or ranges accepted (3.5); others get UNACCEPTABLE_ADDRESSES",
+        text: &["RFC 4555 section 3.5: the peer addresses accepted, as a list of addresses, prefixes (`198.18.0.0/15`) and ranges (`198.18.1.1-198.18.1.9`), at most 64, separated by commas or spaces; empty accepts any. An UPDATE_SA_ADDRESSES from another address is answered with UNACCEPTABLE_ADDRESSES and changes nothing; announced addresses outside the list are not kept."],
+        reloaded: true,
+        policy: true,
+    },
+    OptionDoc {
+        name: "max_peer_addresses",
+        default: "16",
+        empty: "",
+        summary: "most addresses kept per peer (1 to 32)",
+        text: &["The most addresses kept per peer, 1 to 32; the rest of an announced list is dropped, with one log line."],
+        reloaded: true,
+        policy: true,
+    },
+    OptionDoc {
+        name: "fast_roam",
+        default: "yes",
+        empty: "",
+        summary: "roam on the kernel's first event instead of charon's roam event 100 ms later",
+        text: &[
+            "Roam on the first kernel event (link, address or route changes, IPv4 and IPv6), read from the plugin's own rtnetlink socket, instead of waiting for charon's roam event, which kernel-netlink sends 100 ms after a change; further events within 50 ms give one more roam at the end of that window. Loopback, interfaces named `ipsec*`, those in `charon.interfaces_ignore`, link-local and tentative IPv6 addresses are ignored.",
+            "The same socket tells when the plugin's cached route lookups are stale; with `no`, every route lookup asks the kernel. Read when charon starts; only with `mode = rust`.",
+        ],
+        reloaded: false,
+        policy: false,
+    },
+    OptionDoc {
+        name: "liveness_timeout",
+        default: "1s",
+        empty: "",
+        summary: "check all paths, or behind a NAT the NAT mapping, when traffic stops this long; `0`: off",
+        text: &[
+            "On IKE_SAs this host initiated, two rules read from the CHILD_SAs' packet counters.",
+            "When packets keep leaving and none arrive for this long, check all paths, each (local, peer) address pair the kernel routes, and move to the first that answers (behind a NAT the check also carries NAT-D). While the path stays silent the checks back off from 1 second to 60 seconds.",
+            "Behind a NAT (the IKE_SA's NAT condition on this side), when packets were arriving and then none arrive and none leave for this long, check the NAT mapping: one INFORMATIONAL exchange with NAT_DETECTION_*_IP notifies on the current path (RFC 4555 section 3.8, as a MOBIKE DPD). If the peer saw us at another address or port than before, or the IKE_SA has no earlier NAT-D answer to compare with, an UPDATE_SA_ADDRESSES moves it to the new mapping. This recovers a road warrior that only receives, whose NAT mapped it to new ports, within about this timeout, with or without DPD. At most one check per stop of inbound traffic; checks back off from 1 second to 60 seconds (starting over after two minutes without one, or after a check that found a change), so a bursty download costs at most about one exchange a minute.",
+            "An idle tunnel, and an IKE_SA without a NAT in front of this host, cost no packet. `0` disables both rules.",
+        ],
+        reloaded: true,
+        policy: true,
+    },
+    OptionDoc {
+        name: "preference",
+        default: "",
+        empty: "none",
+        summary: "which paths are better: `PATTERN=WEIGHT` by interface name or address range (3.10)",
+        text: &[
+            "Which paths are better, as a list of `PATTERN=WEIGHT` entries separated by commas, for example `eth*=100, wlan*=50, wwan0=10`. PATTERN is an address range as in `acceptable_peer_addresses` (an entry that starts with a digit or holds `:` or `/`), or else the name of the interface a local address is on, where `*` stands for any characters and `?` for one (at most 15 characters). WEIGHT is 0 to 1000, higher is better; the first entry that matches counts, an address no entry matches weighs 0. At most 32 entries. A path is better when its local address weighs more, or the same and its peer address more.",
+            "When all paths are checked, copies of the request go to the better ones first; announced addresses (ADDITIONAL_*_ADDRESS) are listed best first, and a list that is only reordered is sent again.",
+            "On IKE_SAs this host initiated, a better path that appears while the current one works is tested (RFC 4555 section 3.10) once it has been there for `switch_back_delay`: an INFORMATIONAL request goes to it alone, and if it answers the IKE_SA moves there with an UPDATE_SA_ADDRESSES; if it does not answer by the first retransmission, the request goes to the current path as well, an answer there keeps the IKE_SA where it is, and the better path is tested again after 10 seconds, doubling up to 5 minutes.",
+            "Empty: no preference, paths as the kernel orders them.",
+        ],
+        reloaded: true,
+        policy: true,
+    },
+    OptionDoc {
+        name: "switch_back_delay",
+        default: "500ms",
+        empty: "",
+        summary: "how long a better path must have been there before it is tested and taken (0 to 60s)",
+        text: &["How long a better path (see `preference`) must have been there before it is tested and taken; a path that goes away sooner is forgotten, so a flapping link does not make the tunnel flap. Each test costs one INFORMATIONAL exchange. At most 60 seconds; `0` tests at once."],
+        reloaded: true,
+        policy: true,
+    },
+];
 
 /// What one `preference` entry matches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -635,5 +783,32 @@ mod tests {
         }
         assert_eq!(p, Policy::default());
         assert!(p.reset("nope").is_err());
+    }
+
+    #[test]
+    fn the_documented_options_are_the_policy_and_its_defaults() {
+        let mut p = Policy::default();
+        for o in OPTIONS {
+            let parsed = p.set(o.name, o.default);
+            assert_eq!(parsed.is_ok(), o.policy, "{}: {parsed:?}", o.name);
+            assert_eq!(o.default.is_empty(), !o.empty.is_empty(), "{}", o.name);
+            assert!(!o.summary.contains('|'), "{}: a table cell", o.name);
+        }
+        assert_eq!(
+            p,
+            Policy::default(),
+            "a documented default is not the default"
+        );
+        let description = p.describe();
+        let described: Vec<&str> = description
+            .split(' ')
+            .map(|kv| kv.split('=').next().unwrap())
+            .collect();
+        let documented: Vec<&str> = OPTIONS
+            .iter()
+            .filter(|o| o.policy)
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(described, documented);
     }
 }

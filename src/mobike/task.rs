@@ -947,7 +947,7 @@ impl MobikeTask {
                 }
                 // A path that cannot carry IKE (the request came through
                 // the tunnel, from a virtual IP, ...) is never taken either
-                // (issue 3, strongSwan #299).
+                // (strongSwan #299).
                 let unusable = super::filter::AddressFilter::new(sa)
                     .path(msg.dst.ip(), msg.src.ip())
                     .err();

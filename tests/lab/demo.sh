@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/lab/lib.sh
-. tests/lab/bench-lib.sh
+. tools/bench-lib.sh
 
 if [ "$(id -u)" != 0 ]; then
 	echo "demo: needs root (network namespaces); run: sudo make demo" >&2

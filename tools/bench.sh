@@ -45,13 +45,13 @@
 # BENCH_CALLGRIND=DIR (many only): both gateways under valgrind's callgrind,
 # collecting during the roam only (DIR/callgrind.FLAVOUR.RUN.out, with cache
 # simulation), and per roam their instructions, cache misses and the code
-# lines a roam runs (tests/lab/callgrind-summary.py). Deterministic where the
+# lines a roam runs (tools/callgrind-summary.py). Deterministic where the
 # CPU times are not; the times and CPU of such a run are not the benchmark's.
 # Use a few IKE_SAs: BENCH_SAS=100 BENCH_MANY_RUNS=2.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lab/lib.sh
-. tests/lab/bench-lib.sh
+. tools/bench-lib.sh
 
 BENCH_START=$(now)
 if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
@@ -326,7 +326,7 @@ many_callgrind_dump() {
 		cp "$LAB_DIR/$node/callgrind.out.1" "$out" || return 1
 		files+=("$out")
 	done
-	python3 tests/lab/callgrind-summary.py "$roams" "${files[@]}" | sed 's/^/  callgrind: /' >&2
+	python3 tools/callgrind-summary.py "$roams" "${files[@]}" | sed 's/^/  callgrind: /' >&2
 }
 
 # run_many RUN: both flavours at once, each on its own gateway (gw at
@@ -374,9 +374,9 @@ run_many() {
 	swan rw --load-all --file "$LAB_DIR/rw/swanctl.conf" >/dev/null 2>&1 || { harness_fail many "${fl[gw]}" "rw config"; return 1; }
 	t_setup=$(now)
 	# Both sets at once, so both gateways set up under the same load.
-	python3 tests/lab/bench-many.py initiate "$LAB_DIR/rw/charon.vici" c "$SAS" >"$LAB_DIR/init.c" &
+	python3 tools/bench-many.py initiate "$LAB_DIR/rw/charon.vici" c "$SAS" >"$LAB_DIR/init.c" &
 	pid=$!
-	python3 tests/lab/bench-many.py initiate "$LAB_DIR/rw/charon.vici" d "$SAS" >"$LAB_DIR/init.d"
+	python3 tools/bench-many.py initiate "$LAB_DIR/rw/charon.vici" d "$SAS" >"$LAB_DIR/init.d"
 	wait "$pid"
 	for i in c d; do
 		[ "$(cat "$LAB_DIR/init.$i")" = "$SAS" ] ||
@@ -426,7 +426,7 @@ run_many() {
 				{ harness_fail many "${fl[$node]}" "$node: callgrind_control"; return 1; }
 		done
 	fi
-	res=$(python3 tests/lab/bench-many.py roam "$n" "$ROAM_MAX" \
+	res=$(python3 tools/bench-many.py roam "$n" "$ROAM_MAX" \
 		'<[^|>]*\|([0-9]+)> remote endpoint changed from [^ ]+ to 198\.18\.2\.2\[' \
 		"$LAB_DIR/gw/charon.log" "${pidof[gw]}" "$LAB_DIR/gw2/charon.log" "${pidof[gw2]}" -- \
 		ip -n "$LAB_NS-rw" link set rw-a down) || { harness_fail many "${fl[gw]}" "roam helper failed"; return 1; }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The profile of the profile-guided build (make build): the library built
+# The profile of the profile-guided build (make build PGO=1): the library built
 # with instrumentation in TARGET_DIR/pgo-gen (the same cargo command as the
 # release build, so its functions have the same names), the training run
-# (examples/pgo_train.rs, built in TARGET_DIR/pgo-train) driving it, and the
+# (tools/pgo_train.rs, built in TARGET_DIR/pgo-train) driving it, and the
 # counts merged into OUT. The release build then compiles with
 # -Cprofile-use=OUT (Makefile, PGO_FLAGS).
 #
-# Usage: scripts/pgo.sh TARGET_DIR OUT (with the Makefile's build
+# Usage: tools/pgo.sh TARGET_DIR OUT (with the Makefile's build
 # environment: STRONGSWAN_SRC, STRONGSWAN_LIBDIR).
 #
 # Without llvm-profdata (the rustup component llvm-tools, of the same

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Traffic-outage measurement for the netns lab (tests/lab/lib.sh), shared by
-# the demo (tests/lab/demo.sh) and the benchmark (tests/bench.sh).
+# the demo (tests/lab/demo.sh) and the benchmark (tools/bench.sh).
 #
-# A prober (tests/lab/bench-probe.py) sends one ICMP echo every 10 ms
+# A prober (tools/bench-probe.py) sends one ICMP echo every 10 ms
 # through the tunnel on an absolute schedule (`ping -i 0.01` sends every
 # 16-20 ms here: its sleeps round up); each answer line starts with its
 # arrival time, [epoch.micro], as with ping -D. The outage of an event is

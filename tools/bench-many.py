@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Helpers for the benchmark's many-IKE_SA part (tests/bench.sh).
+"""Helpers for the benchmark's many-IKE_SA part (tools/bench.sh).
 
 initiate SOCKET PREFIX N
     Ask the charon behind the vici SOCKET to initiate the IKE_SAs of the

@@ -1,4 +1,4 @@
-//! The training run of the profile-guided build (scripts/pgo.sh): drives
+//! The training run of the profile-guided build (tools/pgo.sh): drives
 //! the core through its C ABI the way the shim does, on the paths a
 //! deployment takes every day, so that the compiler lays out and inlines
 //! those paths for speed (the gateway's step on a roaming IKE_SA runs with
@@ -505,7 +505,7 @@ fn main() {
             API.set(table).ok();
         }
         Err(e) => {
-            // not the library's fault: scripts/pgo.sh builds without a profile
+            // not the library's fault: tools/pgo.sh builds without a profile
             eprintln!("pgo_train: {e}");
             std::process::exit(3);
         }

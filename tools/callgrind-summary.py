@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """callgrind-summary.py ROAMS FILE...: per-roam figures of callgrind profiles
-that tests/bench.sh (BENCH_CALLGRIND) took of a gateway during the roam.
+that tools/bench.sh (BENCH_CALLGRIND) took of a gateway during the roam.
 
 For each FILE (a profile with --dump-instr=yes and --cache-sim=yes), one
 line: instructions, first-level instruction-cache misses and last-level
