@@ -14,6 +14,7 @@
 pub mod boundary;
 pub mod daemon;
 pub mod facts;
+pub mod guard;
 pub mod iface;
 pub mod ike_sa;
 pub mod netlink;
