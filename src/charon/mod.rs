@@ -17,6 +17,7 @@ pub mod facts;
 pub mod guard;
 pub mod iface;
 pub mod ike_sa;
+pub mod liveness;
 pub mod monitor;
 pub mod netlink;
 pub mod object;
