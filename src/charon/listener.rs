@@ -1,0 +1,90 @@
+//! The plugin's bus listener: an IKE_SA going away is forgotten by the
+//! registry, and the first CHILD_SA on a path the IKE_SA took while it had
+//! no IPsec SAs has that path's return routability checked now (RFC 4555
+//! 3.7 allows the check right after the update; the core's memory says
+//! whether it is due).
+//!
+//! Owns: the listener_t object. Never: blocks charon's bus (a MOBIKE task
+//! is only queued), or keeps the IKE_SA it is shown.
+
+use super::ike_sa::IkeSa;
+use super::sys;
+use crate::ffi::registry;
+use crate::mobike::Path;
+
+use super::daemon::{log, Group};
+
+/// charon's listener_t, implemented here; the interface comes first.
+#[repr(C)]
+pub struct Listener {
+    listener: sys::listener_t,
+}
+
+unsafe extern "C" fn ike_state_change(
+    _this: *mut sys::listener_t,
+    ike_sa: *mut sys::ike_sa_t,
+    state: sys::ike_sa_state_t,
+) -> bool {
+    super::boundary::catch("the listener (IKE_SA state)", true, || {
+        // SAFETY: charon shows the IKE_SA for the call.
+        if let Some(ike) = unsafe { IkeSa::from_raw(ike_sa) } {
+            if state == sys::IKE_DESTROYING {
+                registry::forget(ike.unique_id());
+            }
+        }
+        true
+    })
+}
+
+unsafe extern "C" fn child_updown(
+    _this: *mut sys::listener_t,
+    ike_sa: *mut sys::ike_sa_t,
+    _child_sa: *mut sys::child_sa_t,
+    up: bool,
+) -> bool {
+    super::boundary::catch("the listener (CHILD_SA up)", true, || {
+        // SAFETY: charon shows the IKE_SA, checked out, for the call.
+        let Some(ike) = (unsafe { IkeSa::from_raw(ike_sa) }) else {
+            return true;
+        };
+        if !up {
+            return true;
+        }
+        let (Some(local), Some(remote)) = (ike.my_addr(), ike.other_addr()) else {
+            return true;
+        };
+        let path = Path { local, remote };
+        let check =
+            registry::with_known_memory(ike.unique_id(), |m| m.child_sa_up(path)).unwrap_or(false);
+        if check {
+            log(
+                Group::Ike,
+                1,
+                &format!(
+                    "first CHILD_SA on a path taken without IPsec SAs, checking return \
+                     routability of {}",
+                    remote.ip()
+                ),
+            );
+            super::task::queue_mobike(ike, false, false);
+        }
+        true
+    })
+}
+
+impl Listener {
+    pub fn new() -> Box<Listener> {
+        Box::new(Listener {
+            listener: sys::listener_t {
+                ike_state_change: Some(ike_state_change),
+                child_updown: Some(child_updown),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// The listener_t to hand to charon's bus; valid while `self` is.
+    pub fn as_ptr(&mut self) -> *mut sys::listener_t {
+        &mut self.listener
+    }
+}
