@@ -209,6 +209,21 @@ mod tests {
     }
 
     #[test]
+    fn the_installed_charon_reads_as_the_version_built_for() {
+        let Ok(exe) = std::fs::read("/usr/lib/ipsec/charon") else {
+            eprintln!("SKIP: no /usr/lib/ipsec/charon on this machine");
+            return;
+        };
+        assert_eq!(running_version(&exe), Some(built_version()));
+    }
+
+    #[test]
+    fn a_test_binary_is_no_charon_and_is_refused() {
+        // /proc/self/exe holds no strongSwan version string
+        assert!(!check());
+    }
+
+    #[test]
     fn me_is_read_from_the_task_type_names() {
         if BUILT_ME {
             assert_eq!(running_me(Some("CHILD_CREATE"), Some("IKE_ME")), Some(true));
