@@ -88,3 +88,39 @@ impl Listener {
         &mut self.listener
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn fake_unique_id(_this: *mut sys::ike_sa_t) -> u32 {
+        0xfeed_0200
+    }
+
+    #[test]
+    fn an_ike_sa_being_destroyed_is_forgotten() {
+        // a fake IKE_SA: only the method the listener calls for it
+        let mut ike = sys::ike_sa_t {
+            get_unique_id: Some(fake_unique_id),
+            ..Default::default()
+        };
+        let id = 0xfeed_0200;
+        registry::with_memory(id, |m| m.liveness_watched = true);
+        assert!(registry::liveness_watched(usize::MAX).contains(&id));
+        let mut l = Listener::new();
+        let this = l.as_ptr();
+        // SAFETY: our listener's methods with a fake IKE_SA that has
+        // what they read.
+        unsafe {
+            let f = (*this).ike_state_change.unwrap();
+            assert!(f(this, &mut ike, sys::IKE_ESTABLISHED));
+            assert!(registry::liveness_watched(usize::MAX).contains(&id));
+            assert!(f(this, &mut ike, sys::IKE_DESTROYING));
+            assert!(f(this, std::ptr::null_mut(), sys::IKE_DESTROYING));
+            // a CHILD_SA going down asks nothing of the IKE_SA
+            let g = (*this).child_updown.unwrap();
+            assert!(g(this, &mut ike, std::ptr::null_mut(), false));
+        }
+        assert!(!registry::liveness_watched(usize::MAX).contains(&id));
+    }
+}
