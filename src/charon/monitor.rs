@@ -521,7 +521,8 @@ pub struct KernelMonitor {
     watcher_ref: *const Shared,
 }
 
-// the raw reference is only released by Drop, on the unregistering thread
+// SAFETY: the raw reference to Shared (itself Send + Sync) is only
+// released by Drop, on whichever thread unregisters the plugin.
 unsafe impl Send for KernelMonitor {}
 
 fn os_error(what: &str) -> String {

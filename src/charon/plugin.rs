@@ -50,6 +50,34 @@ struct Running {
     monitor: Option<KernelMonitor>,
 }
 
+impl Plugin {
+    /// Stops what runs with the feature, the monitor first (its jobs may
+    /// look at IKE_SAs), and takes the listener off charon's bus.
+    fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            drop(r.monitor);
+            liveness::stop();
+            drop(r.status);
+            // SAFETY: added by start(); the bus lives as long as charon.
+            unsafe {
+                call!(
+                    (*daemon::charon()).bus,
+                    remove_listener,
+                    self.listener.as_ptr()
+                )
+            };
+        }
+    }
+}
+
+impl Drop for Plugin {
+    /// charon unregisters the feature before it destroys the plugin; if
+    /// it did not, nothing may keep a pointer into the freed plugin.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Whether new tasks go to the Rust core: the plugin is loaded, `mode =
 /// rust`, and no panic switched the core off.
 pub fn use_rust() -> bool {
@@ -136,25 +164,16 @@ unsafe extern "C" fn feature_cb(
     // SAFETY: the plugin is ours; the loader calls from one thread.
     let p = &mut *(plugin as *mut Plugin);
     boundary::catch("the plugin's feature", false, || {
-        let bus = (*daemon::charon()).bus;
-        if reg {
-            // SAFETY: the listener lives in the plugin, removed below
-            // before the plugin is destroyed.
-            call!(bus, add_listener, p.listener.as_ptr());
+        if reg && p.running.is_none() {
+            // SAFETY: the listener lives in the plugin and leaves the bus
+            // in stop(), at the latest when the plugin is dropped.
+            call!((*daemon::charon()).bus, add_listener, p.listener.as_ptr());
             let status = StatusSocket::start();
             liveness::start();
             let monitor = KernelMonitor::start(MODE_RUST.load(Ordering::Relaxed));
             p.running = Some(Running { status, monitor });
-        } else {
-            // the monitor first: its jobs may look at IKE_SAs
-            if let Some(r) = p.running.take() {
-                drop(r.monitor);
-                liveness::stop();
-                drop(r.status);
-            } else {
-                liveness::stop();
-            }
-            call!(bus, remove_listener, p.listener.as_ptr());
+        } else if !reg {
+            p.stop();
         }
         true
     })

@@ -45,7 +45,8 @@ pub struct StatusSocket {
     path: String,
 }
 
-// the service is charon's, used from the plugin loader's thread only
+// SAFETY: charon's stream service has no thread affinity; this handle
+// only destroys it, once, on whichever thread unregisters the plugin.
 unsafe impl Send for StatusSocket {}
 
 /// Reads the request line without letting a silent client hold a thread.
