@@ -778,4 +778,94 @@ mod tests {
         cut[0..4].copy_from_slice(&24u32.to_ne_bytes());
         assert!(matches!(r.read(&cut, 1_000_000), Some(Output::Roam(_))));
     }
+
+    /// A fake charon kernel interface: 198.18.9.1 is usable while
+    /// USABLE says so, 198.18.9.7 is a virtual IP; roams are counted.
+    mod fake {
+        use super::super::*;
+        use std::sync::atomic::AtomicU32;
+
+        pub static USABLE: AtomicBool = AtomicBool::new(true);
+        pub static ROAMS: AtomicU32 = AtomicU32::new(0);
+
+        extern "C" {
+            // libstrongswan's, exported (collections/linked_list.h)
+            fn linked_list_create() -> *mut sys::linked_list_t;
+        }
+
+        unsafe extern "C" fn addresses(
+            _this: *mut sys::kernel_interface_t,
+            which: sys::kernel_address_type_t,
+        ) -> *mut sys::enumerator_t {
+            assert_eq!(which, sys::ADDR_TYPE_VIRTUAL);
+            // a list leaked for the test: the enumerator reads it after
+            // this returns
+            let list = linked_list_create();
+            let vip = Host::new("198.18.9.7:0".parse().unwrap()).unwrap();
+            call!(list, insert_last, vip.into_raw() as *mut libc::c_void);
+            call!(list, create_enumerator)
+        }
+
+        unsafe extern "C" fn get_interface(
+            _this: *mut sys::kernel_interface_t,
+            host: *mut sys::host_t,
+            _name: *mut *mut libc::c_char,
+        ) -> bool {
+            let ip = socket_addr(host).unwrap().ip();
+            ip == "198.18.9.1".parse::<std::net::IpAddr>().unwrap() && USABLE.load(Ordering::SeqCst)
+        }
+
+        unsafe extern "C" fn roam(_this: *mut sys::kernel_interface_t, address: bool) {
+            assert!(address);
+            ROAMS.fetch_add(1, Ordering::SeqCst);
+        }
+
+        /// Points charon's global at a daemon with only the fake kernel
+        /// interface (leaked: the global keeps pointing at it).
+        pub fn install() {
+            let kernel = Box::leak(Box::new(sys::kernel_interface_t {
+                create_address_enumerator: Some(addresses),
+                get_interface: Some(get_interface),
+                roam: Some(roam),
+                ..Default::default()
+            }));
+            let daemon = Box::leak(Box::new(sys::daemon_t {
+                kernel,
+                ..Default::default()
+            }));
+            // SAFETY: a test-only write of libcharon's global, which no
+            // other test of this binary reads.
+            unsafe { sys::charon = daemon };
+        }
+    }
+
+    #[test]
+    fn decisions_are_applied_through_charons_kernel_interface() {
+        fake::install();
+        assert_eq!(
+            cache_view("198.18.9.7".parse().unwrap()),
+            CacheView::Virtual
+        );
+        assert_eq!(cache_view("198.18.9.1".parse().unwrap()), CacheView::Usable);
+        assert_eq!(
+            cache_view("198.18.9.2".parse().unwrap()),
+            CacheView::NotUsable
+        );
+        let mut st = State {
+            reader: primed(),
+            stopped: false,
+            scheduled_us: None,
+            buf: Vec::new(),
+        };
+        // t0 goes down while charon's cache still shows its address
+        let out = st.reader.read(&LINK_T0_DOWN, 1_000_000);
+        apply(&mut st, out, 1_000_000);
+        assert_eq!(fake::ROAMS.load(Ordering::SeqCst), 0, "waits for the cache");
+        // charon's cache follows; the retry deadline roams
+        fake::USABLE.store(false, Ordering::SeqCst);
+        let at = st.reader.trigger.next_deadline().unwrap();
+        let out = st.reader.trigger.on_deadline(at);
+        apply(&mut st, out, at);
+        assert_eq!(fake::ROAMS.load(Ordering::SeqCst), 1);
+    }
 }
