@@ -248,4 +248,17 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_refused_charon_gets_no_plugin_and_the_builtin_for_good() {
+        // the test binary is no charon: the guard refuses it
+        assert!(create().is_null());
+        assert!(ABI_REFUSED.load(Ordering::Relaxed));
+        assert!(create().is_null(), "and stays refused");
+        assert!(!use_rust());
+        assert!(
+            !LOGGED_NOT_LOADED.load(Ordering::Relaxed),
+            "a refusal is no \"not loaded\""
+        );
+    }
 }
