@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use super::daemon::{self, log, Group};
 use super::ike_sa::{checkout_by_id, IkeSa};
 use super::object::{call, Enumerator};
+use super::status::uncancelable;
 use super::{sys, task};
 use crate::ffi::registry;
 use crate::mobike::liveness::{
@@ -69,15 +70,23 @@ fn schedule_round(generation: u64) {
     // off: look again in a second whether a reload switched it on
     let ms = if interval == 0 { 1000 } else { interval };
     daemon::schedule_ms(u32::try_from(ms).unwrap_or(u32::MAX), move || {
-        if current(generation) && poll_interval_ms(registry::liveness_timeout_ms()) != 0 {
-            // the watched IDs as the round starts: IKE_SAs watched later
-            // are polled by the next round
-            let watched: Arc<[u32]> = registry::liveness_watched(usize::MAX).into();
-            run_batch(generation, watched, 0);
-        } else if current(generation) {
-            schedule_round(generation);
-        }
+        uncancelable(|| round(generation))
     });
+}
+
+/// A round starts: poll its first batch, or wait for the next round.
+fn round(generation: u64) {
+    if !current(generation) {
+        return;
+    }
+    if poll_interval_ms(registry::liveness_timeout_ms()) == 0 {
+        schedule_round(generation);
+        return;
+    }
+    // the watched IDs as the round starts (bounded by the registry's
+    // MAX_SAS): IKE_SAs watched later are polled by the next round
+    let watched: Arc<[u32]> = registry::liveness_watched(usize::MAX).into();
+    run_batch(generation, watched, 0);
 }
 
 /// Polls one batch of the round from `from` on, then the next batch in a
@@ -90,7 +99,7 @@ fn run_batch(generation: u64, watched: Arc<[u32]>, from: u32) {
     match more {
         Some(next) if current(generation) => daemon::schedule_ms(0, move || {
             if current(generation) {
-                run_batch(generation, watched, next);
+                uncancelable(|| run_batch(generation, watched, next));
             }
         }),
         Some(_) => {}

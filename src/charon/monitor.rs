@@ -30,6 +30,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use super::daemon::{self, log, Group};
 use super::netlink::route_cache_changed;
 use super::object::{call, socket_addr, Enumerator, Host};
+use super::status::uncancelable;
 use super::sys;
 use crate::mobike::trigger::{
     ignore_patterns, Address, CacheView, Decision, KernelEvent, Link, Output, RouteChange, Trigger,
@@ -409,12 +410,14 @@ fn pump(shared: &Arc<Shared>, st: &mut State) {
     // the same monotonic clock, to the microsecond: a recheck of charon's
     // cache is due well within a millisecond
     daemon::schedule_at_us(next, move || {
-        if let Some(mut st) = shared.lock() {
-            st.scheduled_us = None;
-            if !st.stopped {
-                pump(&shared, &mut st);
+        uncancelable(|| {
+            if let Some(mut st) = shared.lock() {
+                st.scheduled_us = None;
+                if !st.stopped {
+                    pump(&shared, &mut st);
+                }
             }
-        }
+        })
     });
 }
 
@@ -511,7 +514,7 @@ unsafe extern "C" fn watcher_cb(
     // SAFETY: data is the watcher's reference to Shared (start()), released
     // by stop only after the watcher stopped calling.
     let shared = std::mem::ManuallyDrop::new(Arc::from_raw(data as *const Shared));
-    super::boundary::catch("the kernel monitor", false, || on_read(&shared))
+    uncancelable(|| super::boundary::catch("the kernel monitor", false, || on_read(&shared)))
 }
 
 /// A running monitor; stopped when dropped.

@@ -39,6 +39,24 @@ extern "C" {
     fn thread_cancelability(enable: bool) -> bool;
 }
 
+/// Runs `f` with cancellation of this thread disabled. charon cancels
+/// worker threads at shutdown (pthread_cancel) in any job that has no
+/// cancel callback; the forced unwind must never run through Rust frames
+/// (undefined behaviour), nor leave an IKE_SA checked out or an
+/// enumerator of charon's locked. Shutdown waits for `f` instead.
+pub(crate) fn uncancelable<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the state taken below, on this thread.
+            unsafe { thread_cancelability(self.0) };
+        }
+    }
+    // SAFETY: a plain libstrongswan call on this thread.
+    let _restore = Restore(unsafe { thread_cancelability(false) });
+    f()
+}
+
 /// The running status service; stopped and its socket removed on drop.
 pub struct StatusSocket {
     service: NonNull<sys::stream_service_t>,
@@ -97,17 +115,6 @@ fn entries() -> Vec<Entry> {
         filter: true,
         ..ViewNeeds::default()
     };
-    // the enumerator holds charon's IKE_SA manager: no cancellation of
-    // this thread before it is destroyed
-    struct Cancelable(bool);
-    impl Drop for Cancelable {
-        fn drop(&mut self) {
-            // SAFETY: restores the state taken below.
-            unsafe { thread_cancelability(self.0) };
-        }
-    }
-    // SAFETY: a plain libstrongswan call on this thread.
-    let _restore = Cancelable(unsafe { thread_cancelability(false) });
     // SAFETY: the controller lives as long as charon; wait = TRUE checks
     // out each IKE_SA for its step, the enumerator is destroyed on drop.
     let ikes = unsafe {
@@ -143,23 +150,25 @@ fn answer(request: &[u8], entries: impl FnOnce() -> Vec<Entry>, now_ms: u64) -> 
 }
 
 unsafe extern "C" fn on_accept(_data: *mut c_void, stream: *mut sys::stream_t) -> bool {
-    super::boundary::catch("the status socket", false, || {
-        let request = read_request(stream);
-        let text = answer(&request, entries, daemon::now_ms());
-        // SAFETY: the stream charon lent; write_all reads text.len() bytes.
-        let ok = unsafe { call!(stream, write_all, text.as_ptr() as *mut c_void, text.len()) };
-        if !ok {
-            log(
-                Group::Cfg,
-                2,
-                &format!(
-                    "status client went away: {}",
-                    std::io::Error::last_os_error()
-                ),
-            );
-        }
-        // FALSE: charon closes the stream
-        false
+    uncancelable(|| {
+        super::boundary::catch("the status socket", false, || {
+            let request = read_request(stream);
+            let text = answer(&request, entries, daemon::now_ms());
+            // SAFETY: the stream charon lent; write_all reads text.len() bytes.
+            let ok = unsafe { call!(stream, write_all, text.as_ptr() as *mut c_void, text.len()) };
+            if !ok {
+                log(
+                    Group::Cfg,
+                    2,
+                    &format!(
+                        "status client went away: {}",
+                        std::io::Error::last_os_error()
+                    ),
+                );
+            }
+            // FALSE: charon closes the stream
+            false
+        })
     })
 }
 
