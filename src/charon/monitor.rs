@@ -535,6 +535,58 @@ fn os_error(what: &str) -> String {
     )
 }
 
+/// The monitor's NETLINK_ROUTE socket: nonblocking, a 1 MiB receive
+/// buffer, bound to the link, address, route and rule groups.
+fn open_socket() -> Result<OwnedFd, String> {
+    // SAFETY: plain socket(2); owned at once below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(os_error("socket"));
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let rcvbuf = SOCKET_RCVBUF;
+    // SAFETY: setsockopt reads an int; failing only costs burst room.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &rcvbuf as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    // SAFETY: an all-zero sockaddr_nl is valid.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // rules only for the route cache (policy routing changes routes)
+    addr.nl_groups = (libc::RTMGRP_LINK
+        | libc::RTMGRP_IPV4_IFADDR
+        | libc::RTMGRP_IPV6_IFADDR
+        | libc::RTMGRP_IPV4_ROUTE
+        | libc::RTMGRP_IPV6_ROUTE) as u32
+        | 1 << (libc::RTNLGRP_IPV4_RULE - 1)
+        | 1 << (libc::RTNLGRP_IPV6_RULE - 1);
+    // SAFETY: bind reads a sockaddr_nl of its size.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(os_error("bind"));
+    }
+    Ok(fd)
+}
+
 impl KernelMonitor {
     /// Starts the monitor if `fast_roam` is on (default) and MOBIKE tasks
     /// run in the Rust core; `None` if disabled or failed (logged).
@@ -553,54 +605,13 @@ impl KernelMonitor {
         }
         let ignored = daemon::global_setting_str("interfaces_ignore").unwrap_or_default();
         let table = daemon::global_setting_int("routing_table", 220);
-        // SAFETY: plain socket(2); owned at once below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
+        let fd = match open_socket() {
+            Ok(fd) => fd,
+            Err(e) => {
+                log(Group::Cfg, 1, &e);
+                return None;
+            }
         };
-        if fd < 0 {
-            log(Group::Cfg, 1, &os_error("socket"));
-            return None;
-        }
-        // SAFETY: a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let rcvbuf = SOCKET_RCVBUF;
-        // SAFETY: setsockopt reads an int; failing only costs burst room.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                &rcvbuf as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-        // SAFETY: an all-zero sockaddr_nl is valid.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // rules only for the route cache (policy routing changes routes)
-        addr.nl_groups = (libc::RTMGRP_LINK
-            | libc::RTMGRP_IPV4_IFADDR
-            | libc::RTMGRP_IPV6_IFADDR
-            | libc::RTMGRP_IPV4_ROUTE
-            | libc::RTMGRP_IPV6_ROUTE) as u32
-            | 1 << (libc::RTNLGRP_IPV4_RULE - 1)
-            | 1 << (libc::RTNLGRP_IPV6_RULE - 1);
-        // SAFETY: bind reads a sockaddr_nl of its size.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &addr as *const libc::sockaddr_nl as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            log(Group::Cfg, 1, &os_error("bind"));
-            return None;
-        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 reader: Reader::new(Trigger::for_charon(&ignored, table)),
@@ -870,5 +881,49 @@ mod tests {
         let out = st.reader.trigger.on_deadline(at);
         apply(&mut st, out, at);
         assert_eq!(fake::ROAMS.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_kernels_dumps_prime_the_trigger_without_privileges() {
+        let fd = match open_socket() {
+            Ok(fd) => fd,
+            Err(e) => panic!("{e}"),
+        };
+        let mut st = State {
+            reader: Reader::new(Trigger::for_charon("", 220)),
+            stopped: false,
+            scheduled_us: None,
+            buf: vec![0u8; RECV_BUF],
+        };
+        // both dumps, one after the other; bounded in reads and time
+        for _ in 0..200 {
+            send_requests(fd.as_raw_fd(), &mut st);
+            if st.reader.dumps.is_empty() && st.reader.dump_seq.is_none() {
+                break;
+            }
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd, a 1 s timeout.
+            assert!(unsafe { libc::poll(&mut pfd, 1, 1000) } > 0, "no answer");
+            // SAFETY: recv writes at most buf.len() bytes into buf.
+            let n = unsafe {
+                libc::recv(
+                    fd.as_raw_fd(),
+                    st.buf.as_mut_ptr() as *mut libc::c_void,
+                    st.buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            assert!(n > 0);
+            let datagram = st.buf[..n as usize].to_vec();
+            assert_eq!(st.reader.read(&datagram, 0), None, "a dump decides nothing");
+        }
+        assert!(st.reader.dumps.is_empty() && st.reader.dump_seq.is_none());
+        // at least lo and its 127.0.0.1
+        assert!(st.reader.trigger.links_known() >= 1);
+        assert!(st.reader.trigger.addresses_known() >= 1);
     }
 }
