@@ -247,4 +247,38 @@ mod tests {
         }
         assert!(jobs >= 3);
     }
+
+    unsafe extern "C" fn connecting(_this: *mut sys::ike_sa_t) -> sys::ike_sa_state_t {
+        sys::IKE_CONNECTING
+    }
+
+    unsafe extern "C" fn yes_condition(
+        _this: *mut sys::ike_sa_t,
+        _c: sys::ike_condition_t,
+    ) -> bool {
+        true
+    }
+
+    unsafe extern "C" fn yes_extension(
+        _this: *mut sys::ike_sa_t,
+        _e: sys::ike_extension_t,
+    ) -> bool {
+        true
+    }
+
+    #[test]
+    fn an_ike_sa_not_yet_established_is_not_looked_at() {
+        // a fake IKE_SA with only what the eligibility reads: a read of
+        // anything else (its CHILD_SAs, its tasks) would call a NULL method
+        // and panic
+        let mut ike = sys::ike_sa_t {
+            get_state: Some(connecting),
+            has_condition: Some(yes_condition),
+            supports_extension: Some(yes_extension),
+            ..Default::default()
+        };
+        // SAFETY: a fake IKE_SA with the methods read.
+        let ike = unsafe { IkeSa::from_raw(&mut ike) }.unwrap();
+        check_ike_sa(ike, 1000);
+    }
 }

@@ -270,4 +270,52 @@ mod tests {
         let j = answer(b"status json\n", Vec::new, 0);
         assert!(j.starts_with('{') || j.starts_with('['), "{j}");
     }
+
+    /// A client on a fake stream: `data` comes in chunks of `chunk`
+    /// bytes, then EOF.
+    #[repr(C)]
+    struct FakeStream {
+        stream: sys::stream_t,
+        data: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+    }
+
+    unsafe extern "C" fn fake_read(
+        this: *mut sys::stream_t,
+        buf: *mut c_void,
+        len: usize,
+        block: bool,
+    ) -> isize {
+        assert!(!block, "a status client never blocks a worker");
+        // SAFETY: the stream is the first member of a FakeStream (client());
+        // buf holds len bytes and n <= len.
+        let f = &mut *(this as *mut FakeStream);
+        let n = len.min(f.chunk).min(f.data.len() - f.pos);
+        std::ptr::copy_nonoverlapping(f.data[f.pos..].as_ptr(), buf as *mut u8, n);
+        f.pos += n;
+        n as isize
+    }
+
+    fn client(data: &[u8], chunk: usize) -> Vec<u8> {
+        let mut f = FakeStream {
+            stream: sys::stream_t {
+                read: Some(fake_read),
+                ..Default::default()
+            },
+            data: data.to_vec(),
+            pos: 0,
+            chunk,
+        };
+        read_request(&mut f.stream)
+    }
+
+    #[test]
+    fn the_request_line_is_read_in_pieces_up_to_its_bound() {
+        assert_eq!(client(b"status json\n", 3), b"status json\n");
+        // a closed connection ends the read
+        assert_eq!(client(b"stat", 100), b"stat");
+        // a client that never ends its line gets MAX_REQUEST bytes read
+        assert_eq!(client(&[b'x'; 5000], 1000).len(), MAX_REQUEST);
+    }
 }
