@@ -9,15 +9,22 @@
 //!   boundary every entry point uses.
 //! - [`task`]: the `ike_mobike_t` object; [`facts`]: an IKE_SA read into
 //!   the core's view.
-//! - [`plugin`]: the plugin object; [`netlink`], [`iface`]: route and
-//!   interface lookups.
+//! - [`plugin`]: the plugin object, with the ABI [`guard`], the bus
+//!   [`listener`], the [`status`] socket, the [`liveness`] poller and the
+//!   kernel [`monitor`]; [`netlink`], [`iface`]: route and interface
+//!   lookups.
 pub mod boundary;
 pub mod daemon;
 pub mod facts;
+pub mod guard;
 pub mod iface;
 pub mod ike_sa;
+pub mod listener;
+pub mod liveness;
+pub mod monitor;
 pub mod netlink;
 pub mod object;
 pub mod plugin;
+pub mod status;
 pub mod sys;
 pub mod task;

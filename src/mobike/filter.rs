@@ -36,6 +36,42 @@ pub struct Interface {
     pub ignored: bool,
 }
 
+/// What sysfs (`/sys/class/net/<name>/`) shows of a network interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceFacts {
+    /// `tun_flags` exists: a TUN/TAP device (kernel-libipsec's TUN).
+    pub tun_flags: bool,
+    /// `type`: the ARPHRD_* hardware type, if it could be read.
+    pub arphrd: Option<u16>,
+}
+
+/// ARPHRD_* hardware types of tunnel devices (linux/if_arp.h).
+const ARPHRD_TUNNEL: u16 = 768; // IP-in-IP, VTI
+const ARPHRD_TUNNEL6: u16 = 769; // ip6tnl, VTI6
+const ARPHRD_SIT: u16 = 776;
+const ARPHRD_IPGRE: u16 = 778;
+const ARPHRD_IP6GRE: u16 = 823;
+const ARPHRD_NONE: u16 = 0xfffe; // XFRM interfaces, TUN devices
+
+/// Whether a device is a tunnel ([`Interface::tunnel`]): a TUN device, or
+/// one whose hardware type is a tunnel's (IP-in-IP, VTI, SIT, GRE) or none
+/// at all (XFRM interfaces). An address on one, or reached through one,
+/// may only exist through an IPsec tunnel and cannot carry IKE.
+pub fn is_tunnel_device(facts: DeviceFacts) -> bool {
+    facts.tun_flags
+        || matches!(
+            facts.arphrd,
+            Some(
+                ARPHRD_TUNNEL
+                    | ARPHRD_TUNNEL6
+                    | ARPHRD_SIT
+                    | ARPHRD_IPGRE
+                    | ARPHRD_IP6GRE
+                    | ARPHRD_NONE
+            )
+        )
+}
+
 /// An address and an interface: the one a local address is on, or the one
 /// the kernel's route towards a peer address leaves through.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,6 +313,23 @@ impl Skipped {
 mod tests {
     use super::*;
     use crate::mobike::test_view;
+
+    #[test]
+    fn tun_xfrm_vti_sit_and_gre_devices_are_tunnels_ethernet_is_not() {
+        let dev = |tun_flags, arphrd| is_tunnel_device(DeviceFacts { tun_flags, arphrd });
+        // kernel-libipsec's TUN (ARPHRD_NONE as well), an XFRM interface
+        assert!(dev(true, Some(0xfffe)) && dev(false, Some(0xfffe)));
+        // VTI, VTI6, SIT, GRE, IP6GRE
+        for t in [768, 769, 776, 778, 823] {
+            assert!(dev(false, Some(t)), "type {t}");
+        }
+        // Ethernet (veth too), loopback, a device sysfs says nothing of
+        for t in [Some(1), Some(772), None] {
+            assert!(!dev(false, t), "type {t:?}");
+        }
+        // a TAP device has Ethernet's type but tun_flags
+        assert!(dev(true, Some(1)));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -12,7 +12,9 @@
 //!   INFORMATIONAL request carrying NAT-D, as charon's MOBIKE DPD does.
 //!
 //! Owns: the counters last seen and the backoff of each kind of check, for
-//! one IKE_SA.
+//! one IKE_SA; which IKE_SAs are polled ([`polled`]), in which batches
+//! ([`next_batch`]) and how often ([`poll_interval_ms`]); and what a
+//! verdict asks the caller to do ([`remedy`]).
 //! Never: costs an idle tunnel a packet (nothing arrived and nothing left
 //! since the last check), checks a NAT mapping where there is no NAT,
 //! checks more than once per stop of inbound traffic, or checks faster
@@ -29,6 +31,95 @@ pub const BACKOFF_MAX_MS: u64 = 60_000;
 /// again at [`BACKOFF_MIN_MS`]: stops of inbound traffic that rare cost at
 /// most one check per this interval anyway.
 pub const NAT_CHECK_QUIET_MS: u64 = 2 * BACKOFF_MAX_MS;
+
+/// Most IKE_SAs one poll job checks out, one after the other: a road
+/// warrior with more watched IKE_SAs is polled in several jobs per round,
+/// each bounded, so a round never holds a worker thread long and every
+/// watched IKE_SA is polled whatever its unique ID.
+pub const POLL_BATCH: usize = 256;
+
+/// How often the counters are read: a quarter of `liveness_timeout`, at
+/// least every 100 ms; 0 when detection is off.
+pub fn poll_interval_ms(timeout_ms: u64) -> u64 {
+    if timeout_ms == 0 {
+        0
+    } else {
+        (timeout_ms / 4).max(100)
+    }
+}
+
+/// Whether an IKE_SA's counters are worth reading: it is established, we
+/// are its original initiator (RFC 4555 3.5 has the initiator decide
+/// about paths; a responder waits for it) and MOBIKE was negotiated.
+pub fn polled(established: bool, original_initiator: bool, mobike: bool) -> bool {
+    established && original_initiator && mobike
+}
+
+/// The next batch of a round over the watched unique IDs (`watched`
+/// sorted ascending, as taken at the start of the round): at most `cap`
+/// IDs from `from` on, and where the next batch starts (`None`: the round
+/// is done).
+pub fn next_batch(watched: &[u32], from: u32, cap: usize) -> (&[u32], Option<u32>) {
+    let start = watched.partition_point(|id| *id < from);
+    let rest = &watched[start..];
+    let batch = &rest[..rest.len().min(cap)];
+    let more = (batch.len() < rest.len())
+        .then(|| batch.last().and_then(|last| last.checked_add(1)))
+        .flatten();
+    (batch, more)
+}
+
+/// What is under way on the IKE_SA: `busy` when charon has an active
+/// task on it, `our_mobike_request` when that is a request of one of our
+/// MOBIKE tasks.
+pub fn activity(busy: bool, our_mobike_request: bool) -> Activity {
+    match (busy, our_mobike_request) {
+        (false, _) => Activity::Idle,
+        (true, true) => Activity::MobikeRequest,
+        (true, false) => Activity::Other,
+    }
+}
+
+/// A MOBIKE task to queue on the IKE_SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queue {
+    /// Check all paths (charon's `roam`).
+    pub roam: bool,
+    /// A MOBIKE DPD: an INFORMATIONAL request with NAT-D (RFC 4555 3.8).
+    pub dpd: bool,
+}
+
+/// What the caller does about a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remedy {
+    Nothing,
+    /// Send the active MOBIKE request of ours to all paths now (it is
+    /// already checking paths, and a new exchange would wait behind it);
+    /// if it is gone by then, queue this instead.
+    SendToAllPaths {
+        else_queue: Queue,
+    },
+    Queue(Queue),
+}
+
+/// The remedy for `verdict`; `our_mobike_request` when the active
+/// exchange is a request of one of our MOBIKE tasks.
+pub fn remedy(verdict: Verdict, our_mobike_request: bool) -> Remedy {
+    // all paths, with NAT-D: a NAT in front of us may have moved us too
+    let probe = Queue {
+        roam: true,
+        dpd: true,
+    };
+    match verdict {
+        Verdict::Fine => Remedy::Nothing,
+        Verdict::Probe { .. } if our_mobike_request => Remedy::SendToAllPaths { else_queue: probe },
+        Verdict::Probe { .. } => Remedy::Queue(probe),
+        Verdict::CheckNatMapping { .. } => Remedy::Queue(Queue {
+            roam: false,
+            dpd: true,
+        }),
+    }
+}
 
 /// Counters of one IKE_SA's CHILD_SAs as last seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -182,6 +273,72 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_covers_every_watched_id_in_bounded_batches() {
+        // ids far above 256 (a road warrior's unique IDs only grow)
+        let watched: Vec<u32> = (1..=300)
+            .map(|i| i * 7)
+            .chain([70_000, u32::MAX - 1, u32::MAX])
+            .collect();
+        let (mut seen, mut from, mut jobs) = (Vec::new(), Some(0), 0);
+        while let Some(f) = from {
+            let (batch, more) = next_batch(&watched, f, POLL_BATCH);
+            assert!(batch.len() <= POLL_BATCH);
+            seen.extend_from_slice(batch);
+            from = more;
+            jobs += 1;
+            assert!(jobs < 10);
+        }
+        assert_eq!(seen, watched);
+        assert_eq!(jobs, 2);
+        // a full last batch ends the round too
+        let exact: Vec<u32> = (1..=256).collect();
+        assert_eq!(next_batch(&exact, 0, 256), (&exact[..], None));
+        assert_eq!(next_batch(&[], 0, 256), (&[][..], None));
+        // the cursor is an ID: an IKE_SA gone mid-round shifts nothing
+        assert_eq!(next_batch(&[5, 9, 12], 6, 1), (&[9][..], Some(10)));
+    }
+
+    #[test]
+    fn only_established_mobike_ike_sas_we_initiated_are_polled() {
+        assert!(polled(true, true, true));
+        for (e, i, m) in [
+            (false, true, true),
+            (true, false, true),
+            (true, true, false),
+        ] {
+            assert!(!polled(e, i, m));
+        }
+        assert_eq!(poll_interval_ms(0), 0);
+        assert_eq!(poll_interval_ms(1000), 250);
+        assert_eq!(poll_interval_ms(200), 100);
+    }
+
+    #[test]
+    fn a_probe_reuses_our_active_request_and_a_mapping_check_is_a_dpd() {
+        let probe = Verdict::Probe { silent_ms: 1000 };
+        let all = Queue {
+            roam: true,
+            dpd: true,
+        };
+        assert_eq!(
+            remedy(probe, true),
+            Remedy::SendToAllPaths { else_queue: all }
+        );
+        assert_eq!(remedy(probe, false), Remedy::Queue(all));
+        assert_eq!(
+            remedy(Verdict::CheckNatMapping { quiet_ms: 1 }, true),
+            Remedy::Queue(Queue {
+                roam: false,
+                dpd: true
+            })
+        );
+        assert_eq!(remedy(Verdict::Fine, true), Remedy::Nothing);
+        assert_eq!(activity(false, true), Activity::Idle);
+        assert_eq!(activity(true, true), Activity::MobikeRequest);
+        assert_eq!(activity(true, false), Activity::Other);
+    }
 
     /// The first rule's readings: not behind a NAT; `busy` is another
     /// exchange under way.

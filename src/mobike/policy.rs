@@ -311,6 +311,39 @@ fn parse_duration_ms(v: &str) -> Option<u64> {
     (x.is_finite() && x >= 0.0).then(|| (x * scale).round() as u64)
 }
 
+/// Who runs charon's MOBIKE tasks (`charon.plugins.mobike-rs.mode`): the
+/// Rust core, or charon's built-in MOBIKE (the rollback, charon's own
+/// behaviour unchanged). Read once when the plugin loads and on reload: a
+/// gateway creates a task per roaming IKE_SA, and a settings lookup each
+/// time is its cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Rust,
+    Builtin,
+}
+
+impl Mode {
+    /// The value an unset `mode` means.
+    pub const DEFAULT: &'static str = "rust";
+
+    /// `mode` as set (`None`: unset, which means rust). An unknown value
+    /// means builtin, with the error to log: a typo must never run code
+    /// the administrator did not ask for.
+    pub fn from_setting(value: Option<&str>) -> (Mode, Option<SettingError>) {
+        match value.unwrap_or(Mode::DEFAULT) {
+            "rust" => (Mode::Rust, None),
+            "builtin" => (Mode::Builtin, None),
+            other => (
+                Mode::Builtin,
+                Some(SettingError(format!(
+                    "unknown mode '{other}' (expected 'rust' or 'builtin'), using the built-in \
+                     MOBIKE"
+                ))),
+            ),
+        }
+    }
+}
+
 /// The policy; [`Policy::default`] is what an empty configuration means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -442,6 +475,18 @@ fn parse_bool(v: &str) -> Option<bool> {
 }
 
 impl Policy {
+    /// Every setting of the policy (`charon.plugins.mobike-rs.<key>`), in
+    /// the order the caller applies them and the log describes them.
+    pub const KEYS: [&'static str; 7] = [
+        "nat_prohibition",
+        "return_routability",
+        "acceptable_peer_addresses",
+        "max_peer_addresses",
+        "liveness_timeout",
+        "preference",
+        "switch_back_delay",
+    ];
+
     /// Whether a peer address is acceptable (RFC 4555 3.5).
     pub fn accepts(&self, ip: IpAddr) -> bool {
         self.acceptable_peer_addresses.is_empty()
@@ -589,25 +634,30 @@ impl Policy {
 
     /// One line for the daemon's log.
     pub fn describe(&self) -> String {
-        [
-            "nat_prohibition",
-            "return_routability",
-            "acceptable_peer_addresses",
-            "max_peer_addresses",
-            "liveness_timeout",
-            "preference",
-            "switch_back_delay",
-        ]
-        .iter()
-        .map(|k| format!("{k}={}", self.show(k)))
-        .collect::<Vec<_>>()
-        .join(" ")
+        Policy::KEYS
+            .iter()
+            .map(|k| format!("{k}={}", self.show(k)))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mode_unset_is_rust_and_an_unknown_one_is_builtin_with_a_reason() {
+        assert_eq!(Mode::from_setting(None), (Mode::Rust, None));
+        assert_eq!(Mode::from_setting(Some("rust")), (Mode::Rust, None));
+        assert_eq!(Mode::from_setting(Some("builtin")), (Mode::Builtin, None));
+        let (m, e) = Mode::from_setting(Some("Rust "));
+        assert_eq!(m, Mode::Builtin);
+        assert_eq!(
+            e.unwrap().0,
+            "unknown mode 'Rust ' (expected 'rust' or 'builtin'), using the built-in MOBIKE"
+        );
+    }
 
     #[test]
     fn defaults_follow_the_rfc() {

@@ -183,7 +183,41 @@ pub struct Trigger {
     checking: Option<Checking>,
 }
 
+/// Interfaces whose events never trigger whatever charon's settings say:
+/// kernel-libipsec's TUN devices (`ipsec0`, ...), whose addresses and
+/// routes are the tunnel's own doing.
+pub const DEFAULT_IGNORE: &str = "ipsec*";
+
+/// The interface name patterns a monitor of charon ignores:
+/// [`DEFAULT_IGNORE`] and charon's `interfaces_ignore` (a list separated
+/// by commas or blanks, as the caller read it).
+pub fn ignore_patterns(interfaces_ignore: &str) -> Vec<String> {
+    std::iter::once(DEFAULT_IGNORE)
+        .chain(interfaces_ignore.split([',', ' ', '\t']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .take(MAX_IGNORE_PATTERNS)
+        .map(String::from)
+        .collect()
+}
+
+/// charon's own routing table from `charon.routing_table` as read; a
+/// negative value names no table and becomes 0 (RT_TABLE_UNSPEC), which
+/// no installed route carries.
+pub fn routing_table(setting: i32) -> u32 {
+    u32::try_from(setting).unwrap_or(0)
+}
+
 impl Trigger {
+    /// A monitor for charon with its settings: `interfaces_ignore` and
+    /// `routing_table` as read.
+    pub fn for_charon(interfaces_ignore: &str, routing_table_setting: i32) -> Self {
+        Trigger::new(
+            &ignore_patterns(interfaces_ignore),
+            routing_table(routing_table_setting),
+        )
+    }
+
     /// `ignore`: interface names (exact, or a prefix ending in `*`) whose
     /// events never trigger: charon's tunnel devices and ignored
     /// interfaces. At most [`MAX_IGNORE_PATTERNS`] are kept.
@@ -495,6 +529,24 @@ fn merge(into: &mut Decision, later: Decision) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn charons_tunnel_devices_and_ignored_interfaces_never_trigger() {
+        assert_eq!(ignore_patterns(""), ["ipsec*"]);
+        assert_eq!(
+            ignore_patterns("eth9, docker*,,wg0"),
+            ["ipsec*", "eth9", "docker*", "wg0"]
+        );
+        let many = vec!["x"; 100].join(",");
+        assert_eq!(ignore_patterns(&many).len(), MAX_IGNORE_PATTERNS);
+        assert_eq!(routing_table(220), 220);
+        assert_eq!(routing_table(-1), 0);
+        let mut t = Trigger::for_charon("eth9", 220);
+        for (i, name) in [(4, "ipsec0"), (5, "eth9")] {
+            t.observe(&link(i, name, true), true, 0);
+            assert_eq!(t.observe(&link(i, name, false), false, 1_000_000), None);
+        }
+    }
 
     fn link(ifindex: u32, name: &str, up: bool) -> KernelEvent {
         KernelEvent::NewLink(Link {

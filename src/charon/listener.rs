@@ -1,0 +1,126 @@
+//! The plugin's bus listener: an IKE_SA going away is forgotten by the
+//! registry, and the first CHILD_SA on a path the IKE_SA took while it had
+//! no IPsec SAs has that path's return routability checked now (RFC 4555
+//! 3.7 allows the check right after the update; the core's memory says
+//! whether it is due).
+//!
+//! Owns: the listener_t object. Never: blocks charon's bus (a MOBIKE task
+//! is only queued), or keeps the IKE_SA it is shown.
+
+use super::ike_sa::IkeSa;
+use super::sys;
+use crate::ffi::registry;
+use crate::mobike::Path;
+
+use super::daemon::{log, Group};
+
+/// charon's listener_t, implemented here; the interface comes first.
+#[repr(C)]
+pub struct Listener {
+    listener: sys::listener_t,
+}
+
+unsafe extern "C" fn ike_state_change(
+    _this: *mut sys::listener_t,
+    ike_sa: *mut sys::ike_sa_t,
+    state: sys::ike_sa_state_t,
+) -> bool {
+    super::boundary::catch("the listener (IKE_SA state)", true, || {
+        // SAFETY: charon shows the IKE_SA for the call.
+        if let Some(ike) = unsafe { IkeSa::from_raw(ike_sa) } {
+            if state == sys::IKE_DESTROYING {
+                registry::forget(ike.unique_id());
+            }
+        }
+        true
+    })
+}
+
+unsafe extern "C" fn child_updown(
+    _this: *mut sys::listener_t,
+    ike_sa: *mut sys::ike_sa_t,
+    _child_sa: *mut sys::child_sa_t,
+    up: bool,
+) -> bool {
+    super::boundary::catch("the listener (CHILD_SA up)", true, || {
+        // SAFETY: charon shows the IKE_SA, checked out, for the call.
+        let Some(ike) = (unsafe { IkeSa::from_raw(ike_sa) }) else {
+            return true;
+        };
+        if !up {
+            return true;
+        }
+        let (Some(local), Some(remote)) = (ike.my_addr(), ike.other_addr()) else {
+            return true;
+        };
+        let path = Path { local, remote };
+        let check =
+            registry::with_known_memory(ike.unique_id(), |m| m.child_sa_up(path)).unwrap_or(false);
+        if check {
+            log(
+                Group::Ike,
+                1,
+                &format!(
+                    "first CHILD_SA on a path taken without IPsec SAs, checking return \
+                     routability of {}",
+                    remote.ip()
+                ),
+            );
+            super::task::queue_mobike(ike, false, false);
+        }
+        true
+    })
+}
+
+impl Listener {
+    pub fn new() -> Box<Listener> {
+        Box::new(Listener {
+            listener: sys::listener_t {
+                ike_state_change: Some(ike_state_change),
+                child_updown: Some(child_updown),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// The listener_t to hand to charon's bus; valid while `self` is.
+    pub fn as_ptr(&mut self) -> *mut sys::listener_t {
+        &mut self.listener
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn fake_unique_id(_this: *mut sys::ike_sa_t) -> u32 {
+        0xfeed_0200
+    }
+
+    #[test]
+    fn an_ike_sa_being_destroyed_is_forgotten() {
+        // a fake IKE_SA: only the method the listener calls for it
+        let mut ike = sys::ike_sa_t {
+            get_unique_id: Some(fake_unique_id),
+            ..Default::default()
+        };
+        let id = 0xfeed_0200;
+        registry::with_memory(id, |m| m.liveness_watched = true);
+        assert!(registry::liveness_watched(usize::MAX).contains(&id));
+        let mut l = Listener::new();
+        let this = l.as_ptr();
+        // SAFETY: our listener's methods with a fake IKE_SA that has
+        // what they read.
+        unsafe {
+            let f = (*this).ike_state_change.unwrap();
+            assert!(f(this, &mut ike, sys::IKE_ESTABLISHED));
+            assert!(registry::liveness_watched(usize::MAX).contains(&id));
+            assert!(f(this, &mut ike, sys::IKE_DESTROYING));
+            assert!(f(this, std::ptr::null_mut(), sys::IKE_DESTROYING));
+            // a CHILD_SA going down asks nothing of the IKE_SA
+            let g = (*this).child_updown.unwrap();
+            assert!(g(this, &mut ike, std::ptr::null_mut(), false));
+        }
+        assert!(!registry::liveness_watched(usize::MAX).contains(&id));
+    }
+}
