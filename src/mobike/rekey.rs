@@ -337,8 +337,7 @@ mod tests {
                 RekeyStep::Rekey(child(2)),
                 RekeyStep::Log(
                     1,
-                    "the peer rekeyed 2 CHILD_SA(s) after the move, not rekeying them again"
-                        .into()
+                    "the peer rekeyed 2 CHILD_SA(s) after the move, not rekeying them again".into()
                 ),
             ]
         );
