@@ -1006,6 +1006,8 @@ pub fn create(ike_sa: *mut sys::ike_sa_t, initiator: bool) -> *mut sys::ike_mobi
 }
 
 /// charon's built-in `ike_mobike_create` (found with dlsym(RTLD_NEXT)).
+// charon's IKE_SA is only handed on to charon's own constructor
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn builtin_create(ike_sa: *mut sys::ike_sa_t, initiator: bool) -> *mut sys::ike_mobike_t {
     type Create = unsafe extern "C" fn(*mut sys::ike_sa_t, bool) -> *mut sys::ike_mobike_t;
     static BUILTIN: OnceLock<usize> = OnceLock::new();

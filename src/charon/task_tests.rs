@@ -489,7 +489,11 @@ struct FakeIkeSa {
     peers: *mut sys::linked_list_t,
     my_vips: *mut sys::linked_list_t,
     peer_vips: *mut sys::linked_list_t,
+    /// Boxed: charon's pointers to them must stay where they are.
+    #[allow(clippy::vec_box)]
     children: Vec<Box<FakeChild>>,
+    /// What the last CHILD_SA enumerator enumerates.
+    child_list: *mut sys::linked_list_t,
     queued: *mut sys::linked_list_t,
     active: *mut sys::linked_list_t,
     /// update_hosts queues a CHILD_SA rekeying per installed CHILD_SA (a
@@ -608,17 +612,15 @@ unsafe extern "C" fn i_child_count(this: *mut sys::ike_sa_t) -> c_int {
     fake(this).children.len() as c_int
 }
 unsafe extern "C" fn i_children(this: *mut sys::ike_sa_t) -> *mut sys::enumerator_t {
-    // a fresh list of the CHILD_SAs, enumerated (the list itself leaks a
-    // few bytes per call, in tests only)
-    let l = list();
-    for c in &mut fake(this).children {
-        call!(
-            l,
-            insert_last,
-            (&mut c.public as *mut sys::child_sa_t).cast()
-        );
+    // a fresh list of the CHILD_SAs, enumerated
+    let f = fake(this);
+    call!(f.child_list, destroy);
+    f.child_list = list();
+    for c in &mut f.children {
+        let p: *mut sys::child_sa_t = &mut c.public;
+        call!(f.child_list, insert_last, p.cast());
     }
-    call!(l, create_enumerator)
+    call!(f.child_list, create_enumerator)
 }
 unsafe extern "C" fn i_get_child(
     this: *mut sys::ike_sa_t,
@@ -731,6 +733,7 @@ impl FakeIkeSa {
             my_vips: list(),
             peer_vips: list(),
             children: Vec::new(),
+            child_list: list(),
             queued: list(),
             active: list(),
             requeue_on_update: false,
@@ -796,6 +799,7 @@ impl Drop for FakeIkeSa {
             for c in &self.children {
                 call!(c.ts, destroy);
             }
+            call!(self.child_list, destroy);
             call!(self.my, destroy);
             call!(self.other, destroy);
             call!(self.id, destroy);
