@@ -1442,3 +1442,64 @@ fn queue_mobike_after_checks_the_ike_sa_out_when_its_time_comes() {
     w.run_jobs();
     assert_eq!(rw.queued_types(), [sys::TASK_IKE_MOBIKE]);
 }
+
+#[test]
+fn half_open_ike_sas_store_no_memory() {
+    // issue 20: IKE_AUTH requests of IKE_SAs not yet authenticated (an
+    // IKE_SA_INIT flood) must not fill the registry
+    let mut w = World::new();
+    w.kernel(&["198.18.1.1"], &[], &[("198.18.1.1", "eth1")]);
+    let l = lookups(Some(1));
+    let mut gw = FakeIkeSa::new(0, "198.18.1.1:4500", "198.18.2.2:4500", 0);
+    let req = message(sys::IKE_AUTH, "198.18.2.2:4500", "198.18.1.1:4500", 1, true);
+    add_notify(req, NotifyType::MobikeSupported, &[]);
+    for id in 20_000..22_000 {
+        gw.unique_id = id;
+        gw.extensions = 0;
+        let t = Methods::new(&mut gw, false, l);
+        assert_eq!(t.process(req), sys::NEED_MORE);
+        t.destroy();
+        assert_eq!(remembered(id), None);
+    }
+    destroy_message(req);
+}
+
+#[test]
+fn a_request_to_another_local_address_is_followed_there() {
+    let mut w = World::new();
+    let l = lookups(Some(2));
+    let mut gw = FakeIkeSa::new(9961, "198.18.1.1:4500", "198.18.1.2:4500", AUTH);
+    gw.extensions = sys::EXT_MOBIKE as u32;
+    w.kernel(
+        &["198.18.1.1", "198.18.1.5"],
+        &[("198.18.2.2", "198.18.1.5")],
+        &[("198.18.1.1", "eth1"), ("198.18.1.5", "eth2")],
+    );
+    let t = Methods::new(&mut gw, false, l);
+    let req = message(
+        sys::INFORMATIONAL,
+        "198.18.2.2:4500",
+        "198.18.1.5:4500",
+        4,
+        true,
+    );
+    add_notify(req, NotifyType::UpdateSaAddresses, &[]);
+    // more notifies than are held inline
+    for _ in 0..20 {
+        add_notify(req, NotifyType::AdditionalIp4Address, &[198, 18, 2, 2]);
+    }
+    assert_eq!(t.process(req), sys::NEED_MORE);
+    let update = format!(
+        "update_hosts 198.18.1.5:4500 198.18.2.2:4500 {}",
+        sys::UPDATE_HOSTS_FORCE_ALL
+    );
+    assert!(
+        gw.calls.contains(&update),
+        "{:?} {:?}",
+        gw.calls,
+        take_log()
+    );
+    destroy_message(req);
+    t.destroy();
+    registry::forget(9961);
+}
