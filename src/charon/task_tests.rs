@@ -107,6 +107,15 @@ impl Lookups for FakeLookups {
     }
 }
 
+/// Lookups that live as long as the tests (tasks keep a `'static`
+/// reference), kept reachable for leak checkers.
+fn keep(l: FakeLookups) -> &'static FakeLookups {
+    static KEPT: Mutex<Vec<&'static FakeLookups>> = Mutex::new(Vec::new());
+    let l: &'static FakeLookups = Box::leak(Box::new(l));
+    KEPT.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+    l
+}
+
 fn lookups(any_oif: Option<u32>) -> &'static FakeLookups {
     let mut l = FakeLookups {
         any_oif,
@@ -121,7 +130,7 @@ fn lookups(any_oif: Option<u32>) -> &'static FakeLookups {
             },
         );
     }
-    Box::leak(Box::new(l))
+    keep(l)
 }
 
 // ---- the daemon's objects ----------------------------------------------
@@ -1025,7 +1034,7 @@ fn a_responder_follows_an_update_with_the_messages_own_hosts() {
             tunnel: false,
         },
     );
-    let l: &'static FakeLookups = Box::leak(Box::new(l));
+    let l = keep(l);
     // a gateway's childless IKE_SA: moves without a return routability
     // check, which follows when its first CHILD_SA comes up
     let mut gw = FakeIkeSa::new(9201, "198.18.1.1:4500", "198.18.1.2:4500", AUTH);
