@@ -18,6 +18,7 @@ pub mod memory;
 pub mod natd;
 pub mod notify;
 pub mod policy;
+pub mod rekey;
 #[cfg(test)]
 mod sim;
 pub mod status;
