@@ -28,3 +28,8 @@ pub mod plugin;
 pub mod status;
 pub mod sys;
 pub mod task;
+
+/// Held by every test that points charon's globals (`sys::charon`,
+/// `sys::lib`) at fakes: they are the process's, and tests run in threads.
+#[cfg(test)]
+pub(crate) static TEST_GLOBALS: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -834,9 +834,23 @@ mod tests {
             ROAMS.fetch_add(1, Ordering::SeqCst);
         }
 
+        /// While held: charon's global points at the fake daemon.
+        pub struct Installed(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+        impl Drop for Installed {
+            fn drop(&mut self) {
+                // SAFETY: a test-only write of libcharon's global, under
+                // the lock every test that sets it holds.
+                unsafe { sys::charon = std::ptr::null_mut() };
+            }
+        }
+
         /// Points charon's global at a daemon with only the fake kernel
-        /// interface (leaked: the global keeps pointing at it).
-        pub fn install() {
+        /// interface (leaked), for as long as the answer is held.
+        pub fn install() -> Installed {
+            let one = crate::charon::TEST_GLOBALS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let kernel = Box::leak(Box::new(sys::kernel_interface_t {
                 create_address_enumerator: Some(addresses),
                 get_interface: Some(get_interface),
@@ -847,15 +861,16 @@ mod tests {
                 kernel,
                 ..Default::default()
             }));
-            // SAFETY: a test-only write of libcharon's global, which no
-            // other test of this binary reads.
+            // SAFETY: a test-only write of libcharon's global, under the
+            // lock every test that sets it holds.
             unsafe { sys::charon = daemon };
+            Installed(one)
         }
     }
 
     #[test]
     fn decisions_are_applied_through_charons_kernel_interface() {
-        fake::install();
+        let _fake = fake::install();
         assert_eq!(
             cache_view("198.18.9.7".parse().unwrap()),
             CacheView::Virtual

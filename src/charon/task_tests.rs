@@ -277,7 +277,9 @@ struct World {
     _one: MutexGuard<'static, ()>,
 }
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// charon's globals are the process's: one test at a time sets them
+/// (shared with the other modules' tests that set them).
+use crate::charon::TEST_GLOBALS as ONE_AT_A_TIME;
 
 unsafe extern "C" fn set_hook(
     _: *mut sys::credential_manager_t,
