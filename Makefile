@@ -32,7 +32,7 @@ BUILD_ENV_PLAIN = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_L
 # alone never make cargo rebuild. The default builds train nothing.
 PGO ?= 0
 PGO_PROFILE := $(TARGET_DIR)/pgo/mobike-rs.profdata
-RUST_SOURCES := $(shell find src c-shim -type f) tools/pgo_train.rs build.rs Cargo.toml Cargo.lock
+RUST_SOURCES := $(shell find src -type f) tools/pgo_train.rs build.rs Cargo.toml Cargo.lock
 ifeq ($(PGO),1)
 PGO_DEP := $(PGO_PROFILE)
 PGO_FLAGS = $$(test -s $(PGO_PROFILE) && echo -Cprofile-use=$(CURDIR)/$(PGO_PROFILE))
@@ -42,7 +42,7 @@ PGO_FLAGS =
 endif
 BUILD_ENV = $(BUILD_ENV_PLAIN) RUSTFLAGS="$(PGO_FLAGS)"
 
-.PHONY: all build trixie test unit interop memcheck abi-guard demo bench deps header docs deb rpm package-test clean \
+.PHONY: all build trixie test unit adapter-memcheck interop memcheck abi-guard demo bench deps docs deb rpm package-test clean \
 	hostile hostile-lib fuzz
 
 all: build
@@ -89,6 +89,10 @@ interop: build
 memcheck: build
 	tests/memcheck.sh
 
+# The adapter's daemon-free tests (fake strongSwan objects) under valgrind.
+adapter-memcheck: $(SRC_STAMP)
+	$(BUILD_ENV) tests/adapter-memcheck.sh
+
 # A library built for another charon configuration is refused at runtime.
 abi-guard: build
 	tests/abi-guard.sh
@@ -113,7 +117,7 @@ fuzz:
 trixie:
 	$(MAKE) build SUITE=trixie
 
-test: build trixie unit fuzz interop abi-guard hostile memcheck package-test
+test: build trixie unit adapter-memcheck fuzz interop abi-guard hostile memcheck package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh
@@ -124,9 +128,6 @@ demo: $(if $(filter 0,$(shell id -u)),deps) build
 # assertions). BENCH_QUICK=1: one run each, 50 IKE_SAs.
 bench: build
 	tools/bench.sh
-
-header:
-	MOBIKE_RS_UPDATE_HEADER=1 $(CARGO) test --test header
 
 # The option docs from their one description, src/mobike/policy.rs
 # (OPTIONS): the man page's OPTIONS, the packaged configuration file and the

@@ -3,15 +3,13 @@
 //! Two layers, dependencies pointing one way:
 //! - [`mobike`]: the sans-IO core. It owns every MOBIKE decision, knows
 //!   nothing of strongSwan, reads no clock and contains no `unsafe`.
-//! - [`ffi`]: the C ABI over the core (header `include/mobike_rs.h`, made by
-//!   cbindgen) and the two symbols charon looks up. The only `unsafe` code.
-//!
-//! `c-shim/` (C, compiled by build.rs when `STRONGSWAN_SRC` names a configured
-//! strongSwan tree) is the only code that touches charon's objects.
+//! - `charon`: the adapter over charon's objects, from bindings bindgen
+//!   generates out of the configured strongSwan tree (build.rs, when
+//!   `STRONGSWAN_SRC` names one), and the two symbols charon looks up. The
+//!   only `unsafe` code; there is no C.
 
-#[cfg(mobike_shim)]
+#[cfg(mobike_charon)]
 pub mod charon;
-pub mod ffi;
 /// Test-only: a hostile MOBIKE peer (cargo feature `hostile-peer`).
 #[cfg(feature = "hostile-peer")]
 pub mod hostile;

@@ -5,8 +5,8 @@ use std::process::Command;
 
 #[test]
 fn library_exports_exactly_the_entry_points() {
-    if option_env!("MOBIKE_RS_SHIM").is_none() {
-        eprintln!("SKIP library_exports_exactly_the_entry_points: built without STRONGSWAN_SRC, no shim, no entry points");
+    if option_env!("MOBIKE_RS_CHARON").is_none() {
+        eprintln!("SKIP library_exports_exactly_the_entry_points: built without STRONGSWAN_SRC, no charon adapter, no entry points");
         return;
     }
     // `cargo test` builds the rlib only: build the cdylib as shipped.

@@ -125,6 +125,24 @@ pub fn global_setting_int(path: &str, def: i32) -> i32 {
     }
 }
 
+/// Runs `f` with cancellation of this thread disabled. charon cancels
+/// worker threads at shutdown (pthread_cancel) in any job that has no
+/// cancel callback; the forced unwind must never run through Rust frames
+/// (undefined behaviour), nor leave an IKE_SA checked out or an
+/// enumerator of charon's locked. Shutdown waits for `f` instead.
+pub(crate) fn uncancelable<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the state taken below, on this thread.
+            unsafe { sys::thread_cancelability(self.0) };
+        }
+    }
+    // SAFETY: a plain libstrongswan call on this thread.
+    let _restore = Restore(unsafe { sys::thread_cancelability(false) });
+    f()
+}
+
 /// A job's work, run once by a worker thread.
 type Work = Box<dyn FnOnce() + Send + 'static>;
 
@@ -132,7 +150,7 @@ unsafe extern "C" fn run_work(data: *mut c_void) -> sys::job_requeue_t {
     // SAFETY: data is the Option<Work> box made by job(); cleanup frees it.
     let slot = &mut *(data as *mut Option<Work>);
     if let Some(work) = slot.take() {
-        super::boundary::catch("a scheduled job", (), work);
+        uncancelable(|| super::boundary::catch("a scheduled job", (), work));
     }
     // charon's JOB_REQUEUE_NONE
     sys::job_requeue_t {

@@ -9,7 +9,7 @@
 
 use super::ike_sa::IkeSa;
 use super::sys;
-use crate::ffi::registry;
+use crate::charon::registry;
 use crate::mobike::Path;
 
 use super::daemon::{log, Group};

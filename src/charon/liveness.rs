@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use super::daemon::{self, log, Group};
 use super::ike_sa::{checkout_by_id, IkeSa};
 use super::object::{call, Enumerator};
-use super::status::uncancelable;
+use super::daemon::uncancelable;
 use super::{sys, task};
-use crate::ffi::registry;
+use crate::charon::registry;
 use crate::mobike::liveness::{
     activity, next_batch, poll_interval_ms, polled, remedy, Observation, Remedy, Verdict,
     POLL_BATCH,

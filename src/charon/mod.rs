@@ -14,6 +14,7 @@
 //!   kernel [`monitor`]; [`netlink`], [`iface`]: route and interface
 //!   lookups.
 pub mod boundary;
+pub mod entry;
 pub mod daemon;
 pub mod facts;
 pub mod guard;
@@ -25,6 +26,7 @@ pub mod monitor;
 pub mod netlink;
 pub mod object;
 pub mod plugin;
+pub mod registry;
 pub mod status;
 pub mod sys;
 pub mod task;

@@ -30,7 +30,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use super::daemon::{self, log, Group};
 use super::netlink::route_cache_changed;
 use super::object::{call, socket_addr, Enumerator, Host};
-use super::status::uncancelable;
+use super::daemon::uncancelable;
 use super::sys;
 use crate::mobike::trigger::{
     ignore_patterns, Address, CacheView, Decision, KernelEvent, Link, Output, RouteChange, Trigger,
@@ -677,7 +677,7 @@ mod tests {
     use super::*;
     use std::net::IpAddr;
 
-    include!("../ffi/kernel_captures.rs");
+    include!("kernel_captures.rs");
 
     /// `d` as part of our dump `seq` (NLM_F_MULTI, our sequence number).
     fn as_dump(d: &[u8], seq: u32) -> Vec<u8> {

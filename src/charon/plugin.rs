@@ -18,7 +18,7 @@ use super::monitor::KernelMonitor;
 use super::object::call;
 use super::status::StatusSocket;
 use super::{boundary, guard, liveness, sys};
-use crate::ffi::registry;
+use crate::charon::registry;
 use crate::mobike::policy::{Mode, Policy};
 
 /// The plugin's name, also the feature it provides.

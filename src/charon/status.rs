@@ -17,7 +17,7 @@ use super::facts;
 use super::ike_sa::IkeSa;
 use super::object::{call, Enumerator};
 use super::sys;
-use crate::ffi::registry;
+use crate::charon::registry;
 use crate::mobike::status::{self, Entry, Request};
 use crate::mobike::task::ViewNeeds;
 
@@ -31,31 +31,6 @@ const REQUEST_WAIT_MS: u64 = 2000;
 const REQUEST_STEP_MS: u64 = 10;
 /// Most IKE_SAs one document lists (the registry's bound).
 const MAX_ENTRIES: usize = registry::MAX_SAS;
-
-extern "C" {
-    /// libstrongswan's threading/thread.h (not in the bindings yet):
-    /// enables or disables cancellation of the calling thread, returning
-    /// the previous state.
-    fn thread_cancelability(enable: bool) -> bool;
-}
-
-/// Runs `f` with cancellation of this thread disabled. charon cancels
-/// worker threads at shutdown (pthread_cancel) in any job that has no
-/// cancel callback; the forced unwind must never run through Rust frames
-/// (undefined behaviour), nor leave an IKE_SA checked out or an
-/// enumerator of charon's locked. Shutdown waits for `f` instead.
-pub(crate) fn uncancelable<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: restores the state taken below, on this thread.
-            unsafe { thread_cancelability(self.0) };
-        }
-    }
-    // SAFETY: a plain libstrongswan call on this thread.
-    let _restore = Restore(unsafe { thread_cancelability(false) });
-    f()
-}
 
 /// The running status service; stopped and its socket removed on drop.
 pub struct StatusSocket {
@@ -150,7 +125,7 @@ fn answer(request: &[u8], entries: impl FnOnce() -> Vec<Entry>, now_ms: u64) -> 
 }
 
 unsafe extern "C" fn on_accept(_data: *mut c_void, stream: *mut sys::stream_t) -> bool {
-    uncancelable(|| {
+    super::daemon::uncancelable(|| {
         super::boundary::catch("the status socket", false, || {
             let request = read_request(stream);
             let text = answer(&request, entries, daemon::now_ms());

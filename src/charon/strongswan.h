@@ -21,3 +21,4 @@
 #include <networking/streams/stream_manager.h>
 #include <utils/debug.h>
 #include <bus/listeners/listener.h>
+#include <threading/thread.h>

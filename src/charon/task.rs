@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 
 use smallvec::SmallVec;
 
-use crate::ffi::registry;
+use crate::charon::registry;
 use crate::mobike::rekey::{ChildSaNow, ChildSaRef, RekeyDeferral, RekeyStep, UpdateAs};
 use crate::mobike::status::Call;
 use crate::mobike::task::{Step, ViewNeeds};
