@@ -307,9 +307,24 @@ expect_bad_lengths_mobike() {
 	lab_log "gw logged $n line(s) for the 3 malformed notifies: $(printf '%s\n' "$lines" | sed 's/.*ignoring/ignoring/' | tr '\n' ';')"
 	not_moved || return 1
 	if [ "$hf" = rust ]; then
+		# the exchange of the malformed notifies replaced nothing
+		log_after gw '<rw\|[0-9]+> mobike-rs: ignoring malformed' |
+			awk '/<rw\|[0-9]+> generating INFORMATIONAL response/ { exit } { print }' |
+			grep -q 'peer address set replaced' &&
+			{ fail "the request with the malformed notifies replaced gw's peer addresses" || return 1; }
 		peers=$(gw_rw_peers)
-		[ "$peers" = "$GW_PEERS0" ] || fail "gw's peer addresses changed: '$GW_PEERS0' -> '$peers'" || return 1
-		lab_log "gw's peer addresses unchanged: $peers"
+		if [ "$peers" = "$GW_PEERS0" ]; then
+			lab_log "gw's peer addresses unchanged: $peers"
+		else
+			# rw's own later roam (its kernel sees rw-a go in steps) may
+			# send a well-formed address list: that one may replace them
+			log_after gw '<rw\|[0-9]+> mobike-rs: ignoring malformed' |
+				awk '/<rw\|[0-9]+> generating INFORMATIONAL response/ { seen = 1; next }
+					seen && /<rw\|[0-9]+> parsed INFORMATIONAL request/ { later = 1 }
+					later' | grep -q 'peer address set replaced' ||
+				fail "gw's peer addresses changed: '$GW_PEERS0' -> '$peers'" || return 1
+			lab_log "gw's peer addresses unchanged by the malformed request; a later well-formed address list from rw set them to $peers"
+		fi
 	fi
 }
 
