@@ -46,5 +46,9 @@ impl OrBuiltin for *mut sys::ike_mobike_t {
 /// Called by charon's plugin loader.
 #[no_mangle]
 pub unsafe extern "C" fn mobike_rs_plugin_create() -> *mut sys::plugin_t {
-    catch("mobike_rs_plugin_create", std::ptr::null_mut(), plugin::create)
+    catch(
+        "mobike_rs_plugin_create",
+        std::ptr::null_mut(),
+        plugin::create,
+    )
 }

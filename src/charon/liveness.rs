@@ -13,10 +13,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::daemon::uncancelable;
 use super::daemon::{self, log, Group};
 use super::ike_sa::{checkout_by_id, IkeSa};
 use super::object::{call, Enumerator};
-use super::daemon::uncancelable;
 use super::{sys, task};
 use crate::charon::registry;
 use crate::mobike::liveness::{

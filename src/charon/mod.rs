@@ -14,8 +14,8 @@
 //!   kernel [`monitor`]; [`netlink`], [`iface`]: route and interface
 //!   lookups.
 pub mod boundary;
-pub mod entry;
 pub mod daemon;
+pub mod entry;
 pub mod facts;
 pub mod guard;
 pub mod iface;

@@ -27,10 +27,10 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAttribute, RouteFlags, RouteMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
+use super::daemon::uncancelable;
 use super::daemon::{self, log, Group};
 use super::netlink::route_cache_changed;
 use super::object::{call, socket_addr, Enumerator, Host};
-use super::daemon::uncancelable;
 use super::sys;
 use crate::mobike::trigger::{
     ignore_patterns, Address, CacheView, Decision, KernelEvent, Link, Output, RouteChange, Trigger,
@@ -812,11 +812,16 @@ mod tests {
             which: sys::kernel_address_type_t,
         ) -> *mut sys::enumerator_t {
             assert_eq!(which, sys::ADDR_TYPE_VIRTUAL);
-            // a list leaked for the test: the enumerator reads it after
-            // this returns
-            let list = linked_list_create();
-            let vip = Host::new("198.18.9.7:0".parse().unwrap()).unwrap();
-            call!(list, insert_last, vip.into_raw() as *mut libc::c_void);
+            // one list for the whole test run, kept in a static (the
+            // enumerator reads it after this returns; charon's own lives
+            // in the kernel interface)
+            static LIST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+            let list = *LIST.get_or_init(|| {
+                let list = linked_list_create();
+                let vip = Host::new("198.18.9.7:0".parse().unwrap()).unwrap();
+                call!(list, insert_last, vip.into_raw() as *mut libc::c_void);
+                list as usize
+            }) as *mut sys::linked_list_t;
             call!(list, create_enumerator)
         }
 
@@ -851,16 +856,20 @@ mod tests {
             let one = crate::charon::TEST_GLOBALS
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let kernel = Box::leak(Box::new(sys::kernel_interface_t {
-                create_address_enumerator: Some(addresses),
-                get_interface: Some(get_interface),
-                roam: Some(roam),
-                ..Default::default()
-            }));
-            let daemon = Box::leak(Box::new(sys::daemon_t {
-                kernel,
-                ..Default::default()
-            }));
+            // made once and kept in a static for the whole run
+            static DAEMON: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+            let daemon = *DAEMON.get_or_init(|| {
+                let kernel = Box::leak(Box::new(sys::kernel_interface_t {
+                    create_address_enumerator: Some(addresses),
+                    get_interface: Some(get_interface),
+                    roam: Some(roam),
+                    ..Default::default()
+                }));
+                Box::leak(Box::new(sys::daemon_t {
+                    kernel,
+                    ..Default::default()
+                })) as *mut sys::daemon_t as usize
+            }) as *mut sys::daemon_t;
             // SAFETY: a test-only write of libcharon's global, under the
             // lock every test that sets it holds.
             unsafe { sys::charon = daemon };
