@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# End-to-end interop tests: two charons (kernel-libipsec, PSK, virtual IP for
-# the road warrior) in a netns lab, one or both with libmobike_rs.so
-# preloaded, checked with real traffic through the tunnel.
+# End-to-end interop tests: two charons (PSK, virtual IP for the road
+# warrior) in a netns lab, one or both with libmobike_rs.so preloaded,
+# checked with real traffic through the tunnel.
 #
 # Usage: tests/interop.sh [SCENARIO...]   (default: all; -l lists them)
 # Needs root, charon, swanctl, ip, iptables, ping and the built library;
 # without them every scenario is reported as SKIP with the reason.
+#
+# The data plane (LAB_DATAPLANE, tests/lab/lib.sh): kernel-libipsec by
+# default; with LAB_DATAPLANE=xfrm the kernel's IPsec through kernel-netlink,
+# which needs a kernel with ESP: the script then runs itself, with the
+# selected scenarios of XFRM_SCENARIOS, inside one boot of the VM of
+# tests/lab/vm.sh (SKIP with the reason when it cannot boot), and every move
+# is also checked in the kernel's SAs and policies on both sides.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lab/lib.sh
@@ -54,11 +61,35 @@ SCENARIOS=(
 	"break stock rust@trixie"
 	"break rust rust@trixie"
 )
+# Under LAB_DATAPLANE=xfrm (in the VM): the scenarios whose checks hold
+# for the kernel's IPsec (the others test kernel-libipsec's rekeying or
+# its TUN device, or take long under TCG).
+XFRM_SCENARIOS=(
+	"negotiate rust stock"
+	"negotiate stock rust"
+	"negotiate rust rust"
+	"break rust stock"
+	"break stock rust"
+	"break rust rust"
+	"break builtin stock"
+	"nat rust stock"
+	"nat stock rust"
+	"nat rust rust"
+	"v4to6 rust stock"
+	"v4to6 builtin stock"
+	"v4to6 rust rust"
+	"v6to4 rust stock"
+	"v6to4 rust rust"
+	"rr stock rust"
+	"rr rust rust"
+	"xfrmif rust rust"
+	"xfrmif stock rust"
+)
 # FLAVOUR@trixie: Debian 13's charon (strongSwan 6.0.1) from the tree made
 # by `make build SUITE=trixie`, with the library built for it.
 TRIXIE_ROOT=${TRIXIE_ROOT:-$PWD/build/trixie/root}
 TRIXIE_LIB=${TRIXIE_LIB:-$PWD/target/trixie/release/libmobike_rs.so}
-SUITE_TIMEOUT=${SUITE_TIMEOUT:-900}
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-$([ "$LAB_DATAPLANE" = xfrm ] && echo 2400 || echo 900)}
 
 fail() {
 	lab_log "FAILED CHECK: $*"
@@ -95,6 +126,7 @@ start_node() { # NODE FLAVOUR[@trixie] [strongswan.conf lines...]
 setup() { # NAME RW GW [nat] [rw strongswan.conf lines...]
 	local name=$1 rwf=$2 gwf=$3 nat=${4:-}
 	shift 4 2>/dev/null || shift $#
+	LAB_NAT=$nat
 	lab_up "$name" "$nat" || return 1
 	start_node gw "$gwf" ${GW_CONF:+"$GW_CONF"} || return 1
 	start_node rw "$rwf" "$@" || return 1
@@ -128,6 +160,9 @@ move_away() {
 	local spis_before spis_after
 	spis_before=$(sa_field rw spis)
 	[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ] || fail "rw not on rw-a before the move: $(sa_field rw local)" || return 1
+	if [ "$LAB_DATAPLANE" = xfrm ]; then
+		kernel_before || return 1
+	fi
 	ip -n "$LAB_NS-rw" link set rw-a down
 	wait_for '[ "$(sa_field rw local)" = "${LAB_RW_B}[4500]" ]' ||
 		fail "rw's IKE_SA did not move to rw-b: $(sa_field rw local)" || return 1
@@ -142,6 +177,35 @@ move_away() {
 	! in_log rw 'reauthenticating IKE_SA|establishing IKE_SA.*#2' ||
 		fail "rw reauthenticated instead of moving" || return 1
 	lab_log "moved: $LAB_RW_A -> $(sa_field rw local), same IKE_SA $spis_after"
+	if [ "$LAB_DATAPLANE" = xfrm ]; then
+		kernel_after "$([ "$LAB_NAT" = nat ] && echo yes || echo no)" || return 1
+	fi
+}
+
+# The kernel's state (LAB_DATAPLANE=xfrm) on both sides before a move: on
+# the IKE_SA's path, no UDP encapsulation (no NAT on the direct path);
+# KERNEL_SPIS_<node> remembers the SPIs.
+kernel_before() {
+	local n why
+	for n in rw gw; do
+		wait_for 'why=$(xfrm_check "$n" no)' ||
+			fail "$n's kernel state before the move: $why" || return 1
+		printf -v "KERNEL_SPIS_$n" '%s' "$(xfrm_spis "$n")"
+	done
+}
+
+# kernel_after NAT: after a move, both sides' SAs and policies are on the
+# new path, with the SPIs of before (updated in place, not rekeyed) and
+# UDP encapsulation exactly when NAT is yes.
+kernel_after() {
+	local n why spis nat=$1
+	for n in rw gw; do
+		spis="KERNEL_SPIS_$n"
+		wait_for 'why=$(xfrm_check "$n" "$nat" "${!spis}")' ||
+			fail "$n's kernel state after the move: $why
+$(ip -n "$LAB_NS-$n" xfrm state | grep -vE '^\s+(auth|enc|aead)' ; ip -n "$LAB_NS-$n" xfrm policy)" || return 1
+		lab_log "$n's kernel: $(xfrm_states "$n" | awk '{ printf "%s%s %s->%s %s", sep, $1, $2, $3, $4; sep = ", " }')"
+	done
 }
 
 # After a move the kernel-libipsec data plane could not follow in place,
@@ -203,8 +267,12 @@ scenario_break() {
 				fail "rw checked paths although only one was left" || return 1
 			;;
 	esac
-	case "$rwf:${MEMCHECK_FLAVOUR:-}" in
-		rust*:) rekeyed_by_peer || return 1 ;;
+	case "$rwf:${MEMCHECK_FLAVOUR:-}:$LAB_DATAPLANE" in
+		rust*:*:xfrm) # the kernel updated the SAs in place: nothing to rekey
+			! in_log rw 'mobike-rs: the kernel did not update|mobike-rs: rekeying CHILD_SA' ||
+				fail "rw deferred or did a rekeying the kernel did not need: $(grep -E 'mobike-rs: (the kernel did not update|rekeying CHILD_SA)' "$LAB_DIR/rw/charon.log" | head -n 2)" || return 1
+			;;
+		rust*::*) rekeyed_by_peer || return 1 ;;
 		rust*:*) # valgrind slows charon far past the 5 ms head start
 			lab_log "not checked under valgrind: who rekeyed the CHILD_SA" ;;
 	esac
@@ -688,6 +756,9 @@ skip_reason() {
 # Sourced (tests/memcheck.sh): the scenarios above, nothing run.
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
+if [ "$LAB_DATAPLANE" = xfrm ]; then
+	SCENARIOS=("${XFRM_SCENARIOS[@]}")
+fi
 if [ "${1:-}" = -l ]; then
 	printf '%s\n' "${SCENARIOS[@]}"
 	exit 0
@@ -700,6 +771,37 @@ if [ $# -gt 0 ]; then
 			[ "$s" = "$want" ] || [ "${s// /-}" = "$want" ] && selected+=("$s")
 		done
 	done
+fi
+
+# LAB_DATAPLANE=xfrm outside the VM: this script again, inside one boot of
+# it, with the selected scenarios and the lab's settings.
+if [ "$LAB_DATAPLANE" = xfrm ] && [ -z "${MOBIKE_RS_IN_VM:-}" ] && [ ${#selected[@]} -gt 0 ]; then
+	reason=$(skip_reason)
+	case "$reason" in
+		"the kernel has no ESP"*) reason= ;; # the VM's has
+	esac
+	if [ -z "$reason" ]; then
+		vars=(LAB_DATAPLANE=xfrm MOBIKE_RS_IN_VM=1 SUITE_TIMEOUT="$SUITE_TIMEOUT")
+		for v in $(compgen -e); do
+			case "$v" in
+				LAB_* | MOBIKE_RS_* | RR_MODE) vars+=("$v=${!v}") ;;
+			esac
+		done
+		names=()
+		for s in "${selected[@]}"; do names+=("${s// /-}"); done
+		out=$(mktemp)
+		keep=
+		[ -n "${MOBIKE_RS_KEEP_LOGS:-}" ] && keep=$PWD/lab-runs/xfrm-$(date +%Y%m%d-%H%M%S)
+		VM_TIMEOUT=${VM_TIMEOUT:-$((SUITE_TIMEOUT + 600))} VM_KEEP=$keep \
+			tests/lab/vm.sh run env "${vars[@]}" tests/interop.sh "${names[@]}" | tee "$out"
+		rc=${PIPESTATUS[0]}
+		[ "$rc" = 2 ] && reason=$(sed -n 's/^vm: cannot boot: //p' "$out" | tail -n 1)
+		rm -f "$out"
+		[ "$rc" = 2 ] && [ -n "$reason" ] || exit "$rc"
+	fi
+	for s in "${selected[@]}"; do echo "SKIP ${s// /-}: $reason"; done
+	echo "interop: 0 passed, 0 failed, ${#selected[@]} skipped"
+	exit 0
 fi
 
 passed=0 failed=0 skipped=0
@@ -731,7 +833,7 @@ for s in "${selected[@]}"; do
 	# A subshell per scenario: its trap removes its lab whatever happens,
 	# and `timeout` bounds it.
 	(
-		trap lab_down EXIT
+		trap 'lab_save "$name" $?; lab_down' EXIT
 		trap 'exit 1' INT TERM
 		"scenario_$kind" "$rwf" "$gwf"
 	)
