@@ -139,7 +139,7 @@ run() {
 	nice -n 5 timeout --kill-after=10 "${VM_TIMEOUT:-1800}" qemu-system-x86_64 \
 		-accel tcg -cpu max -m "${VM_MEM:-4096}" -smp "${VM_CPUS:-2}" -nographic -no-reboot \
 		-kernel "$KDIR/k/boot/vmlinuz-$KV" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic=-1 rdinit=/init edd=off" \
+		-append "console=ttyS0 quiet panic=-1 rdinit=/init edd=off cryptomgr.notests=1" \
 		-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
 		-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
 		-fsdev local,id=vmout,path="$SHARE",security_model=none \
