@@ -177,7 +177,7 @@ lab_down() {
 	done
 	[ -n "$pids" ] && kill -9 $pids 2>/dev/null
 	for n in rw gw gw2 rt; do ip netns del "$LAB_NS-$n" 2>/dev/null; done
-	if [ -n "${MOBIKE_RS_KEEP_LOGS:-}" ]; then
+	if [ -n "${MOBIKE_RS_KEEP_LOGS:-}" ] && [ -z "${MOBIKE_RS_IN_VM:-}" ]; then
 		lab_log "logs kept in $LAB_DIR"
 	else
 		rm -rf "$LAB_DIR"
@@ -185,11 +185,13 @@ lab_down() {
 	LAB_NS=
 }
 
-# lab_save NAME RC: in the VM (tests/lab/vm.sh), a failed scenario's logs,
-# configurations and captures go to the share's keep/NAME, which the host
-# keeps with MOBIKE_RS_KEEP_LOGS (the lab's own directory is in the VM).
+# lab_save NAME RC: in the VM (tests/lab/vm.sh), the logs, configurations,
+# captures and kernel state of a scenario that failed (of every one with
+# MOBIKE_RS_KEEP_LOGS) go to the share's keep/NAME, which the host keeps in
+# lab-runs/ with MOBIKE_RS_KEEP_LOGS (the lab's own directory is in the VM).
 lab_save() {
-	[ "$2" != 0 ] && [ -n "${MOBIKE_RS_IN_VM:-}" ] && [ -d /vm/keep ] && [ -n "${LAB_DIR:-}" ] || return 0
+	[ -n "${MOBIKE_RS_IN_VM:-}" ] && [ -d /vm/keep ] && [ -n "${LAB_DIR:-}" ] || return 0
+	[ "$2" != 0 ] || [ -n "${MOBIKE_RS_KEEP_LOGS:-}" ] || return 0
 	mkdir -p "/vm/keep/$1"
 	(cd "$LAB_DIR" && find . -type f -exec cp --parents {} "/vm/keep/$1/" \;) 2>/dev/null
 	local n
@@ -336,7 +338,8 @@ connections {
 			id = gw.lab.test }
 		remote { auth = psk
 			id = rw.lab.test }
-		children { net { local_ts = $(lab_addr "${LAB_INNER:-4}" lan-net) } }
+		children { net { local_ts = $(lab_addr "${LAB_INNER:-4}" lan-net)
+			${GW_CHILD_CONF:-} } }
 	}
 }
 pools { rwpool { addrs = $(lab_addr "${LAB_INNER:-4}" pool) } }
@@ -473,11 +476,14 @@ xfrm_spis() { xfrm_states "$1" | awk '{ print $1 }' | sort | tr '\n' ' '; }
 # policy's template is on that pair of addresses; UDP encapsulation
 # (espinudp, to the IKE_SA's remote port) on every SA when NAT is yes, on
 # none when no; with SPIS, exactly those SPIs (the SAs were updated in
-# place, not rekeyed); with XFRM_IFID_<NODE> / XFRM_MARK_<NODE> set, every
-# SA and policy carries that if_id / mark (hex, as ip shows it: 0x2a,
-# 0x2a/0xffffffff). Prints what differs; returns 1 then.
+# place, not rekeyed); with XFRM_IFID_<NODE> set, every SA and policy
+# carries that if_id (hex, as ip shows it: 0x2a); with XFRM_MARK_OUT_<NODE>
+# / XFRM_MARK_IN_<NODE> set, the outbound SA and policy / the in and fwd
+# policies carry that mark (0x2a/0xffffffff). Prints what differs;
+# returns 1 then.
 xfrm_check() {
-	local node=$1 nat=$2 spis=${3:-} l r rport states policies bad="" ifid_var="XFRM_IFID_$1" mark_var="XFRM_MARK_$1"
+	local node=$1 nat=$2 spis=${3:-} l r rport states policies bad="" ifid_var="XFRM_IFID_$1"
+	local mout_var="XFRM_MARK_OUT_$1" min_var="XFRM_MARK_IN_$1"
 	l=$(sa_field "$node" local) r=$(sa_field "$node" remote)
 	rport=${r##*[}
 	rport=${rport%]}
@@ -487,18 +493,20 @@ xfrm_check() {
 	[ -n "$states" ] || bad="$bad; no ESP SA"
 	[ -n "$policies" ] || bad="$bad; no IPsec policy"
 	bad=$bad$(printf '%s\n' "$states" | awk -v l="$l" -v r="$r" -v nat="$nat" -v rport="$rport" \
-		-v ifid="${!ifid_var:--}" -v mark="${!mark_var:--}" 'NF {
+		-v ifid="${!ifid_var:--}" -v mark="${!mout_var:--}" 'NF {
 		if (!(($2 == l && $3 == r) || ($2 == r && $3 == l))) printf "; SA %s on %s -> %s, not %s - %s", $1, $2, $3, l, r
 		if (nat == "yes" && $4 !~ /^espinudp:/) printf "; SA %s not UDP-encapsulated (%s)", $1, $4
 		if (nat == "yes" && $2 == l && $4 !~ (":" rport "$")) printf "; SA %s encapsulated to port %s, not %s", $1, $4, rport
 		if (nat == "no" && $4 != "-") printf "; SA %s UDP-encapsulated (%s) without a NAT", $1, $4
 		if ($5 != ifid) printf "; SA %s if_id %s, expected %s", $1, $5, ifid
-		if (mark != "-" && $6 != mark) printf "; SA %s mark %s, expected %s", $1, $6, mark
+		if (mark != "-" && $2 == l && $6 != mark) printf "; outbound SA %s mark %s, expected %s", $1, $6, mark
 	}')
-	bad=$bad$(printf '%s\n' "$policies" | awk -v l="$l" -v r="$r" -v ifid="${!ifid_var:--}" -v mark="${!mark_var:--}" 'NF {
+	bad=$bad$(printf '%s\n' "$policies" | awk -v l="$l" -v r="$r" -v ifid="${!ifid_var:--}" \
+		-v mout="${!mout_var:--}" -v min="${!min_var:--}" 'NF {
 		if ($1 == "out" && !($2 == l && $3 == r)) printf "; %s policy template %s -> %s, not %s -> %s", $1, $2, $3, l, r
 		if ($1 != "out" && !($2 == r && $3 == l)) printf "; %s policy template %s -> %s, not %s -> %s", $1, $2, $3, r, l
 		if ($4 != ifid) printf "; %s policy if_id %s, expected %s", $1, $4, ifid
+		mark = ($1 == "out") ? mout : min
 		if (mark != "-" && $5 != mark) printf "; %s policy mark %s, expected %s", $1, $5, mark
 	}')
 	if [ -n "$spis" ] && [ "$(xfrm_spis "$node")" != "$spis" ]; then
