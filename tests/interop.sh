@@ -80,6 +80,8 @@ XFRM_SCENARIOS=(
 	"v4to6 rust rust"
 	"v6to4 rust stock"
 	"v6to4 rust rust"
+	"v4to6back rust stock"
+	"v4to6back rust rust"
 	"rr stock rust"
 	"rr rust rust"
 	"xfrmif rust rust"
@@ -327,12 +329,24 @@ scenario_return() {
 	local spis
 	spis=$(sa_field rw spis)
 	ip -n "$LAB_NS-rw" link set rw-a up
-	wait_for '[ "$(sa_field rw local)" = "198.18.1.2[4500]" ]' ||
+	wait_for '[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ]' ||
 		fail "rw did not return to rw-a: $(sa_field rw local)" || return 1
 	ping_ok || fail "traffic did not pass after the return" || return 1
 	[ "$(sa_field rw spis)" = "$spis" ] || fail "IKE_SA changed on return" || return 1
+	wait_for '[ "$(sa_field gw remote)" = "${LAB_RW_A}[4500]" ]' ||
+		fail "gw sees rw at $(sa_field gw remote) after the return" || return 1
 	lab_log "returned to $(sa_field rw local), same IKE_SA"
+	if [ "$LAB_DATAPLANE" = xfrm ]; then
+		kernel_after no || return 1
+	fi
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# Across address families and back: set up over IPv4, rw-a goes down and
+# the IKE_SA moves to IPv6; rw-a comes back and it returns to IPv4, the
+# same IKE_SA (and, under xfrm, the same IPsec SAs) throughout.
+scenario_v4to6back() {
+	LAB_FAMILY=46 scenario_return "$@"
 }
 
 # Immediate roam triggers (issue 4): mobike-rs's own rtnetlink monitor acts
@@ -681,7 +695,7 @@ scenario_xfrmif() {
 	fi
 	move_away || return 1
 	! in_log gw 'generating [A-Z_]+ (request|response) [0-9]+ \[ .*N\(ADD_4_ADDR\)' ||
-		fail "gw announced an address: $(grep -E 'N\(ADD_4_ADDR\)' "$LAB_DIR/gw/charon.log" | head -n 1)" || return 1
+		fail "gw announced an address: $(grep -E 'generating [A-Z_]+ (request|response) [0-9]+ \[ .*N\(ADD_4_ADDR\)' "$LAB_DIR/gw/charon.log" | head -n 1)" || return 1
 	! in_log rw 'got additional MOBIKE peer address: 198\.18\.99\.1|checking path .* - 198\.18\.99\.1\[' ||
 		fail "rw learned or probed xfrm42's address" || return 1
 	lab_log "gw kept if_id $XFRM_IFID_gw and marks out $XFRM_MARK_OUT_gw, in $XFRM_MARK_IN_gw after the move; xfrm42's 198.18.99.1 never announced"
