@@ -414,11 +414,14 @@ tally() {
 	fi
 }
 
-# wait_for COND...: evaluate COND every 0.1 s for at most LAB_WAIT seconds.
+# wait_for COND...: evaluate COND every 0.1 s for at most LAB_WAIT seconds
+# (at most LAB_WAIT * 10 times, and never past LAB_WAIT seconds of wall
+# time: in the TCG VM one evaluation with swanctl takes a second or more).
 wait_for() {
-	local i
+	local i end=$((SECONDS + LAB_WAIT))
 	for i in $(seq 1 $((LAB_WAIT * 10))); do
 		eval "$*" && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
 	done
 	return 1
