@@ -43,7 +43,7 @@ endif
 BUILD_ENV = $(BUILD_ENV_PLAIN) RUSTFLAGS="$(PGO_FLAGS)"
 
 .PHONY: all build trixie test unit adapter-memcheck interop memcheck abi-guard demo bench deps docs deb rpm package-test clean \
-	hostile hostile-lib fuzz
+	hostile hostile-lib fuzz interop-xfrm test-xfrm
 
 all: build
 
@@ -54,7 +54,8 @@ deps:
 		strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 		libstrongswan-standard-plugins iproute2 iptables iputils-ping \
 		build-essential dpkg-dev pkg-config binutils ca-certificates rpm cpio \
-		debootstrap tcpdump valgrind python3 conntrack
+		debootstrap tcpdump valgrind python3 conntrack \
+		qemu-system-x86 busybox-static kmod
 
 ifeq ($(SUITE),bookworm)
 $(SRC_STAMP):
@@ -83,6 +84,21 @@ unit: $(SRC_STAMP) $(PGO_DEP)
 
 interop: build
 	tests/interop.sh
+
+# The kernel's IPsec (XFRM) data plane: charon with kernel-netlink inside a
+# VM that boots Debian's own kernel under TCG (tests/lab/vm.sh; its kernel
+# and initramfs are cached in build/vm/), all scenarios in one boot, each
+# move also checked in both sides' `ip xfrm state` and `ip xfrm policy`.
+# `make test` runs the subset XFRM_CI (about 8 minutes on 2 cores);
+# `make test-xfrm` all of tests/interop.sh's XFRM_SCENARIOS.
+XFRM_CI := negotiate-rust-rust break-rust-stock break-stock-rust break-rust-rust \
+	nat-rust-stock nat-stock-rust nat-rust-rust v4to6-rust-rust v6to4-rust-rust \
+	rr-rust-rust xfrmif-rust-rust
+interop-xfrm: build
+	LAB_DATAPLANE=xfrm tests/interop.sh $(XFRM_CI)
+
+test-xfrm: build
+	LAB_DATAPLANE=xfrm tests/interop.sh
 
 # The interop scenarios with the rust-flavoured charons under valgrind
 # memcheck: no invalid access, no leak of ours (tests/valgrind.supp).
@@ -117,7 +133,7 @@ fuzz:
 trixie:
 	$(MAKE) build SUITE=trixie
 
-test: build trixie unit adapter-memcheck fuzz interop abi-guard hostile memcheck package-test
+test: build trixie unit adapter-memcheck fuzz interop interop-xfrm abi-guard hostile memcheck package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh

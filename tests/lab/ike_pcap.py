@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reads a pcap of UDP port 4500 (IKE and UDP-encapsulated ESP, RFC 3948)
-and checks, for a responder's return routability check (RFC 4555 3.5, 3.7),
+and of ESP (IP protocol 50, the kernel's IPsec without a NAT) and checks, for a responder's return routability check (RFC 4555 3.5, 3.7),
 the order in which things happened on the wire towards the initiator's new
 address NEW:
 
@@ -47,10 +47,13 @@ def packets(path):
             ip = frame[16:]
         else:
             continue
-        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] not in (17, 50):
             continue
         hl = (ip[0] & 0x0F) * 4
         src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+        if ip[9] == 50:
+            yield t, src, dst, "esp", None, None
+            continue
         udp = ip[hl:]
         if len(udp) < 8:
             continue

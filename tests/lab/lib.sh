@@ -29,7 +29,16 @@
 LAB_LIB=${MOBIKE_RS_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/libmobike_rs.so}
 LAB_CLI=${MOBIKE_RS_CLI:-$(dirname "$LAB_LIB")/mobike-rs}
 LAB_PSK=mobike-rs-lab-psk-0123456789
-LAB_WAIT=${LAB_WAIT:-15}   # seconds any single wait may take
+# The data plane: kernel-libipsec (userspace ESP over a TUN device; this
+# machine's kernel has no ESP) or xfrm (the kernel's IPsec through
+# kernel-netlink, in the VM of tests/lab/vm.sh, where TCG makes everything
+# slower: waits are longer, never assertions on time).
+LAB_DATAPLANE=${LAB_DATAPLANE:-libipsec}
+case "$LAB_DATAPLANE" in
+	libipsec) LAB_WAIT=${LAB_WAIT:-15} ;; # seconds any single wait may take
+	xfrm) LAB_WAIT=${LAB_WAIT:-60} ;;
+	*) echo "LAB_DATAPLANE must be libipsec or xfrm, not '$LAB_DATAPLANE'" >&2; LAB_WAIT=15 ;;
+esac
 LAB_WRAPPER=${LAB_WRAPPER:-} # a command non-chroot charons run under (charon_start)
 # swanctl's plugins when it runs from a tree (LAB_ROOT_<node>): its built-in
 # list names plugins a minimal tree lacks, each one an error line.
@@ -168,12 +177,28 @@ lab_down() {
 	done
 	[ -n "$pids" ] && kill -9 $pids 2>/dev/null
 	for n in rw gw gw2 rt; do ip netns del "$LAB_NS-$n" 2>/dev/null; done
-	if [ -n "${MOBIKE_RS_KEEP_LOGS:-}" ]; then
+	if [ -n "${MOBIKE_RS_KEEP_LOGS:-}" ] && [ -z "${MOBIKE_RS_IN_VM:-}" ]; then
 		lab_log "logs kept in $LAB_DIR"
 	else
 		rm -rf "$LAB_DIR"
 	fi
 	LAB_NS=
+}
+
+# lab_save NAME RC: in the VM (tests/lab/vm.sh), the logs, configurations,
+# captures and kernel state of a scenario that failed (of every one with
+# MOBIKE_RS_KEEP_LOGS) go to the share's keep/NAME, which the host keeps in
+# lab-runs/ with MOBIKE_RS_KEEP_LOGS (the lab's own directory is in the VM).
+lab_save() {
+	[ -n "${MOBIKE_RS_IN_VM:-}" ] && [ -d /vm/keep ] && [ -n "${LAB_DIR:-}" ] || return 0
+	[ "$2" != 0 ] || [ -n "${MOBIKE_RS_KEEP_LOGS:-}" ] || return 0
+	mkdir -p "/vm/keep/$1"
+	(cd "$LAB_DIR" && find . -type f -exec cp --parents {} "/vm/keep/$1/" \;) 2>/dev/null
+	local n
+	for n in rw gw; do
+		{ ip -n "$LAB_NS-$n" xfrm state; ip -n "$LAB_NS-$n" xfrm policy; } >"/vm/keep/$1/$n.xfrm" 2>&1
+	done
+	return 0
 }
 
 # charon_start NODE FLAVOUR [extra strongswan.conf lines...]
@@ -183,6 +208,9 @@ charon_start() {
 	local node=$1 flavour=$2
 	shift 2
 	local d="$LAB_DIR/$node" preload="" plugins="" daemon=/usr/lib/ipsec/charon
+	local kernel="kernel-libipsec kernel-netlink"
+	# kernel-libipsec before kernel-netlink: this machine's kernel has no ESP.
+	[ "$LAB_DATAPLANE" = xfrm ] && kernel=kernel-netlink
 	mkdir -p "$d"
 	case "$flavour" in
 		rust | builtin)
@@ -197,8 +225,7 @@ charon_start() {
 	cat >"$d/strongswan.conf" <<EOF
 charon {
 	load_modular = no
-	# kernel-libipsec before kernel-netlink: the kernel has no ESP.
-	load = random nonce openssl kdf aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey socket-default kernel-libipsec kernel-netlink vici$plugins
+	load = random nonce openssl kdf aes sha1 sha2 hmac gcm pem pkcs1 x509 pubkey socket-default $kernel vici$plugins
 	filelog {
 		lab {
 			path = $d/charon.log
@@ -311,7 +338,8 @@ connections {
 			id = gw.lab.test }
 		remote { auth = psk
 			id = rw.lab.test }
-		children { net { local_ts = $(lab_addr "${LAB_INNER:-4}" lan-net) } }
+		children { net { local_ts = $(lab_addr "${LAB_INNER:-4}" lan-net)
+			${GW_CHILD_CONF:-} } }
 	}
 }
 pools { rwpool { addrs = $(lab_addr "${LAB_INNER:-4}" pool) } }
@@ -365,6 +393,11 @@ lab_missing() {
 		command -v "$t" >/dev/null 2>&1 || { echo "missing tool: $t"; return; }
 	done
 	[ -x /usr/lib/ipsec/charon ] || { echo "missing /usr/lib/ipsec/charon (strongswan-charon)"; return; }
+	if [ "$LAB_DATAPLANE" = xfrm ]; then
+		modprobe -a esp4 esp6 xfrm_user xfrm_interface >/dev/null 2>&1 ||
+			{ echo "the kernel has no ESP (modprobe esp4 esp6 xfrm_user xfrm_interface failed): run it in the VM (tests/lab/vm.sh)"; return; }
+		return
+	fi
 	[ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] ||
 		{ echo "missing kernel-libipsec (libcharon-extra-plugins)"; return; }
 }
@@ -381,11 +414,14 @@ tally() {
 	fi
 }
 
-# wait_for COND...: evaluate COND every 0.1 s for at most LAB_WAIT seconds.
+# wait_for COND...: evaluate COND every 0.1 s for at most LAB_WAIT seconds
+# (at most LAB_WAIT * 10 times, and never past LAB_WAIT seconds of wall
+# time: in the TCG VM one evaluation with swanctl takes a second or more).
 wait_for() {
-	local i
+	local i end=$((SECONDS + LAB_WAIT))
 	for i in $(seq 1 $((LAB_WAIT * 10))); do
 		eval "$*" && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
 	done
 	return 1
@@ -402,4 +438,84 @@ show_logs() {
 		echo "  --- $n charon.log (last 25 lines)" >&2
 		tail -n 25 "$LAB_DIR/$n/charon.log" | sed 's/^/  | /' >&2
 	done
+}
+
+# The kernel's IPsec state (LAB_DATAPLANE=xfrm).
+#
+# xfrm_states NODE: NODE's ESP SAs, one line each:
+#   SPI SRC DST ENCAP IF_ID MARK
+# ENCAP is "-" or TYPE:SPORT:DPORT (espinudp:4500:4500), IF_ID and MARK
+# "-" when unset.
+xfrm_states() {
+	ip -n "$LAB_NS-$1" xfrm state 2>/dev/null | awk '
+		function out() { if (spi != "") print spi, src, dst, enc, ifid, mark }
+		/^src / { out(); src = $2; dst = $4; spi = ""; enc = "-"; ifid = "-"; mark = "-" }
+		/^[ \t]+proto esp spi / { spi = $4 }
+		/^[ \t]+encap type / { enc = $3 ":" $5 ":" $7 }
+		/^[ \t]+if_id / { ifid = $2 }
+		/^[ \t]+mark / { mark = $2 }
+		END { out() }'
+}
+
+# xfrm_policies NODE: NODE's IPsec policies with a template (not charon's
+# per-socket bypass policies), one line each:
+#   DIR TMPL_SRC TMPL_DST IF_ID MARK
+xfrm_policies() {
+	ip -n "$LAB_NS-$1" xfrm policy 2>/dev/null | awk '
+		function out() { if (tsrc != "") print dir, tsrc, tdst, ifid, mark }
+		/^src / { out(); dir = ""; tsrc = ""; tdst = ""; ifid = "-"; mark = "-" }
+		/^[ \t]+dir / { dir = $2 }
+		/^[ \t]+tmpl src / { tsrc = $3; tdst = $5 }
+		/^[ \t]+if_id / { ifid = $2 }
+		/^[ \t]+mark / { mark = $2 }
+		END { out() }'
+}
+
+# xfrm_spis NODE: NODE's ESP SPIs, sorted, on one line.
+xfrm_spis() { xfrm_states "$1" | awk '{ print $1 }' | sort | tr '\n' ' '; }
+
+# xfrm_check NODE NAT [SPIS]: NODE's kernel state matches its IKE_SA's
+# path (swanctl's local and remote address): every ESP SA and every
+# policy's template is on that pair of addresses; UDP encapsulation
+# (espinudp, to the IKE_SA's remote port) on every SA when NAT is yes, on
+# none when no; with SPIS, exactly those SPIs (the SAs were updated in
+# place, not rekeyed); with XFRM_IFID_<NODE> set, every SA and policy
+# carries that if_id (hex, as ip shows it: 0x2a); with XFRM_MARK_OUT_<NODE>
+# / XFRM_MARK_IN_<NODE> set, the outbound SA and policy / the in and fwd
+# policies carry that mark (0x2a/0xffffffff). Prints what differs;
+# returns 1 then.
+xfrm_check() {
+	local node=$1 nat=$2 spis=${3:-} l r rport states policies bad="" ifid_var="XFRM_IFID_$1"
+	local mout_var="XFRM_MARK_OUT_$1" min_var="XFRM_MARK_IN_$1"
+	l=$(sa_field "$node" local) r=$(sa_field "$node" remote)
+	rport=${r##*[}
+	rport=${rport%]}
+	l=${l%[*} r=${r%[*}
+	states=$(xfrm_states "$node")
+	policies=$(xfrm_policies "$node")
+	[ -n "$states" ] || bad="$bad; no ESP SA"
+	[ -n "$policies" ] || bad="$bad; no IPsec policy"
+	bad=$bad$(printf '%s\n' "$states" | awk -v l="$l" -v r="$r" -v nat="$nat" -v rport="$rport" \
+		-v ifid="${!ifid_var:--}" -v mark="${!mout_var:--}" 'NF {
+		if (!(($2 == l && $3 == r) || ($2 == r && $3 == l))) printf "; SA %s on %s -> %s, not %s - %s", $1, $2, $3, l, r
+		if (nat == "yes" && $4 !~ /^espinudp:/) printf "; SA %s not UDP-encapsulated (%s)", $1, $4
+		if (nat == "yes" && $2 == l && $4 !~ (":" rport "$")) printf "; SA %s encapsulated to port %s, not %s", $1, $4, rport
+		if (nat == "no" && $4 != "-") printf "; SA %s UDP-encapsulated (%s) without a NAT", $1, $4
+		if ($5 != ifid) printf "; SA %s if_id %s, expected %s", $1, $5, ifid
+		if (mark != "-" && $2 == l && $6 != mark) printf "; outbound SA %s mark %s, expected %s", $1, $6, mark
+	}')
+	bad=$bad$(printf '%s\n' "$policies" | awk -v l="$l" -v r="$r" -v ifid="${!ifid_var:--}" \
+		-v mout="${!mout_var:--}" -v min="${!min_var:--}" 'NF {
+		if ($1 == "out" && !($2 == l && $3 == r)) printf "; %s policy template %s -> %s, not %s -> %s", $1, $2, $3, l, r
+		if ($1 != "out" && !($2 == r && $3 == l)) printf "; %s policy template %s -> %s, not %s -> %s", $1, $2, $3, r, l
+		if ($4 != ifid) printf "; %s policy if_id %s, expected %s", $1, $4, ifid
+		mark = ($1 == "out") ? mout : min
+		if (mark != "-" && $5 != mark) printf "; %s policy mark %s, expected %s", $1, $5, mark
+	}')
+	if [ -n "$spis" ] && [ "$(xfrm_spis "$node")" != "$spis" ]; then
+		bad="$bad; SPIs $(xfrm_spis "$node")instead of ${spis}(rekeyed, not updated in place)"
+	fi
+	[ -z "$bad" ] && return 0
+	echo "${bad#; }"
+	return 1
 }
