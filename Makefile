@@ -55,7 +55,7 @@ deps:
 		libstrongswan-standard-plugins iproute2 iptables iputils-ping \
 		build-essential dpkg-dev pkg-config binutils ca-certificates rpm cpio \
 		debootstrap tcpdump valgrind python3 conntrack \
-		qemu-system-x86 busybox-static kmod
+		qemu-system-x86 busybox-static kmod libclang-dev
 
 ifeq ($(SUITE),bookworm)
 $(SRC_STAMP):
