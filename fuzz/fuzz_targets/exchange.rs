@@ -269,6 +269,8 @@ fn facts<'a>(w: &'a World, rng: &'a FixedByteRandom) -> (SaView<'a>, Env<'a>) {
         newer_update_queued: f(FLAG_NEWER_UPDATE_QUEUED),
         // the flag byte is full: the low bit of the last SPI byte says it
         has_child_sas: w.spi_i[7] & 1 == 0,
+        transport_mode_children: w.spi_i[7] & 2 != 0,
+        transport_family_change: w.spi_i[7] & 4 == 0,
         peer_addresses: &w.peers,
         local_addresses: &w.locals,
         routes: &w.routes,

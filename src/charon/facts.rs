@@ -93,6 +93,44 @@ struct Fixed {
     kernel_requires_encap: bool,
 }
 
+/// Whether a CHILD_SA of `ike` is in transport mode.
+fn transport_mode_children(ike: IkeSa) -> bool {
+    // SAFETY: a checked-out IKE_SA; its CHILD_SAs are borrowed while the
+    // enumerator lives.
+    unsafe {
+        Enumerator::<sys::child_sa_t>::new(call!(ike.as_ptr(), create_child_sa_enumerator))
+            .is_some_and(|mut e| e.any(|c| call!(c, get_mode) == sys::MODE_TRANSPORT))
+    }
+}
+
+/// Whether the strongSwan built for moves a transport-mode IPsec SA to
+/// the other address family in place: kernel-netlink sets the selector
+/// family in update_sa from 6.0.6 on (the library runs only in the
+/// version it was built for, see the ABI guard).
+fn transport_family_change() -> bool {
+    static AT_LEAST_6_0_6: OnceLock<bool> = OnceLock::new();
+    *AT_LEAST_6_0_6.get_or_init(|| {
+        let v = std::str::from_utf8(sys::VERSION)
+            .unwrap_or("")
+            .trim_end_matches('\0');
+        version_at_least(v, [6, 0, 6])
+    })
+}
+
+/// Whether a strongSwan version string ("5.9.8", "6.0.6rc1") is at least
+/// `min`.
+fn version_at_least(v: &str, min: [u32; 3]) -> bool {
+    let mut parts = v.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    let have = [(); 3].map(|_| parts.next().unwrap_or(0));
+    have >= min
+}
+
 fn fixed() -> Fixed {
     static FIXED: OnceLock<Fixed> = OnceLock::new();
     if let Some(f) = FIXED.get() {
@@ -147,6 +185,7 @@ pub struct SaFacts {
     nat_there: bool,
     force_encap: bool,
     has_child_sas: bool,
+    transport_mode_children: bool,
     newer_update_queued: bool,
     route_current: Option<IpAddr>,
     now_ms: u64,
@@ -363,6 +402,8 @@ impl SaFacts {
             nat_there: ike.has_condition(sys::COND_NAT_THERE),
             force_encap: force_cfg || fixed.kernel_requires_encap,
             has_child_sas: children > 0,
+            // no enumerator for a childless IKE_SA (a gateway's many)
+            transport_mode_children: children > 0 && transport_mode_children(ike),
             newer_update_queued: false,
             route_current: None,
             now_ms: daemon::now_ms(),
@@ -741,6 +782,8 @@ impl SaFacts {
             force_encap: self.force_encap,
             newer_update_queued: self.newer_update_queued,
             has_child_sas: self.has_child_sas,
+            transport_mode_children: self.transport_mode_children,
+            transport_family_change: transport_family_change(),
             peer_addresses: &self.peers,
             local_addresses: &self.locals,
             routes: &self.routes,
@@ -753,5 +796,22 @@ impl SaFacts {
             local_ts: &self.local_ts,
             remote_ts: &self.remote_ts,
         }
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::version_at_least;
+
+    #[test]
+    fn strongswan_versions_compare_by_number() {
+        assert!(!version_at_least("5.9.8", [6, 0, 6]));
+        assert!(!version_at_least("6.0.1", [6, 0, 6]));
+        assert!(!version_at_least("6.0.5", [6, 0, 6]));
+        assert!(version_at_least("6.0.6", [6, 0, 6]));
+        assert!(version_at_least("6.0.6rc1", [6, 0, 6]));
+        assert!(version_at_least("6.1.0", [6, 0, 6]));
+        assert!(version_at_least("10.0", [6, 0, 6]));
+        assert!(!version_at_least("", [6, 0, 6]));
     }
 }

@@ -205,6 +205,14 @@ pub struct SaView<'a> {
     /// The IKE_SA has CHILD_SAs (IPsec SAs whose traffic follows its
     /// addresses).
     pub has_child_sas: bool,
+    /// One of its CHILD_SAs is in transport mode (its IPsec SAs' selectors
+    /// are the hosts' own addresses).
+    pub transport_mode_children: bool,
+    /// The daemon's kernel interface moves a transport-mode IPsec SA to the
+    /// other address family in place (strongSwan 6.0.6 and later set the
+    /// selector family in kernel-netlink's update_sa; earlier ones leave
+    /// the SA half-moved).
+    pub transport_family_change: bool,
     /// The peer address set as charon holds it (may include ports).
     pub peer_addresses: &'a [SocketAddr],
     /// Our usable local addresses (charon kernel interface, regular ones).
@@ -288,6 +296,8 @@ pub(crate) fn test_view<'a>(
         force_encap: false,
         newer_update_queued: false,
         has_child_sas: true,
+        transport_mode_children: false,
+        transport_family_change: true,
         peer_addresses: peers,
         local_addresses: locals,
         routes,
