@@ -41,6 +41,8 @@ SCENARIOS=(
 	"v4to6 rust rust"
 	"v6to4 rust stock"
 	"v6to4 rust rust"
+	"v4to6back rust stock"
+	"v4to6back rust rust"
 	"rr stock rust"
 	"rr rust rust"
 	"rrchildless stock rust"
@@ -346,9 +348,32 @@ scenario_return() {
 
 # Across address families and back: set up over IPv4, rw-a goes down and
 # the IKE_SA moves to IPv6; rw-a comes back and it returns to IPv4, the
-# same IKE_SA (and, under xfrm, the same IPsec SAs) throughout.
+# same IKE_SA (and, under xfrm, the same IPsec SAs) throughout. charon's
+# prefer_best_path cannot do this (its roam only asks whether the current
+# IPv6 path is still the kernel's best towards the same IPv6 peer
+# address, and it is): mobike-rs's own `preference` does.
 scenario_v4to6back() {
-	LAB_FAMILY=46 scenario_return "$@"
+	local rwf=$1 gwf=$2 spis
+	LAB_FAMILY=46 setup "v46b" "$rwf" "$gwf" "" \
+		'plugins { mobike-rs { preference = "rw-a=100, rw-b=50" } }' || return 1
+	move_away || return 1
+	spis=$(sa_field rw spis)
+	ip -n "$LAB_NS-rw" link set rw-a up
+	wait_for '[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ]' ||
+		fail "rw did not return to rw-a: $(sa_field rw local)" || return 1
+	in_log rw "moving to preferred path ${LAB_RW_A//./\\.}\\[4500\\] - ${LAB_GW//./\\.}\\[4500\\]" ||
+		fail "rw did not log the move to the preferred path" || return 1
+	wait_for '[ "$(sa_field gw remote)" = "${LAB_RW_A}[4500]" ]' ||
+		fail "gw sees rw at $(sa_field gw remote) after the return" || return 1
+	ping_ok || fail "traffic did not pass after the return" || return 1
+	[ "$(sa_field rw spis)" = "$spis" ] || fail "IKE_SA changed on return" || return 1
+	[ "$(sa_field rw count)" = 1 ] && [ "$(sa_field gw count)" = 1 ] ||
+		fail "more than one IKE_SA after the return" || return 1
+	lab_log "returned to $(sa_field rw local) over IPv4, same IKE_SA"
+	if [ "$LAB_DATAPLANE" = xfrm ]; then
+		kernel_after no || return 1
+	fi
+	check_flavour rw "$rwf" && check_flavour gw "$gwf"
 }
 
 # Immediate roam triggers: mobike-rs's own rtnetlink monitor acts
