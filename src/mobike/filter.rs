@@ -99,6 +99,9 @@ pub enum Unusable {
     RouteThroughTunnel(String),
     /// The kernel reaches it only through an ignored interface.
     RouteThroughIgnored(String),
+    /// In the other address family than the current path, and a
+    /// transport-mode CHILD_SA of this IKE_SA cannot move there in place.
+    FamilyChange,
 }
 
 impl fmt::Display for Unusable {
@@ -117,6 +120,9 @@ impl fmt::Display for Unusable {
             Unusable::RouteThroughIgnored(i) => {
                 write!(f, "routed through ignored interface {i}")
             }
+            Unusable::FamilyChange => f.write_str(
+                "another address family, and this strongSwan cannot move a transport-mode CHILD_SA there in place",
+            ),
         }
     }
 }
@@ -181,6 +187,8 @@ pub struct AddressFilter<'a> {
     ranges: Vec<AddressRange>,
     local_ifaces: &'a [OnInterface],
     route_ifaces: &'a [OnInterface],
+    /// Paths stay in the current path's address family.
+    family_locked: bool,
 }
 
 impl<'a> AddressFilter<'a> {
@@ -207,6 +215,12 @@ impl<'a> AddressFilter<'a> {
             ranges,
             local_ifaces: sa.local_interfaces,
             route_ifaces: sa.route_interfaces,
+            // kernel-netlink before strongSwan 6.0.6 keeps a transport-mode
+            // SA's selector family when it changes the SA's addresses: the
+            // kernel refuses the update and the CHILD_SA is left
+            // half-moved. Such a move is refused instead (RFC 4555 3.5:
+            // local policy decides which pairs are acceptable).
+            family_locked: sa.transport_mode_children && !sa.transport_family_change,
         }
     }
 
@@ -258,6 +272,9 @@ impl<'a> AddressFilter<'a> {
         }
         self.local(src)?;
         self.peer(dst)?;
+        if self.family_locked && dst.is_ipv4() != self.other_host.is_ipv4() {
+            return Err(Unusable::FamilyChange);
+        }
         if let Some(f) = self.route_ifaces.iter().find(|f| f.addr == dst) {
             if f.iface.tunnel {
                 return Err(Unusable::RouteThroughTunnel(f.iface.name.clone()));
@@ -351,6 +368,33 @@ mod tests {
                 ignored,
             },
         }
+    }
+
+    #[test]
+    fn a_transport_mode_child_sa_keeps_paths_in_their_family_where_the_kernel_cannot_move_it() {
+        let mut sa = test_view(&[], &[], &[]);
+        // 198.18.1.2 - 198.18.1.1 now; the peer also has 2001:db8:1::1
+        let v6 = (ip("2001:db8:2::2"), ip("2001:db8:1::1"));
+        let v4 = (ip("198.18.2.2"), ip("198.18.1.1"));
+        let check = |sa: &SaView<'_>| {
+            let f = AddressFilter::new(sa);
+            (f.path(v6.0, v6.1), f.path(v4.0, v4.1))
+        };
+        // tunnel mode, or a strongSwan that moves transport SAs: any family
+        sa.transport_mode_children = false;
+        sa.transport_family_change = false;
+        assert_eq!(check(&sa), (Ok(()), Ok(())));
+        sa.transport_mode_children = true;
+        sa.transport_family_change = true;
+        assert_eq!(check(&sa), (Ok(()), Ok(())));
+        // transport mode before strongSwan 6.0.6: the current family only
+        sa.transport_family_change = false;
+        assert_eq!(check(&sa), (Err(Unusable::FamilyChange), Ok(())));
+        assert!(Unusable::FamilyChange.to_string().contains("transport-mode CHILD_SA"));
+        // our and the peer's addresses of the other family may still be
+        // announced and kept
+        let f = AddressFilter::new(&sa);
+        assert_eq!((f.local(v6.0), f.peer(v6.1)), (Ok(()), Ok(())));
     }
 
     #[test]
