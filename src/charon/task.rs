@@ -22,7 +22,9 @@ use std::sync::OnceLock;
 use smallvec::SmallVec;
 
 use crate::charon::registry;
-use crate::mobike::rekey::{ChildSaNow, ChildSaRef, RekeyDeferral, RekeyStep, UpdateAs};
+use crate::mobike::rekey::{
+    ChildSaNow, ChildSaRef, InPlace, MovedChild, RekeyDeferral, RekeyStep, UpdateAs,
+};
 use crate::mobike::status::Call;
 use crate::mobike::task::{Step, ViewNeeds};
 use crate::mobike::{
@@ -331,6 +333,103 @@ fn installed_children(ike: IkeSa) -> Vec<ChildSaRef> {
     out
 }
 
+/// The installed CHILD_SAs of `ike` after `update_hosts`, each with what
+/// the kernel shows of its inbound IPsec SA on the IKE_SA's (new) path.
+fn moved_children(ike: IkeSa) -> Vec<MovedChild> {
+    let mut out = Vec::new();
+    // SAFETY: a checked-out IKE_SA; its hosts, CHILD_SAs and their configs
+    // are borrowed for the calls; the ID's hosts are only read by the
+    // kernel interface.
+    unsafe {
+        let p = ike.as_ptr();
+        let (me, other) = (call!(p, get_my_host), call!(p, get_other_host));
+        let e = call!(p, create_child_sa_enumerator);
+        let Some(e) = Enumerator::<sys::child_sa_t>::new(e) else {
+            return out;
+        };
+        for child in e {
+            if out.len() >= crate::mobike::rekey::MAX_DEFERRED {
+                break;
+            }
+            if call!(child, get_state) != sys::CHILD_INSTALLED {
+                continue;
+            }
+            let protocol = call!(child, get_protocol);
+            let spi_in = call!(child, get_spi, true);
+            // as child_sa.c's mark_in_sa(): the inbound mark is on the SA
+            // only with that option
+            let cfg = call!(child, get_config);
+            let mark = if !cfg.is_null() && call!(cfg, has_option, sys::OPT_MARK_IN_SA) {
+                call!(child, get_mark, true)
+            } else {
+                sys::mark_t::default()
+            };
+            let mut id = sys::kernel_ipsec_sa_id_t {
+                src: other,
+                dst: me,
+                spi: spi_in,
+                proto: if protocol == sys::PROTO_AH {
+                    libc::IPPROTO_AH
+                } else {
+                    libc::IPPROTO_ESP
+                } as u8,
+                mark,
+                if_id: call!(child, get_if_id, true),
+            };
+            let mut query = sys::kernel_ipsec_query_sa_t {
+                cpi: call!(child, get_cpi, true),
+            };
+            let (mut bytes, mut packets, mut time) = (0u64, 0u64, 0 as sys::time_t);
+            let kernel = match call!(
+                (*daemon::charon()).kernel,
+                query_sa,
+                &mut id,
+                &mut query,
+                &mut bytes,
+                &mut packets,
+                &mut time
+            ) {
+                sys::SUCCESS => InPlace::OnNewPath,
+                sys::NOT_SUPPORTED => InPlace::Unknown,
+                _ => InPlace::Missing,
+            };
+            let name = call!(child, get_name);
+            out.push(MovedChild {
+                child: ChildSaRef {
+                    protocol: protocol as u8,
+                    spi_in,
+                },
+                name: if name.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(name).to_string_lossy().into_owned()
+                },
+                unique_id: call!(child, get_unique_id),
+                kernel,
+            });
+        }
+    }
+    out
+}
+
+/// Applies the core's rekey steps on `ike`.
+fn apply_rekey_steps(ike: IkeSa, steps: Vec<RekeyStep>) {
+    for step in steps {
+        match step {
+            RekeyStep::Log(level, text) => log(level, &text),
+            // SAFETY: a checked-out IKE_SA; rekey_child_sa only queues a task.
+            RekeyStep::Rekey(c) => unsafe {
+                call!(
+                    ike.as_ptr(),
+                    rekey_child_sa,
+                    sys::protocol_id_t::from(c.protocol),
+                    c.spi_in
+                );
+            },
+        }
+    }
+}
+
 /// The job a task schedules when it ends with deferred rekeyings.
 fn rekey_deferred(unique_id: u32, children: &[ChildSaRef]) {
     ike_sa::checkout_by_id(unique_id, |ike| {
@@ -360,20 +459,7 @@ fn rekey_deferred(unique_id: u32, children: &[ChildSaRef]) {
                 }
             }
         });
-        for step in steps {
-            match step {
-                RekeyStep::Log(level, text) => log(level, &text),
-                // SAFETY: as above.
-                RekeyStep::Rekey(c) => unsafe {
-                    call!(
-                        ike.as_ptr(),
-                        rekey_child_sa,
-                        sys::protocol_id_t::from(c.protocol),
-                        c.spi_in
-                    );
-                },
-            }
-        }
+        apply_rekey_steps(ike, steps);
     });
 }
 
@@ -639,8 +725,18 @@ impl Task {
                         UpdateForce::Children => sys::UPDATE_HOSTS_FORCE_CHILDREN,
                         UpdateForce::All => sys::UPDATE_HOSTS_FORCE_ALL,
                     };
-                    match self.rekeys.before_update() {
-                        UpdateAs::Plain => call!(p, update_hosts, me, other, flags),
+                    // childless (a gateway's many): no IPsec SA to check
+                    let children = call!(p, get_child_count) > 0;
+                    let rekeys_queued = match self.rekeys.before_update() {
+                        UpdateAs::Plain if !children => {
+                            call!(p, update_hosts, me, other, flags);
+                            false
+                        }
+                        UpdateAs::Plain => {
+                            let before = queued_child_rekeys(ike);
+                            call!(p, update_hosts, me, other, flags);
+                            queued_child_rekeys(ike) > before
+                        }
                         UpdateAs::Deferring { read_installed } => {
                             let installed = read_installed.then(|| installed_children(ike));
                             let before = queued_child_rekeys(ike);
@@ -656,7 +752,14 @@ impl Task {
                             if let Some((level, text)) = done.log {
                                 log(level, &text);
                             }
+                            after > before
                         }
+                    };
+                    if children {
+                        let moved = moved_children(ike);
+                        let steps =
+                            crate::mobike::rekey::after_in_place_update(rekeys_queued, &moved);
+                        apply_rekey_steps(ike, steps);
                     }
                 }
                 // any MOBIKE request of ours carries the check

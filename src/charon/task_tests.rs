@@ -144,10 +144,32 @@ struct Kernel {
     ifaces: Vec<(IpAddr, &'static str)>,
     /// Our addresses (host_t).
     locals: *mut sys::linked_list_t,
+    /// Inbound SPIs query_sa does not find (an update the kernel refused).
+    sa_gone: Vec<u32>,
+    /// The (SPI, destination) of every query_sa.
+    queried: Vec<(u32, SocketAddr)>,
 }
 
 unsafe extern "C" fn k_features(_: *mut sys::kernel_interface_t) -> sys::kernel_feature_t {
     0
+}
+
+unsafe extern "C" fn k_query_sa(
+    this: *mut sys::kernel_interface_t,
+    id: *mut sys::kernel_ipsec_sa_id_t,
+    _data: *mut sys::kernel_ipsec_query_sa_t,
+    _bytes: *mut u64,
+    _packets: *mut u64,
+    _time: *mut sys::time_t,
+) -> sys::status_t {
+    let k = &mut *this.cast::<Kernel>();
+    let (spi, dst) = ((*id).spi, socket_addr((*id).dst).unwrap());
+    k.queried.push((spi, dst));
+    if k.sa_gone.contains(&spi) {
+        sys::NOT_FOUND
+    } else {
+        sys::SUCCESS
+    }
 }
 
 unsafe extern "C" fn k_source(
@@ -310,11 +332,14 @@ impl World {
                     get_interface: Some(k_iface),
                     create_address_enumerator: Some(k_addrs),
                     is_interface_usable: Some(k_usable),
+                    query_sa: Some(k_query_sa),
                     ..Default::default()
                 },
                 sources: Vec::new(),
                 ifaces: Vec::new(),
                 locals: list(),
+                sa_gone: Vec::new(),
+                queried: Vec::new(),
             }),
             socket: Box::new(sys::socket_manager_t {
                 get_port: Some(s_port),
@@ -455,6 +480,18 @@ unsafe extern "C" fn c_name(this: *mut sys::child_sa_t) -> *mut c_char {
 }
 unsafe extern "C" fn c_uid(this: *mut sys::child_sa_t) -> u32 {
     child(this).uid
+}
+unsafe extern "C" fn c_config(_: *mut sys::child_sa_t) -> *mut sys::child_cfg_t {
+    std::ptr::null_mut()
+}
+unsafe extern "C" fn c_mark(_: *mut sys::child_sa_t, _inbound: bool) -> sys::mark_t {
+    sys::mark_t::default()
+}
+unsafe extern "C" fn c_zero32(_: *mut sys::child_sa_t, _inbound: bool) -> u32 {
+    0
+}
+unsafe extern "C" fn c_zero16(_: *mut sys::child_sa_t, _inbound: bool) -> u16 {
+    0
 }
 unsafe extern "C" fn c_ts(this: *mut sys::child_sa_t, _local: bool) -> *mut sys::enumerator_t {
     call!(child(this).ts, create_enumerator)
@@ -777,6 +814,10 @@ impl FakeIkeSa {
                 get_name: Some(c_name),
                 get_unique_id: Some(c_uid),
                 create_ts_enumerator: Some(c_ts),
+                get_config: Some(c_config),
+                get_mark: Some(c_mark),
+                get_if_id: Some(c_zero32),
+                get_cpi: Some(c_zero16),
                 ..Default::default()
             },
             state: sys::CHILD_INSTALLED,
@@ -1383,6 +1424,51 @@ fn an_update_in_place_defers_no_rekeying() {
     t.destroy();
     assert!(w.run_jobs().is_empty());
     assert!(take_log().is_empty());
+}
+
+#[test]
+fn a_child_sa_the_kernel_did_not_move_in_place_is_rekeyed_and_the_ike_sa_kept() {
+    let mut w = World::new();
+    let mut rw = FakeIkeSa::new(9811, "198.18.2.2:4500", "198.18.1.1:4500", ORIG | AUTH);
+    rw.add_child(0xc1, 7, "net");
+    rw.add_child(0xc2, 8, "lan");
+    let ike = rw.ike();
+    let t = Methods::new(&mut rw, true, lookups(None));
+    take_log();
+    // the kernel took the first CHILD_SA's SAs to the new path, not the
+    // second's (strongSwan before 6.1.0 ignores that)
+    w.kernel.sa_gone.push(0xc2);
+    // SAFETY: our object, used by this thread only.
+    let task = unsafe { &mut *t.0.cast::<Task>() };
+    task.actions = vec![Action::UpdateHosts {
+        me: None,
+        other: Some(sa("198.18.3.1:4500")),
+        force: UpdateForce::All,
+        reason: crate::mobike::UpdateReason::PeerUpdate,
+    }];
+    task.apply(ike, std::ptr::null_mut(), std::ptr::null_mut());
+    t.destroy();
+    // both inbound SAs were looked for where they should be now
+    let me = sa("198.18.2.2:4500");
+    assert_eq!(w.kernel.queried, [(0xc1, me), (0xc2, me)]);
+    assert!(rw
+        .calls
+        .contains(&format!("rekey_child_sa {} {:#x}", sys::PROTO_ESP, 0xc2)));
+    assert!(!rw
+        .calls
+        .iter()
+        .any(|c| c.contains("rekey_child_sa") && c.contains("0xc1")));
+    assert!(
+        !rw.calls.iter().any(|c| c.contains("delete")),
+        "the IKE_SA stays: {:?}",
+        rw.calls
+    );
+    let log = take_log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("the kernel did not move CHILD_SA lan{8} to the new path")),
+        "{log:?}"
+    );
 }
 
 #[test]

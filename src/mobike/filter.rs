@@ -390,7 +390,9 @@ mod tests {
         // transport mode before strongSwan 6.0.6: the current family only
         sa.transport_family_change = false;
         assert_eq!(check(&sa), (Err(Unusable::FamilyChange), Ok(())));
-        assert!(Unusable::FamilyChange.to_string().contains("transport-mode CHILD_SA"));
+        assert!(Unusable::FamilyChange
+            .to_string()
+            .contains("transport-mode CHILD_SA"));
         // our and the peer's addresses of the other family may still be
         // announced and kept
         let f = AddressFilter::new(&sa);

@@ -212,6 +212,53 @@ pub fn rekeys_due(
     steps
 }
 
+/// What the kernel shows of a CHILD_SA's inbound IPsec SA after an
+/// update that asked the kernel to move it in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// Found on the IKE_SA's new addresses.
+    OnNewPath,
+    /// Not there: the kernel refused the update, and kernel-netlink had
+    /// already removed the old SA (strongSwan before 6.1.0 ignores that).
+    Missing,
+    /// The kernel interface cannot tell.
+    Unknown,
+}
+
+/// A CHILD_SA after an in-place update, as the adapter found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MovedChild {
+    pub child: ChildSaRef,
+    pub name: String,
+    pub unique_id: u32,
+    pub kernel: InPlace,
+}
+
+/// After `update_hosts`: a CHILD_SA whose IPsec SA the kernel did not
+/// take to the new path is rekeyed there (new SAs, negotiated on the new
+/// path), and the IKE_SA stays, as strongSwan 6.1.0 does; otherwise its
+/// traffic would be black-holed until the next rekeying. Nothing when the
+/// update queued rekeyings itself (the kernel cannot move IPsec SAs in
+/// place: those rekeyings are the remedy already).
+pub fn after_in_place_update(rekeys_queued: bool, children: &[MovedChild]) -> Vec<RekeyStep> {
+    if rekeys_queued {
+        return Vec::new();
+    }
+    let mut steps = Vec::new();
+    for c in children.iter().filter(|c| c.kernel == InPlace::Missing) {
+        steps.push(RekeyStep::Log(
+            1,
+            format!(
+                "the kernel did not move CHILD_SA {}{{{}}} to the new path (its IPsec SA is gone), \
+                 rekeying it; the IKE_SA stays",
+                c.name, c.unique_id
+            ),
+        ));
+        steps.push(RekeyStep::Rekey(c.child));
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +397,31 @@ mod tests {
             unique_id: 1,
         });
         assert!(!steps.iter().any(|s| matches!(s, RekeyStep::Rekey(_))));
+    }
+
+    fn moved(spi: u32, kernel: InPlace) -> MovedChild {
+        MovedChild {
+            child: child(spi),
+            name: "net".into(),
+            unique_id: spi,
+            kernel,
+        }
+    }
+
+    #[test]
+    fn a_child_sa_the_kernel_did_not_move_in_place_is_rekeyed() {
+        let children = [
+            moved(1, InPlace::OnNewPath),
+            moved(2, InPlace::Missing),
+            moved(3, InPlace::Unknown),
+        ];
+        let steps = after_in_place_update(false, &children);
+        assert_eq!(steps.len(), 2);
+        assert!(matches!(&steps[0], RekeyStep::Log(1, t)
+            if t.contains("CHILD_SA net{2}") && t.contains("rekeying it; the IKE_SA stays")));
+        assert_eq!(steps[1], RekeyStep::Rekey(child(2)));
+        // the update queued rekeyings of its own: those are the remedy
+        assert!(after_in_place_update(true, &children).is_empty());
+        assert!(after_in_place_update(false, &[moved(1, InPlace::OnNewPath)]).is_empty());
     }
 }
