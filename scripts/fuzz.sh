@@ -38,8 +38,8 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
 fi
 command -v cargo >/dev/null 2>&1 || skip_all "no cargo (install Rust with rustup)"
 
-# The fuzz crate is built for the Rust core alone: no charon shim, in its own
-# target directory (fuzz/target).
+# The fuzz crate is built for the Rust core alone: no charon adapter (no
+# STRONGSWAN_SRC), in its own target directory (fuzz/target).
 unset STRONGSWAN_SRC CARGO_TARGET_DIR
 
 # cargo-fuzz needs `-Z` flags (sanitizers, coverage instrumentation) that

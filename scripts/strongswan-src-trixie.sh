@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Obtain and configure the strongSwan source of the charon in the Debian 13
-# tree (scripts/trixie-root.sh), so the shim is compiled against exactly the
-# headers and layout options of that charon. The source package is fetched
+# tree (scripts/trixie-root.sh), so the adapter's bindings are generated from
+# exactly the headers and layout options of that charon. The source package is fetched
 # with the tree's own apt (a deb-src entry is added there, not on the host).
 #
 # Usage: scripts/strongswan-src-trixie.sh ROOT [DESTDIR]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Obtain and configure the strongSwan source matching the installed charon, so
-# that the C shim is compiled against exactly the headers and config.h of the
-# daemon it will be loaded into: struct layouts differ between versions and
-# with the mediation option (ME), which Debian's build enables.
+# that build.rs generates the adapter's bindings (bindgen) from exactly the
+# headers and config.h of the daemon the library will be loaded into: struct
+# layouts differ between versions and with the mediation option (ME), which
+# Debian's build enables.
 #
 # Usage: scripts/strongswan-src.sh [DESTDIR]   (default: build/strongswan)
 # Prints the configured source tree's path on its last line of stdout.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The ABI guard refuses a library built for another charon. 1) The shim is
-# compiled against the installed strongSwan's source configured WITHOUT
-# mediation (ME), which changes charon's struct layouts, and preloaded into
-# the installed charon (built with ME). charon must keep working with its
+# The ABI guard refuses a library built for another charon. 1) The library
+# is built with bindings generated from the installed strongSwan's source
+# configured WITHOUT mediation (ME), which changes charon's struct layouts,
+# and preloaded into the installed charon (built with ME). charon must keep working with its
 # built-in MOBIKE (a break-before-make move in the lab) and log one error
 # that names both configurations. 2) The library built for the installed
 # 5.9.8 is preloaded into Debian 13's 6.0.1 charon: the same, naming both

@@ -4,8 +4,8 @@
 #   FAIL on any invalid read or write, use of uninitialised memory, or
 #   invalid or mismatched free, wherever it is in charon;
 #   FAIL on a definitely or indirectly lost block whose allocation stack has
-#   a frame of ours: libmobike_rs.so, the shim (c-shim/mobike_rs_*.c), a
-#   mobike_rs_* function or our Rust crate (mobike_rs::...).
+#   a frame of ours: libmobike_rs.so, a mobike_rs_* function or our Rust
+#   crate (mobike_rs::...).
 # What stock charon (libstrongswan, its openssl plugin, OpenSSL, glibc)
 # shows by itself is suppressed by tests/valgrind.supp; leak records of
 # theirs that remain are counted, not failed. The item `baseline` runs
@@ -58,8 +58,9 @@ VALGRIND+=" --log-file=%q{LAB_NODE_DIR}/valgrind.log"
 # Headings of error records that fail ("Use --track-origins=yes to see
 # where uninitialised values come from", valgrind's closing hint, is none).
 ERROR_RE='Invalid read|Invalid write|uninitialised|Invalid free|Mismatched free'
-# A frame of ours in a stack line: the shim's frames carry their file
-# (METHOD() functions have short names), the Rust ones their crate path.
+# A frame of ours in a stack line: the library, an exported mobike_rs_*
+# symbol or a Rust crate path. The last alternative matched the files of
+# the C shim (mobike_rs_*.c), which no longer exists.
 OURS_RE='libmobike_rs\.so|: mobike_rs_|mobike_rs::|\(mobike_rs_[a-z_]+\.[ch]:[0-9]+\)'
 
 # The flavour that runs under valgrind: rust, or stock for the baseline.
