@@ -48,7 +48,9 @@ fn main() {
 /// strongSwan's types, functions and globals the adapter (src/charon/) uses,
 /// generated from the configured tree with its config.h: with ME, every
 /// option and the exact version of the charon we load into. bindgen's
-/// layout tests come along and run with `cargo test`.
+/// layout checks (size, alignment and offset of every field) come along as
+/// constant assertions: a build whose Rust layout differs from clang's
+/// fails to compile.
 fn generate_bindings(src: &std::path::Path, config_h: &std::path::Path) {
     println!("cargo:rerun-if-changed=src/charon/strongswan.h");
     let config = std::fs::read_to_string(config_h).expect("config.h readable");

@@ -336,7 +336,7 @@ skip_reason() {
 	for lib in "$RELEASE_LIB" "$HOSTILE_LIB"; do
 		[ -f "$lib" ] || { echo "library not built: $lib (make hostile)"; return; }
 		nm -D --defined-only "$lib" 2>/dev/null | grep -q ' ike_mobike_create$' ||
-			{ echo "$lib was built without the shim (STRONGSWAN_SRC unset)"; return; }
+			{ echo "$lib was built without the charon adapter (STRONGSWAN_SRC unset)"; return; }
 	done
 	[ -x "$LAB_CLI" ] || { echo "status command not built: $LAB_CLI (make build)"; return; }
 	ip netns add "mrs$$-u32" 2>/dev/null || { echo "cannot create a network namespace"; return; }

@@ -48,7 +48,7 @@ skip_reason() {
 		{ echo "the Debian 13 tree has no kernel-libipsec (libcharon-extra-plugins)"; return; }
 	[ -f "$TRIXIE_LIB" ] || { echo "library for 6.0.1 not built: $TRIXIE_LIB (make build SUITE=trixie)"; return; }
 	nm -D --defined-only "$TRIXIE_LIB" 2>/dev/null | grep -q ' ike_mobike_create$' ||
-		{ echo "$TRIXIE_LIB was built without the shim (STRONGSWAN_SRC unset)"; return; }
+		{ echo "$TRIXIE_LIB was built without the charon adapter (STRONGSWAN_SRC unset)"; return; }
 }
 
 passed=0 failed=0 skipped=0

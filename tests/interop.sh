@@ -931,7 +931,7 @@ skip_reason() {
 	[ -f "$LAB_LIB" ] || { echo "library not built: $LAB_LIB (make build)"; return; }
 	[ -x "$LAB_CLI" ] || { echo "status command not built: $LAB_CLI (make build)"; return; }
 	nm -D --defined-only "$LAB_LIB" 2>/dev/null | grep -q ' ike_mobike_create$' ||
-		{ echo "$LAB_LIB was built without the shim (STRONGSWAN_SRC unset)"; return; }
+		{ echo "$LAB_LIB was built without the charon adapter (STRONGSWAN_SRC unset)"; return; }
 }
 
 # Sourced (tests/memcheck.sh): the scenarios above, nothing run.

@@ -2,7 +2,7 @@
 // NETLINK_ROUTE socket bound to RTMGRP_LINK, RTMGRP_IPV4_IFADDR,
 // RTMGRP_IPV6_IFADDR, RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE in a fresh
 // netns after `ip link add t0 type veth peer name t1; ip link set t1 up`.
-// Included by kernel.rs's tests.
+// Included by monitor.rs's tests.
 
 /// t0's ifindex in the capture.
 const T0_INDEX: u32 = 3;

@@ -1,4 +1,4 @@
-//! Process-wide state behind the ABI: the per-IKE_SA memory the core keeps
+//! Process-wide state of the adapter: the per-IKE_SA memory the core keeps
 //! between tasks, and the core's environment (random source, the made-up
 //! NAT-D source address).
 //!

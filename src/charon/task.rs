@@ -103,8 +103,9 @@ const _: () = {
 };
 
 /// The actions a task has room for before its list grows. A step decides
-/// about a dozen: one allocation, not three growing ones; under 1 KiB (see
-/// the note in src/ffi/abi.rs: glibc's large bins cost a gateway 1%).
+/// about a dozen: one allocation, not three growing ones; under 1 KiB
+/// (glibc serves that from its small bins; a larger list made a gateway's
+/// roam measurably slower).
 const ACTIONS_CAPACITY: usize = 1000 / std::mem::size_of::<Action>();
 
 /// Notifies of a received message held without an allocation; an
