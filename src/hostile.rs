@@ -4,7 +4,7 @@
 //! build or package enables (`tests/hostile.sh` checks that the release
 //! library has no trace of it). It owns the list of [`Case`]s and rewrites
 //! the actions the honest core produced for a `build` or a `transmit`
-//! before the shim applies them, so a charon with this library sends what
+//! before the adapter applies them, so a charon with this library sends what
 //! a lying or careless implementation would. `tests/hostile.sh` states and
 //! checks what the honest peer must do about each case.
 //!

@@ -35,9 +35,9 @@ pub const MAX_LOCAL_ADDRESSES: usize = 32;
 /// Most routes: the kernel's choice per peer address plus other pairs.
 pub const MAX_ROUTES: usize = 64;
 /// Most route interface facts: one per route and one for the route
-/// towards a received message's source (which is not among `routes`). The
-/// C shim wrote that one into the routes' array ahead of them and one
-/// element past its end (issue 20); here it has its own slot.
+/// towards a received message's source (which is not among `routes`): it
+/// has its own slot, so no count of one array can run ahead of another's
+/// bound (an earlier C boundary wrote one element past its array there).
 pub const MAX_ROUTE_INTERFACES: usize = MAX_ROUTES + 1;
 /// Most virtual IPs per side.
 pub const MAX_VIPS: usize = 8;

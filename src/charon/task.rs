@@ -586,7 +586,7 @@ impl Task {
         let view = facts.view();
         let unique_id = facts.unique_id();
         // memory is stored for IKE_SAs that negotiated MOBIKE only: a
-        // half-open IKE_SA cannot fill the registry (issue 20)
+        // half-open IKE_SA (an IKE_SA_INIT flood) cannot fill the registry
         let keep = facts.authenticated() && facts.mobike_supported();
         #[cfg(feature = "hostile-peer")]
         let me = self as *const Task as usize;

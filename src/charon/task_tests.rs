@@ -1180,11 +1180,10 @@ fn transmit_sends_copies_on_the_paths_the_core_chose() {
 
 #[test]
 fn the_message_route_never_pushes_the_routes_past_their_bound() {
-    // issue 20: 16 peer addresses (max_peer_addresses' default) and four
-    // local addresses of one family give 16 + 16 * 3 = 64 routes; the C
-    // shim had written the route towards the message's source ahead of
-    // them and wrote the 65th interface past its array, over the virtual
-    // IPs.
+    // 16 peer addresses (max_peer_addresses' default) and four local
+    // addresses of one family give 16 + 16 * 3 = 64 routes; an earlier C
+    // boundary wrote the route towards the message's source ahead of them
+    // and the 65th interface past its array, over the virtual IPs.
     let mut w = World::new();
     let l = lookups(Some(1));
     let mut rw = FakeIkeSa::new(9401, "198.18.2.2:4500", "198.18.1.1:4500", ORIG | AUTH);
@@ -1542,7 +1541,7 @@ fn queue_mobike_after_checks_the_ike_sa_out_when_its_time_comes() {
 
 #[test]
 fn half_open_ike_sas_store_no_memory() {
-    // issue 20: IKE_AUTH requests of IKE_SAs not yet authenticated (an
+    // IKE_AUTH requests of IKE_SAs not yet authenticated (an
     // IKE_SA_INIT flood) must not fill the registry
     let mut w = World::new();
     w.kernel(&["198.18.1.1"], &[], &[("198.18.1.1", "eth1")]);

@@ -215,7 +215,7 @@ impl Liveness {
         }
         if sent > 0 || self.silent_since_ms.is_some() {
             // Packets leave without answers: all paths are checked (with
-            // NAT-D behind a NAT, see the shim), which is this stop's check.
+            // NAT-D behind a NAT, see the adapter), which is this stop's check.
             self.inbound_seen_ms = None;
             return self.probe(now_ms, o.timeout_ms, o.activity == Activity::Other);
         }

@@ -7,7 +7,7 @@
 //! Owns: parsing and validating each setting, with an error an
 //! administrator can act on, and a one-line description for the log; and
 //! [`OPTIONS`], the one description of every `charon.plugins.mobike-rs`
-//! option (the shim's too), from which the man page, the packaged
+//! option (the adapter's too), from which the man page, the packaged
 //! configuration file and the README's table are generated.
 //! Never: reads the configuration itself; the caller hands in key/value
 //! text.
@@ -69,7 +69,7 @@ pub struct OptionDoc {
     pub text: &'static [&'static str],
     /// Read again on `swanctl --reload-settings` (otherwise at start only).
     pub reloaded: bool,
-    /// Parsed by [`Policy::set`]; the others are the shim's.
+    /// Parsed by [`Policy::set`]; the others are the adapter's.
     pub policy: bool,
 }
 

@@ -54,7 +54,7 @@ fn the_only_path_left_is_taken_without_a_check() {
             }
         })
         .expect("the move");
-    // Its rekeyings wait for the peer's, and the shim must know before
+    // Its rekeyings wait for the peer's, and the adapter must know before
     // the move (it sees what update_hosts() queues).
     assert_eq!(
         action_before(&out, moved_at),
