@@ -136,6 +136,8 @@ struct Run<'a> {
     world: World,
     /// Every IKE_SA of the run (tasks keep pointers to them), the road
     /// warrior's first, the gateway's second, migrations' after them.
+    /// Boxed: those pointers must stay where they are.
+    #[allow(clippy::vec_box)]
     sas: Vec<Box<FakeIkeSa>>,
     /// The task of each slot and the IKE_SA it works for.
     slots: [Option<(Methods, usize)>; 2],

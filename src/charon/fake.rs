@@ -16,6 +16,11 @@
 //!
 //! Unique IDs are the caller's: the registry is process-wide, forget them
 //! ([`registry::forget`]) when done.
+//!
+//! Scaffolding, not an API: its safe functions take the messages, packets
+//! and tasks the fake world made (and [`Methods`] what [`Methods::new`]
+//! made), and trust that they are.
+#![allow(clippy::not_unsafe_ptr_arg_deref, clippy::new_without_default)]
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -77,6 +82,9 @@ pub fn list() -> *mut sys::linked_list_t {
 }
 
 /// Destroys a list of hosts.
+///
+/// # Safety
+/// `l` is a list of hosts, destroyed once.
 pub unsafe fn destroy_hosts(l: *mut sys::linked_list_t) {
     call!(
         l,
@@ -86,6 +94,9 @@ pub unsafe fn destroy_hosts(l: *mut sys::linked_list_t) {
 }
 
 /// Destroys a list of tasks.
+///
+/// # Safety
+/// `l` is a list of tasks, destroyed once.
 pub unsafe fn destroy_tasks(l: *mut sys::linked_list_t) {
     call!(
         l,
@@ -548,7 +559,7 @@ unsafe fn fake<'a>(this: *mut sys::ike_sa_t) -> &'a mut FakeIkeSa {
     &mut *this.cast::<FakeIkeSa>()
 }
 
-pub fn show(h: *mut sys::host_t) -> String {
+fn show(h: *mut sys::host_t) -> String {
     // SAFETY: NULL or a valid host.
     unsafe { socket_addr(h) }.map_or("-".into(), |a| a.to_string())
 }
