@@ -23,9 +23,10 @@ SRC_STAMP := $(TREE_DIR)/.tree
 BUILD_ENV_PLAIN = STRONGSWAN_SRC=$$(cat $(SRC_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
 	CARGO_TARGET_DIR=$(TARGET_DIR)
 # Profile-guided build, opt-in: `make build PGO=1` (also `make deb PGO=1`,
-# `make rpm PGO=1`) first trains a profile (tools/pgo.sh: an instrumented
-# build driven by tools/pgo_train.rs) and lays the library's code out from
-# it; the gateway's per-roam step runs with cold caches and gets faster
+# `make rpm PGO=1`) first trains a profile (tools/pgo.sh: tools/pgo_train.rs
+# built with instrumentation, driving the real adapter and core through the
+# fake strongSwan world of src/charon/fake.rs) and lays the library's code
+# out from it; the gateway's per-roam step runs with cold caches and gets faster
 # (docs/benchmarks.md), an effect under 1% of a gateway's CPU. The profile
 # is remade when a source changes; an empty one (no llvm-tools) means an
 # ordinary build. `make unit PGO=1` uses the same flags, so that the flags
@@ -124,7 +125,9 @@ hostile: build hostile-lib
 	tests/hostile.sh
 
 # Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS from its seeds in
-# fuzz/seeds/; fails on any crash (needs no strongSwan tree).
+# fuzz/seeds/; fails on any crash. The core targets need no strongSwan
+# tree; the adapter target needs the configured one (`make build` makes
+# it) and is skipped, visibly, without it.
 FUZZ_SECONDS ?= 60
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)

@@ -12,6 +12,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=STRONGSWAN_SRC");
     println!("cargo:rerun-if-env-changed=STRONGSWAN_LIBDIR");
     println!("cargo:rerun-if-env-changed=STRONGSWAN_RPATH");
+    // The fake strongSwan world (src/charon/fake.rs) in a build that is not
+    // a test: for the profile-guided build's training run (tools/pgo.sh),
+    // which must not change the library's features (they are part of its
+    // symbol names, which the profile is keyed by). Dependents use the
+    // feature `fake-charon` instead.
+    println!("cargo:rustc-check-cfg=cfg(mobike_fake_charon)");
+    println!("cargo:rerun-if-env-changed=MOBIKE_RS_FAKE_CHARON");
 
     let Some(src) = env::var_os("STRONGSWAN_SRC").filter(|s| !s.is_empty()) else {
         println!(
@@ -32,6 +39,9 @@ fn main() {
     generate_bindings(&src, &config_h);
 
     println!("cargo:rustc-cfg=mobike_charon");
+    if env::var_os("MOBIKE_RS_FAKE_CHARON").is_some_and(|v| v == "1") {
+        println!("cargo:rustc-cfg=mobike_fake_charon");
+    }
     println!("cargo:rustc-env=MOBIKE_RS_CHARON=1");
     println!("cargo:rustc-link-search=native={libdir}");
     println!("cargo:rustc-link-lib=dylib=charon");

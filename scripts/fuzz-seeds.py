@@ -2,7 +2,8 @@
 """Writes the fuzz seed corpora, fuzz/seeds/<target>/<name>.
 
 The input formats are those described at the top of
-fuzz/fuzz_targets/notify_decode.rs and fuzz/fuzz_targets/exchange.rs; keep
+fuzz/fuzz_targets/notify_decode.rs, fuzz/fuzz_targets/exchange.rs and
+fuzz/fuzz_targets/adapter.rs; keep
 the helpers below in step with them. Run from anywhere; rewrites every seed
 (the files are committed, so `git diff` shows any change).
 """
@@ -345,6 +346,208 @@ EXCHANGE_SEEDS = {
 }
 
 
+# --- adapter: two flag bytes (road warrior, gateway), then operations -----
+# (fuzz/fuzz_targets/adapter.rs). Pool addresses: 0 the road warrior's
+# 198.18.2.2:4500, 1 the gateway's 198.18.1.1:4500, then those a_address()
+# adds. Slot 0 starts with the road warrior's initiator task, slot 1 with
+# the gateway's responder task.
+
+A_AUTH, A_ORIG, A_NAT_HERE, A_NAT_THERE, A_NAT_FAKE, A_MOBIKE, A_NATT = 1, 2, 4, 8, 16, 32, 64
+A_IKE_AUTH, A_INFORMATIONAL = 0, 1
+RW_SLOT, GW_SLOT = 0, 1
+RW_SA, GW_SA = 0, 1
+
+
+def a_address(a, port=4500):
+    """Op 0: a pool address (the next index)."""
+    packed = ipaddress.ip_address(a).packed
+    v6 = 1 if len(packed) == 16 else 0
+    kind = {4500: 0, 500: 1, 0: 3}.get(port, 2)
+    out = bytes([0, v6 | kind << 1]) + packed
+    if kind == 2:
+        out += struct.pack("!H", port)
+    return out
+
+
+def a_kernel(locals_mask, sources=(), names=0, routed=0xFF, tunnels=0):
+    """Op 1: local addresses (a mask over the pool), the kernel's source
+    per destination ((dst, src) pool indices), interface names, routes."""
+    out = bytes([1]) + struct.pack("!H", locals_mask) + bytes([len(sources)])
+    for d, src in sources:
+        out += bytes([d, src])
+    return out + bytes([names, routed, tunnels])
+
+
+def a_flags(sa, flags):
+    return bytes([2, sa, flags])
+
+
+def a_new_task(slot, initiator):
+    return bytes([3, slot, 0 if initiator else 1])
+
+
+def a_message(exchange, src, dst, mid, request):
+    return bytes([exchange, src, dst, mid, 0 if request else 1])
+
+
+def a_build(slot, exchange, src, dst, mid=1, request=True):
+    return bytes([4]) + a_message(exchange, src, dst, mid, request) + bytes([slot])
+
+
+# notifies: (selector, ...) as in Run::notify
+def a_typed(index, data=b""):
+    """A MOBIKE or NAT-T type by its index in TYPES."""
+    return bytes([0, index, len(data)]) + data
+
+
+def a_any(ty, data=b""):
+    return bytes([1]) + struct.pack("!H", ty) + bytes([len(data)]) + data
+
+
+def a_pool_address(i):
+    return bytes([2, i])
+
+
+def a_echo(i):
+    return bytes([3, i])
+
+
+A_MOBIKE_SUPPORTED = a_typed(0)
+A_NO_ADDITIONAL = a_typed(3)
+A_UPDATE = a_typed(4)
+
+
+def a_process(slot, exchange, src, dst, notifies, mid=1, request=True):
+    return (bytes([5]) + a_message(exchange, src, dst, mid, request)
+            + bytes([len(notifies)]) + b"".join(notifies) + bytes([slot]))
+
+
+def a_transmit(slot):
+    return bytes([6, slot])
+
+
+def a_roam(slot, address):
+    return bytes([7, 1 if address else 0, slot])
+
+
+def a_dpd(slot):
+    return bytes([8, slot])
+
+
+def a_addresses(slot):
+    return bytes([9, slot])
+
+
+def a_probing(slot):
+    return bytes([10, slot])
+
+
+def a_migrate(slot):
+    return bytes([11, slot])
+
+
+def a_destroy(slot):
+    return bytes([12, slot])
+
+
+A_RUN_JOBS = bytes([13])
+
+
+def a_child(sa, spi, requeue):
+    return bytes([14, sa]) + struct.pack("!I", spi) + bytes([1 if requeue else 0])
+
+
+def a_hosts(sa, my, other):
+    return bytes([15, sa, my, other])
+
+
+ESTABLISHED_RW = A_AUTH | A_ORIG | A_MOBIKE
+ESTABLISHED_GW = A_AUTH | A_MOBIKE
+
+ADAPTER_SEEDS = {
+    # IKE_AUTH: the road warrior's request with its other address, the
+    # gateway's processing and answer, the road warrior's processing
+    "ike_auth_both_roles": bytes([A_ORIG, 0]) + b"".join([
+        a_address("198.18.3.2"),
+        a_kernel(0b101, [(1, 0)], names=0b0100),
+        a_build(RW_SLOT, A_IKE_AUTH, 0, 1),
+        a_process(GW_SLOT, A_IKE_AUTH, 0, 1, [A_MOBIKE_SUPPORTED, a_pool_address(2)]),
+        a_flags(GW_SA, ESTABLISHED_GW),
+        a_kernel(0b010, [(0, 1)]),
+        a_build(GW_SLOT, A_IKE_AUTH, 1, 0, request=False),
+        a_flags(RW_SA, A_AUTH | A_ORIG),
+        a_process(RW_SLOT, A_IKE_AUTH, 1, 0, [A_MOBIKE_SUPPORTED], request=False),
+    ]),
+    # a gateway follows UPDATE_SA_ADDRESSES from a new address, with
+    # CHILD_SAs the kernel cannot update in place (deferred rekeyings)
+    "gateway_update": bytes([ESTABLISHED_RW, ESTABLISHED_GW]) + b"".join([
+        a_address("198.18.3.2"),
+        a_kernel(0b010, [(2, 1), (0, 1)]),
+        a_child(GW_SA, 0xC1, True),
+        a_child(GW_SA, 0xC2, True),
+        a_process(GW_SLOT, A_INFORMATIONAL, 2, 1, [A_UPDATE, a_pool_address(2), A_NO_ADDITIONAL], mid=3),
+        a_build(GW_SLOT, A_INFORMATIONAL, 1, 2, mid=3, request=False),
+        a_destroy(GW_SLOT),
+        A_RUN_JOBS,
+        a_new_task(GW_SLOT, False),
+        a_process(GW_SLOT, A_INFORMATIONAL, 0, 1, [A_UPDATE], mid=4),
+        a_build(GW_SLOT, A_INFORMATIONAL, 1, 0, mid=4, request=False),
+        a_destroy(GW_SLOT),
+        A_RUN_JOBS,
+    ]),
+    # a road warrior roams: every path checked, the answer echoing its
+    # COOKIE2 and NAT-D, the update, retransmissions while probing, a DPD
+    "roaming_road_warrior": bytes([ESTABLISHED_RW, ESTABLISHED_GW]) + b"".join([
+        a_address("198.18.3.2"),
+        a_address("198.18.4.1"),
+        a_kernel(0b100, [(1, 2), (3, 2)], names=0b01),
+        a_process(RW_SLOT, A_INFORMATIONAL, 1, 0, [a_pool_address(3)], mid=2, request=False),
+        a_new_task(RW_SLOT, True),
+        a_roam(RW_SLOT, True),
+        a_build(RW_SLOT, A_INFORMATIONAL, 2, 1, mid=5),
+        a_transmit(RW_SLOT),
+        a_process(RW_SLOT, A_INFORMATIONAL, 1, 2, [a_echo(0), a_echo(1), a_echo(2), a_echo(3)], mid=5, request=False),
+        a_new_task(RW_SLOT, True),
+        a_probing(RW_SLOT),
+        a_transmit(RW_SLOT),
+        a_dpd(RW_SLOT),
+        a_addresses(RW_SLOT),
+        a_build(RW_SLOT, A_INFORMATIONAL, 2, 1, mid=6),
+        a_migrate(RW_SLOT),
+        a_transmit(RW_SLOT),
+        a_destroy(RW_SLOT),
+        A_RUN_JOBS,
+    ]),
+    # IPv6 and many addresses: more notifies than a message holds inline,
+    # more addresses than the peer address list may hold
+    "ipv6_many_addresses": bytes([ESTABLISHED_RW, ESTABLISHED_GW]) + b"".join(
+        [a_address("2001:db8::2"), a_address("2001:db8::1", 31000), a_address("198.18.9.9", 500),
+         a_kernel(0b0110, [(2, 3)], names=0b1001, tunnels=0b100),
+         a_hosts(GW_SA, 3, 2)]
+        + [a_process(GW_SLOT, A_INFORMATIONAL, 2, 3,
+                     [A_UPDATE] + [a_any(16398, bytes(15) + bytes([i])) for i in range(1, 21)], mid=7)]
+        + [a_build(GW_SLOT, A_INFORMATIONAL, 3, 2, mid=7, request=False),
+           a_new_task(GW_SLOT, False),
+           a_process(GW_SLOT, A_INFORMATIONAL, 4, 3,
+                     [a_any(16397, bytes([10, 0, 0, i])) for i in range(1, 23)], mid=8),
+           a_roam(GW_SLOT, False),
+           a_transmit(GW_SLOT)]
+    ),
+    # a childless gateway IKE_SA behind a NAT: NAT-D and the fake source
+    "nat_childless_gateway": bytes([ESTABLISHED_RW | A_NAT_HERE, ESTABLISHED_GW | A_NAT_THERE | A_NATT]) + b"".join([
+        a_address("203.0.113.7", 31000),
+        a_kernel(0b010, [(2, 1)]),
+        a_process(GW_SLOT, A_INFORMATIONAL, 2, 1, [A_UPDATE, a_typed(9, bytes(20)), a_typed(10, bytes(20)),
+                                                   a_typed(5, bytes(8))], mid=9),
+        a_build(GW_SLOT, A_INFORMATIONAL, 1, 2, mid=9, request=False),
+        a_new_task(RW_SLOT, True),
+        a_dpd(RW_SLOT),
+        a_build(RW_SLOT, A_INFORMATIONAL, 0, 1, mid=10),
+        a_transmit(RW_SLOT),
+    ]),
+}
+
+
 def write(target, seeds):
     d = os.path.join(SEEDS, target)
     os.makedirs(d, exist_ok=True)
@@ -359,6 +562,7 @@ def write(target, seeds):
 def main():
     write("notify_decode", NOTIFY_SEEDS)
     write("exchange", EXCHANGE_SEEDS)
+    write("adapter", ADAPTER_SEEDS)
     return 0
 
 

@@ -9,7 +9,15 @@
 # repository. A crash, a leak, an input slower than FUZZ_TIMEOUT seconds or
 # more than FUZZ_RSS_MB of memory is a failure; libFuzzer keeps the input in
 # fuzz/artifacts/<target>/ (git-ignored) and the FAIL line names it.
-# Reproduce one with `cd fuzz && cargo fuzz run <target> <input>`.
+# Reproduce one with `cd fuzz && cargo fuzz run <target> <input>` (the adapter
+# target: with STRONGSWAN_SRC, LD_LIBRARY_PATH=/usr/lib/ipsec and --features adapter).
+#
+# The core targets (exchange, notify_decode) need nothing but Rust. The
+# adapter target (fuzz/fuzz_targets/adapter.rs: the charon adapter on fake
+# strongSwan objects) needs the configured strongSwan tree the Makefile
+# makes (build/strongswan/.tree, `make build`) and libcharon
+# (STRONGSWAN_LIBDIR, default /usr/lib/ipsec); without them it is SKIPped,
+# the others still run.
 #
 # Prints PASS/FAIL/SKIP per target and a summary; exit status 1 if one failed.
 # Without cargo, or without network to install cargo-fuzz or fetch the fuzz
@@ -38,9 +46,25 @@ if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
 fi
 command -v cargo >/dev/null 2>&1 || skip_all "no cargo (install Rust with rustup)"
 
-# The fuzz crate is built for the Rust core alone: no charon adapter (no
-# STRONGSWAN_SRC), in its own target directory (fuzz/target).
+# The core targets are built for the Rust core alone: no charon adapter, in
+# the fuzz crate's own target directory (fuzz/target). Only the adapter
+# target gets the strongSwan tree (adapter_env).
 unset STRONGSWAN_SRC CARGO_TARGET_DIR
+swan_libdir=${STRONGSWAN_LIBDIR:-/usr/lib/ipsec}
+unset STRONGSWAN_LIBDIR
+swan_tree=$(cat build/strongswan/.tree 2>/dev/null)
+adapter_skip=
+if [ -z "$swan_tree" ] || [ ! -f "$swan_tree/config.h" ]; then
+	adapter_skip="no configured strongSwan tree (build/strongswan/.tree: make build)"
+elif [ ! -e "$swan_libdir/libcharon.so.0" ] && [ ! -e "$swan_libdir/libcharon.so" ]; then
+	adapter_skip="no libcharon in $swan_libdir (STRONGSWAN_LIBDIR)"
+fi
+# adapter_env CMD...: CMD with the adapter target's build and run environment
+# (libcharon is linked from, and found at run time in, STRONGSWAN_LIBDIR).
+adapter_env() {
+	STRONGSWAN_SRC=$swan_tree STRONGSWAN_LIBDIR=$swan_libdir \
+		LD_LIBRARY_PATH=$swan_libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$@"
+}
 
 # cargo-fuzz needs `-Z` flags (sanitizers, coverage instrumentation) that
 # only a nightly compiler accepts. A nightly toolchain is used if rustup has
@@ -73,6 +97,7 @@ cargo "${toolchain[@]}" fetch --manifest-path fuzz/Cargo.toml >/dev/null 2>&1 ||
 export CARGO_NET_OFFLINE=true
 
 cd fuzz
+# the core targets (the adapter target needs its feature, so not here)
 if ! cargo "${toolchain[@]}" fuzz build; then
 	echo "FAIL fuzz: cargo fuzz build failed"
 	summary 0 1 0
@@ -87,15 +112,29 @@ mapfile -t targets < <(cargo "${toolchain[@]}" fuzz list)
 
 scratch=$(mktemp -d /tmp/mobike-rs-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 for t in "${targets[@]}"; do
+	run=(cargo "${toolchain[@]}" fuzz run)
+	if [ "$t" = adapter ]; then
+		if [ -n "$adapter_skip" ]; then
+			echo "SKIP fuzz-$t: $adapter_skip"
+			skipped=$((skipped + 1))
+			continue
+		fi
+		if ! adapter_env cargo "${toolchain[@]}" fuzz build --features adapter "$t"; then
+			echo "FAIL fuzz-$t: cargo fuzz build --features adapter failed"
+			failed=$((failed + 1))
+			continue
+		fi
+		run=(adapter_env cargo "${toolchain[@]}" fuzz run --features adapter)
+	fi
 	corpus=$scratch/$t
 	mkdir -p "$corpus" "artifacts/$t"
 	if [ -d "seeds/$t" ]; then
 		cp seeds/"$t"/* "$corpus"/ 2>/dev/null
 	fi
 	log=$scratch/$t.log
-	cargo "${toolchain[@]}" fuzz run "$t" "$corpus" -- \
+	"${run[@]}" "$t" "$corpus" -- \
 		-max_total_time="$seconds" -rss_limit_mb="$rss_mb" -timeout="$timeout_s" \
 		-print_final_stats=1 >"$log" 2>&1
 	rc=$?
@@ -114,5 +153,5 @@ for t in "${targets[@]}"; do
 		failed=$((failed + 1))
 	fi
 done
-summary "$passed" "$failed" 0
+summary "$passed" "$failed" "$skipped"
 [ "$failed" -eq 0 ]

@@ -96,6 +96,14 @@ pub fn use_rust() -> bool {
     MODE_RUST.load(Ordering::Relaxed) && !boundary::fallback_active()
 }
 
+/// For the fake world ([`super::fake`]): new tasks are ours, as with the
+/// plugin loaded in `mode = rust`, for the rest of the process.
+#[cfg(any(test, feature = "fake-charon", mobike_fake_charon))]
+pub(crate) fn fake_loaded() {
+    MODE_RUST.store(true, Ordering::Relaxed);
+    LOADED.store(true, Ordering::Release);
+}
+
 /// Reads `mode` (at load and on reload); returns the value as set.
 fn read_mode() -> String {
     let value = daemon::setting_str("mode");

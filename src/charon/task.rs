@@ -218,7 +218,7 @@ fn status_t(s: Status) -> sys::status_t {
 
 fn log(level: u8, text: &str) {
     #[cfg(test)]
-    tests::logged(text);
+    super::fake::logged(text);
     daemon::log(Group::Ike, level, text);
 }
 
