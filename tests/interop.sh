@@ -786,7 +786,7 @@ EOC
 			child_in_kernel "$n" ||
 				fail "half-moved CHILD_SA on $n: swanctl lists SPIs $(child_spis "$n" | tr '\n' ' ')but the kernel has: $(xfrm_states "$n" | tr '\n' ';')" || return 1
 		done
-		lab_log "the move to IPv6 refused: $(grep -o 'path .* left out.*' "$LAB_DIR/rw/charon.log" | tail -n 1)"
+		lab_log "the move to IPv6 refused: $(grep -o 'not probing paths .*' "$LAB_DIR/rw/charon.log" | tail -n 1)"
 		ip -n "$LAB_NS-rw" link set rw-a up
 		wait_for 'ip netns exec "$LAB_NS-rw" ping -c 1 -W 1 "$LAB_GW" >/dev/null 2>&1' ||
 			fail "no traffic over IPv4 once rw-a is back" || return 1

@@ -319,8 +319,15 @@ impl Skipped {
             .iter()
             .map(|(what, why)| format!("{what} ({why})"))
             .collect();
+        // a path refused for its address family may be all that is left:
+        // the administrator sees why the IKE_SA does not move
+        let level = if self.entries.iter().any(|(_, why)| *why == Unusable::FamilyChange) {
+            1
+        } else {
+            2
+        };
         Some(Action::Log {
-            level: 2,
+            level,
             text: format!("{prefix} {}", list.join(", ")).into(),
         })
     }
@@ -397,6 +404,13 @@ mod tests {
         // announced and kept
         let f = AddressFilter::new(&sa);
         assert_eq!((f.local(v6.0), f.peer(v6.1)), (Ok(()), Ok(())));
+        // the refusal is logged where an administrator sees it
+        let mut skipped = Skipped::default();
+        skipped.note("2001:db8:2::2 - 2001:db8:1::1", Unusable::FamilyChange);
+        assert!(matches!(skipped.log("not probing paths"), Some(Action::Log { level: 1, .. })));
+        let mut skipped = Skipped::default();
+        skipped.note("198.18.9.9", Unusable::LinkLocal);
+        assert!(matches!(skipped.log("not announcing"), Some(Action::Log { level: 2, .. })));
     }
 
     #[test]
