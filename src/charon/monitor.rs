@@ -423,22 +423,8 @@ fn pump(shared: &Arc<Shared>, st: &mut State) {
 
 /// Sends the dump requests the reader asks for.
 fn send_requests(fd: i32, st: &mut State) {
-    // SAFETY: an all-zero sockaddr_nl is valid; the kernel is pid 0.
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
     while let Some(req) = st.reader.request() {
-        // SAFETY: sendto reads req.len() bytes and a sockaddr_nl.
-        let sent = unsafe {
-            libc::sendto(
-                fd,
-                req.as_ptr() as *const libc::c_void,
-                req.len(),
-                0,
-                &kernel as *const libc::sockaddr_nl as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if sent != req.len() as isize {
+        if !super::netlink::send_to_kernel(fd, &req) {
             log(
                 Group::Ike,
                 1,

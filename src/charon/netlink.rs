@@ -146,7 +146,8 @@ fn query(dst: IpAddr, src: IpAddr) -> Option<u32> {
     })
 }
 
-fn exchange(fd: i32, req: &[u8], seq: u32) -> Option<u32> {
+/// Sends one netlink request to the kernel on `fd`; whether all of it went.
+pub(crate) fn send_to_kernel(fd: i32, req: &[u8]) -> bool {
     // SAFETY: an all-zero sockaddr_nl is valid; the kernel is pid 0.
     let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -161,7 +162,11 @@ fn exchange(fd: i32, req: &[u8], seq: u32) -> Option<u32> {
             std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
         )
     };
-    if sent != req.len() as isize {
+    sent == req.len() as isize
+}
+
+fn exchange(fd: i32, req: &[u8], seq: u32) -> Option<u32> {
+    if !send_to_kernel(fd, req) {
         return None;
     }
     let mut buf = [0u8; ANSWER_BUF];
