@@ -523,6 +523,9 @@ unsafe extern "C" fn c_name(this: *mut sys::child_sa_t) -> *mut c_char {
 unsafe extern "C" fn c_uid(this: *mut sys::child_sa_t) -> u32 {
     child(this).uid
 }
+unsafe extern "C" fn c_mode(_: *mut sys::child_sa_t) -> sys::ipsec_mode_t {
+    sys::MODE_TUNNEL
+}
 unsafe extern "C" fn c_config(_: *mut sys::child_sa_t) -> *mut sys::child_cfg_t {
     std::ptr::null_mut()
 }
@@ -867,6 +870,7 @@ impl FakeIkeSa {
                 get_name: Some(c_name),
                 get_unique_id: Some(c_uid),
                 create_ts_enumerator: Some(c_ts),
+                get_mode: Some(c_mode),
                 get_config: Some(c_config),
                 get_mark: Some(c_mark),
                 get_if_id: Some(c_zero32),
