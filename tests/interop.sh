@@ -3,7 +3,8 @@
 # warrior) in a netns lab, one or both with libmobike_rs.so preloaded,
 # checked with real traffic through the tunnel.
 #
-# Usage: tests/interop.sh [SCENARIO...]   (default: all; -l lists them)
+# Usage: tests/interop.sh [SCENARIO...]   (default: all of SCENARIOS, those
+# of EXTRA_SCENARIOS by name only; -l lists both)
 # Needs root, charon, swanctl, ip, iptables, ping and the built library;
 # without them every scenario is reported as SKIP with the reason.
 #
@@ -52,6 +53,10 @@ SCENARIOS=(
 	"unacceptable stock rust"
 	"silent rust stock"
 	"silent rust rust"
+	"silentnosrc rust stock"
+	"silentnosrc6 rust rust"
+	"silentmetric rust stock"
+	"silentmetric6 rust rust"
 	"natmap rust stock"
 	"natmap rust rust"
 	"filter rust stock"
@@ -62,6 +67,15 @@ SCENARIOS=(
 	"break rust@trixie stock"
 	"break stock rust@trixie"
 	"break rust rust@trixie"
+)
+# Run by name only (`make interop` runs SCENARIOS, and `make test` is
+# time-bounded): the other pairings of issue 24's silent failure without a
+# source rule; SCENARIOS has one of each lab, two per pairing.
+EXTRA_SCENARIOS=(
+	"silentnosrc rust rust"
+	"silentnosrc6 rust stock"
+	"silentmetric rust rust"
+	"silentmetric6 rust stock"
 )
 # Under LAB_DATAPLANE=xfrm (in the VM): the scenarios whose checks hold
 # for the kernel's IPsec (the others test kernel-libipsec's rekeying or
@@ -923,6 +937,114 @@ scenario_natmap() {
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
 }
 
+# Issue 24, a silent path failure on a host without source routing: rw's
+# first interface, rw-ar, is routed (lab_rwa_routed: no `ip rule` per
+# source address; the kernel routes rw-b's address to the gateway out of
+# rw-ar, through the more specific route (nosrc) or the lower-metric
+# default route (metric)), rp_filter loose as on a laptop. rt black-holes
+# rw-ar's path while the interface stays up. The Rust core notices
+# (liveness_timeout), checks each pair on its own path (through the
+# interface that owns its local address) and moves the same IKE_SA to
+# rw-b, installing what sends the tunnel's outer traffic from rw-b's
+# address through rw-b (rtnetlink protocol 77: a rule and a route of
+# ours); it removes them when the IKE_SA goes, and a charon restarted
+# after SIGKILL removes what the killed one left. SILENT_NOSRC_RW_CONF:
+# strongswan.conf lines for rw's charon (the option that lets mobike-rs
+# install routes and rules, where that is not the default).
+SILENT_NOSRC_RW_CONF=${SILENT_NOSRC_RW_CONF:-}
+scenario_silentnosrc() { silent_nosrc nosrc "$@"; }
+scenario_silentnosrc6() { LAB_FAMILY=6 silent_nosrc nosrc "$@"; }
+scenario_silentmetric() { silent_nosrc metric "$@"; }
+scenario_silentmetric6() { LAB_FAMILY=6 silent_nosrc metric "$@"; }
+
+# nosrc_traffic: pings from rw through the tunnel for a while (the
+# liveness check needs packets that leave); bounded by ping's deadline.
+nosrc_traffic() {
+	ip netns exec "$LAB_NS-rw" ping -q -i 0.2 -w $((LAB_WAIT * 2)) -W 1 "$LAB_LAN" >/dev/null 2>&1 &
+}
+
+# nosrc_move SPIS: black-hole rw-ar's path; the IKE_SA (SPIS) moves to
+# rw-b with rw-ar still up, traffic resumes, and rw has a rule and a
+# route of ours and no other source rule.
+nosrc_move() {
+	local spis=$1 ours others
+	nosrc_traffic
+	sleep 0.5
+	lab_blackhole_rwa || fail "rt: black-holing net-a" || return 1
+	lab_link_up rw rw-ar || fail "rw-ar is not up after the black hole" || return 1
+	wait_for 'in_log rw "packets leave but none arrived on ${LAB_RW_A}.* checking all paths"' ||
+		fail "rw did not notice the silent failure" || return 1
+	wait_for '[ "$(sa_field rw local)" = "${LAB_RW_B}[4500]" ]' ||
+		fail "rw's IKE_SA did not move to rw-b: $(sa_field rw local); rw's last checks: $(grep -E 'checking path|mobike-rs: .*path' "$LAB_DIR/rw/charon.log" | tail -n 2 | tr '\n' ';')" || return 1
+	lab_link_up rw rw-ar || fail "rw-ar went down: the path must have failed silently" || return 1
+	ping_ok || fail "traffic did not resume on rw-b" || return 1
+	[ -n "$spis" ] && [ "$(sa_field rw spis)" = "$spis" ] ||
+		fail "IKE_SA changed: '$spis' -> '$(sa_field rw spis)'" || return 1
+	wait_for '[ "$(sa_field gw remote)" = "${LAB_RW_B}[4500]" ]' ||
+		fail "gw sees rw at $(sa_field gw remote), expected ${LAB_RW_B}[4500]" || return 1
+	[ "$(sa_field rw count)" = 1 ] && [ "$(sa_field gw count)" = 1 ] ||
+		fail "more than one IKE_SA after the move" || return 1
+	ours=$(lab_routing_ours rw)
+	printf '%s\n' "$ours" | grep -q '^rule ' && printf '%s\n' "$ours" | grep -q '^route ' ||
+		fail "rw moved but has no rule and route of protocol 77: '$ours'" || return 1
+	others=$(lab_source_rules rw | grep -v ' proto 77')
+	[ -z "$others" ] || fail "rw has source rules not of ours: $others" || return 1
+	lab_log "moved: $LAB_RW_A -> $LAB_RW_B, same IKE_SA $spis, rw-ar up; ours: $(printf '%s' "$ours" | tr '\n' ';')"
+}
+
+silent_nosrc() {
+	local mode=$1 rwf=$2 gwf=$3 spis rules via pid
+	LAB_NAT=
+	lab_up "sn$mode" "" || return 1
+	lab_rwa_routed "$mode" || fail "lab: rw-ar on net-a ($mode)" || return 1
+	lab_rw_laptop || fail "rw: rp_filter" || return 1
+	start_node gw "$gwf" || return 1
+	start_node rw "$rwf" ${SILENT_NOSRC_RW_CONF:+"$SILENT_NOSRC_RW_CONF"} || return 1
+	tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out" 2>/dev/null)" || return 1
+	[ "$(sa_field rw state)" = ESTABLISHED ] || fail "IKE_SA not established" || return 1
+	ping_ok || fail "no traffic through the new tunnel" || return 1
+	check_flavour rw "$rwf" && check_flavour gw "$gwf" || return 1
+	# the host as issue 24 has it: no source rule, the gateway routed out
+	# of rw-ar whatever the source address
+	rules=$(lab_source_rules rw)
+	[ -z "$rules" ] || fail "rw routes by source address: $rules" || return 1
+	[ -z "$(lab_routing_ours rw)" ] || fail "rw has routing of ours before any move: $(lab_routing_ours rw)" || return 1
+	via=$(ip -n "$LAB_NS-rw" route get "$LAB_GW" from "$LAB_RW_B" 2>&1)
+	case "$via" in
+		*" dev rw-ar "*) ;;
+		*) fail "the lab routes rw-b's address to the gateway not out of rw-ar: $via" || return 1 ;;
+	esac
+	[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ] ||
+		fail "rw not on rw-ar before the failure: $(sa_field rw local)" || return 1
+	spis=$(sa_field rw spis)
+	nosrc_move "$spis" || return 1
+	# the IKE_SA goes: nothing of ours stays
+	swan rw --terminate --ike gw --timeout "$LAB_WAIT" >/dev/null 2>&1 ||
+		fail "swanctl --terminate --ike gw" || return 1
+	wait_for '[ -z "$(lab_routing_ours rw)" ]' ||
+		fail "left behind after the IKE_SA was deleted: $(lab_routing_ours rw | tr '\n' ';')" || return 1
+	lab_log "IKE_SA deleted: nothing of protocol 77 left"
+	# once more, and charon is killed while moved
+	lab_blackhole_rwa off || fail "rt: lifting the black hole" || return 1
+	swan rw --initiate --child net --timeout "$LAB_WAIT" >"$LAB_DIR/initiate2.out" 2>&1 ||
+		fail "second tunnel setup: $(tail -n 3 "$LAB_DIR/initiate2.out")" || return 1
+	ping_ok || fail "no traffic through the second tunnel" || return 1
+	[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ] ||
+		fail "the second IKE_SA is not on rw-ar: $(sa_field rw local)" || return 1
+	nosrc_move "$(sa_field rw spis)" || return 1
+	pid=$(lab_charon_pid rw) || fail "rw's charon pid" || return 1
+	disown "$pid" 2>/dev/null # charon_start's job: no "Killed" line from bash
+	kill -KILL "$pid"
+	wait_for '! kill -0 "$pid" 2>/dev/null' || fail "rw's charon ($pid) survived SIGKILL" || return 1
+	[ -n "$(lab_routing_ours rw)" ] ||
+		fail "nothing of ours left after SIGKILL: the restart would prove nothing" || return 1
+	rm -f "$LAB_DIR/rw/charon.vici" "$LAB_DIR/rw/status.sock"
+	start_node rw "$rwf" ${SILENT_NOSRC_RW_CONF:+"$SILENT_NOSRC_RW_CONF"} || fail "restarting rw's charon" || return 1
+	wait_for '[ -z "$(lab_routing_ours rw)" ]' ||
+		fail "charon restarted after SIGKILL, left behind: $(lab_routing_ours rw | tr '\n' ';')" || return 1
+	lab_log "charon killed while moved and restarted: nothing of protocol 77 left"
+}
+
 # Reasons to skip everything, checked once.
 skip_reason() {
 	local why
@@ -939,15 +1061,16 @@ skip_reason() {
 
 if [ "$LAB_DATAPLANE" = xfrm ]; then
 	SCENARIOS=("${XFRM_SCENARIOS[@]}")
+	EXTRA_SCENARIOS=()
 fi
 if [ "${1:-}" = -l ]; then
-	printf '%s\n' "${SCENARIOS[@]}"
+	printf '%s\n' "${SCENARIOS[@]}" "${EXTRA_SCENARIOS[@]}"
 	exit 0
 fi
 selected=("${SCENARIOS[@]}")
 if [ $# -gt 0 ]; then
 	selected=()
-	for s in "${SCENARIOS[@]}"; do
+	for s in "${SCENARIOS[@]}" "${EXTRA_SCENARIOS[@]}"; do
 		for want in "$@"; do
 			[ "$s" = "$want" ] || [ "${s// /-}" = "$want" ] && selected+=("$s")
 		done

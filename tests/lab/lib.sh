@@ -56,6 +56,10 @@ lab_addr() {
 		4:br1) echo 198.18.1.254/24 ;;
 		4:rt-b) echo 198.18.2.1/24 ;;
 		4:net-b) echo 198.18.2.0/24 ;;
+		4:net-gw) echo 198.18.1.0/24 ;;
+		4:rw-ar) echo 198.18.3.2/24 ;;
+		4:rt-a) echo 198.18.3.1/24 ;;
+		4:net-a) echo 198.18.3.0/24 ;;
 		4:lan) echo 198.18.100.1/32 ;;
 		4:lan-net) echo 198.18.100.0/24 ;;
 		4:pool) echo 198.18.200.0/24 ;;
@@ -66,6 +70,10 @@ lab_addr() {
 		6:br1) echo 2001:db8:1::fe/64 ;;
 		6:rt-b) echo 2001:db8:2::1/64 ;;
 		6:net-b) echo 2001:db8:2::/64 ;;
+		6:net-gw) echo 2001:db8:1::/64 ;;
+		6:rw-ar) echo 2001:db8:3::2/64 ;;
+		6:rt-a) echo 2001:db8:3::1/64 ;;
+		6:net-a) echo 2001:db8:3::/64 ;;
 		6:lan) echo 2001:db8:100::1/128 ;;
 		6:lan-net) echo 2001:db8:100::/64 ;;
 		6:pool) echo 2001:db8:200::/112 ;;
@@ -160,6 +168,114 @@ lab_gateway() {
 	for f in $2; do lab_addr_add "$ns" "$f" "$1" "$1-a"; done
 	ip -n "$ns" link set "$1-a" up
 	ip -n "$ns" -"$3" route add "$(lab_addr "$3" net-b)" via "$(lab_ip "$3" br1)"
+}
+
+# A host without source routing (issue 24), as most laptops are set up:
+# NetworkManager and ifupdown give each interface its address and routes
+# with metrics, no `ip rule` per source address. In the single-family
+# labs (LAB_FAMILY 4 or 6), lab_rwa_routed MODE replaces rw-a (on gw's
+# segment) by rw-ar on a third segment, net-a, routed by rt to the
+# gateway:
+#
+#   rw:rw-ar 198.18.3.2 ──── rt:rt-a 198.18.3.1 ──┐ br1 ── gw 198.18.1.1
+#   rw:rw-b  198.18.2.2 ──── rt:rt-b 198.18.2.1 ──┘
+#   (IPv6: 2001:db8:3::/64 for net-a, rt-a 2001:db8:3::1, rw-ar ::2)
+#
+# Both of rw's interfaces have their address and reach the gateway through
+# rt; nothing routes by source address, so the kernel routes a packet
+# from rw-b's address to the gateway out of rw-ar:
+#   nosrc   rw-ar keeps the more specific route (gw's network via rt-a),
+#           rw-b has the default route (metric 100)
+#   metric  two default routes, rw-ar's metric 100, rw-b's 200
+# Sets LAB_RW_A to rw-ar's address (the IKE_SA starts there).
+lab_rwa_routed() {
+	local mode=$1 f=${LAB_FAMILY:-4} rw="$LAB_NS-rw" rt="$LAB_NS-rt" gw="$LAB_NS-gw"
+	case "$f" in
+		4 | 6) ;;
+		*) lab_log "lab_rwa_routed: single-family labs only (LAB_FAMILY 4 or 6)"; return 1 ;;
+	esac
+	ip -n "$rw" link del rw-a || return 1 # its peer, rt's bridge port, goes too
+	ip link add rw-ar netns "$rw" type veth peer name rt-a netns "$rt" || return 1
+	lab_addr_add "$rw" "$f" rw-ar rw-ar && lab_addr_add "$rt" "$f" rt-a rt-a || return 1
+	ip -n "$rw" link set rw-ar up && ip -n "$rt" link set rt-a up || return 1
+	ip -n "$gw" -"$f" route add "$(lab_addr "$f" net-a)" via "$(lab_ip "$f" br1)" || return 1
+	case "$mode" in
+		nosrc)
+			ip -n "$rw" -"$f" route add "$(lab_addr "$f" net-gw)" via "$(lab_ip "$f" rt-a)" dev rw-ar || return 1
+			;;
+		metric)
+			ip -n "$rw" -"$f" route del default via "$(lab_ip "$f" rt-b)" dev rw-b metric 100 &&
+				ip -n "$rw" -"$f" route add default via "$(lab_ip "$f" rt-b)" dev rw-b metric 200 &&
+				ip -n "$rw" -"$f" route add default via "$(lab_ip "$f" rt-a)" dev rw-ar metric 100 || return 1
+			;;
+		*) lab_log "lab_rwa_routed: MODE is nosrc or metric, not '$mode'"; return 1 ;;
+	esac
+	LAB_RW_A=$(lab_ip "$f" rw-ar)
+}
+
+# lab_rw_laptop: rw's reverse-path filter loose (rp_filter = 2), as a
+# laptop's is (Debian's, NetworkManager's default): an answer from the
+# gateway arriving on rw-b passes although the main table routes the
+# gateway through rw-ar. IPv6 has no such filter.
+lab_rw_laptop() {
+	local d
+	for d in all default rw-b rw-ar; do
+		ip netns exec "$LAB_NS-rw" sysctl -qw "net.ipv4.conf.$d.rp_filter=2" || return 1
+	done
+}
+
+# lab_blackhole_rwa [off]: rt silently stops forwarding anything from or
+# to net-a (rw-ar's path), in the lab's family; rw-ar keeps its carrier,
+# address and routes, and rt still answers ARP and neighbour discovery on
+# rt-a, so nothing on rw says the path is gone. `off` lifts it.
+lab_blackhole_rwa() {
+	local op=-I ipt=iptables r
+	[ "${1:-}" = off ] && op=-D
+	[ "${LAB_FAMILY:-4}" = 6 ] && ipt=ip6tables
+	for r in "-i rt-a" "-o rt-a"; do
+		# shellcheck disable=SC2086 # the two words of r
+		ip netns exec "$LAB_NS-rt" "$ipt" "$op" FORWARD $r -j DROP || return 1
+	done
+}
+
+# lab_link_up NODE DEV: DEV in NODE is administratively up with a carrier.
+lab_link_up() {
+	ip -n "$LAB_NS-$1" -o link show dev "$2" 2>/dev/null | grep -q '[<,]UP[,>].*LOWER_UP'
+}
+
+# lab_source_rules NODE: NODE's policy rules (both families) that select
+# by source address (`from` other than `all`), one a line with their
+# protocol; nothing if the host routes by destination only (charon's own
+# `from all lookup 220` is not one).
+lab_source_rules() {
+	local f
+	for f in 4 6; do
+		ip -n "$LAB_NS-$1" -"$f" -d rule show 2>/dev/null | awk '$2 == "from" && $3 != "all"'
+	done
+}
+
+# lab_routing_ours NODE: what mobike-rs installed in NODE's routing
+# (rtnetlink protocol 77, both families), one a line: `rule ...` for a
+# policy rule, `route ...` for a route in any table. Nothing if none.
+lab_routing_ours() {
+	local f
+	for f in 4 6; do
+		ip -n "$LAB_NS-$1" -"$f" -d rule show 2>/dev/null | awk '/ proto 77( |$)/ { print "rule", $0 }'
+		ip -n "$LAB_NS-$1" -"$f" route show table all proto 77 2>/dev/null | sed 's/^/route /'
+	done
+}
+
+# lab_charon_pid NODE: the pid of NODE's charon (the netns's only one).
+lab_charon_pid() {
+	local p
+	if [ -s "$LAB_DIR/$1/charon.pid" ]; then
+		cat "$LAB_DIR/$1/charon.pid"
+		return
+	fi
+	for p in $(ip netns pids "$LAB_NS-$1" 2>/dev/null); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = charon ] && { echo "$p"; return 0; }
+	done
+	return 1
 }
 
 # lab_down: stop charons, remove namespaces and files.
