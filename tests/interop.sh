@@ -963,17 +963,19 @@ nosrc_traffic() {
 	ip netns exec "$LAB_NS-rw" ping -q -i 0.2 -w $((LAB_WAIT * 2)) -W 1 "$LAB_LAN" >/dev/null 2>&1 &
 }
 
-# nosrc_move SPIS: black-hole rw-ar's path; the IKE_SA (SPIS) moves to
-# rw-b with rw-ar still up, traffic resumes, and rw has a rule and a
+# nosrc_move SPIS RWF: black-hole rw-ar's path; the IKE_SA (SPIS) moves
+# to rw-b with rw-ar still up, traffic resumes, and rw has a rule and a
 # route of ours and no other source rule.
 nosrc_move() {
-	local spis=$1 ours others
+	local spis=$1 rwf=$2 ours others
 	nosrc_traffic
 	sleep 0.5
 	lab_blackhole_rwa || fail "rt: black-holing net-a" || return 1
 	lab_link_up rw rw-ar || fail "rw-ar is not up after the black hole" || return 1
-	wait_for 'in_log rw "packets leave but none arrived on ${LAB_RW_A}.* checking all paths"' ||
-		fail "rw did not notice the silent failure" || return 1
+	if [ "${rwf%@trixie}" = rust ]; then
+		wait_for 'in_log rw "packets leave but none arrived on ${LAB_RW_A}.* checking all paths"' ||
+			fail "rw did not notice the silent failure" || return 1
+	fi
 	wait_for '[ "$(sa_field rw local)" = "${LAB_RW_B}[4500]" ]' ||
 		fail "rw's IKE_SA did not move to rw-b: $(sa_field rw local); rw's last checks: $(grep -E 'checking path|mobike-rs: .*path' "$LAB_DIR/rw/charon.log" | tail -n 2 | tr '\n' ';')" || return 1
 	lab_link_up rw rw-ar || fail "rw-ar went down: the path must have failed silently" || return 1
@@ -1017,7 +1019,7 @@ silent_nosrc() {
 	[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ] ||
 		fail "rw not on rw-ar before the failure: $(sa_field rw local)" || return 1
 	spis=$(sa_field rw spis)
-	nosrc_move "$spis" || return 1
+	nosrc_move "$spis" "$rwf" || return 1
 	# the IKE_SA goes: nothing of ours stays
 	swan rw --terminate --ike gw --timeout "$LAB_WAIT" >/dev/null 2>&1 ||
 		fail "swanctl --terminate --ike gw" || return 1
@@ -1031,7 +1033,7 @@ silent_nosrc() {
 	ping_ok || fail "no traffic through the second tunnel" || return 1
 	[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ] ||
 		fail "the second IKE_SA is not on rw-ar: $(sa_field rw local)" || return 1
-	nosrc_move "$(sa_field rw spis)" || return 1
+	nosrc_move "$(sa_field rw spis)" "$rwf" || return 1
 	pid=$(lab_charon_pid rw) || fail "rw's charon pid" || return 1
 	disown "$pid" 2>/dev/null # charon_start's job: no "Killed" line from bash
 	kill -KILL "$pid"

@@ -17,6 +17,12 @@
 #            bridge port)
 #   silent   rw-a stays up but its bridge port in rt stops forwarding; rw-b
 #            works (rw has a source route for it); dpd_delay = 5s on rw
+#   silentnosrc  the same on a host without source routing (issue 24): rw's
+#            first interface rw-ar is routed through rt and keeps the more
+#            specific route to the gateway (tests/lab/lib.sh
+#            lab_rwa_routed nosrc), no `ip rule` per source address,
+#            rp_filter loose; rt black-holes rw-ar's path while it stays
+#            up; dpd_delay = 5s on rw
 #   natmap   rw behind the NAT and idle, only gw's LAN pings rw's virtual
 #            IP; rt forgets its mappings (conntrack -F) and maps to new
 #            ports (SNAT 40000-40100); two rows: dpd_delay = 5s on rw, and
@@ -39,7 +45,9 @@
 # Environment: BENCH_RUNS (5), BENCH_SAS (1000), BENCH_MANY_RUNS (30),
 # BENCH_SILENT_MAX (30 s), BENCH_NAT_MAX (30 s), BENCH_BREAK_MAX (10 s),
 # BENCH_SETUP_MAX (300 s), BENCH_QUICK=1 (1 run each, 50 SAs),
-# BENCH_ONLY="break nat return silent natmap many" (a subset).
+# BENCH_ONLY="break nat return silent silentnosrc natmap many" (a subset);
+# BENCH_NOSRC_RW_CONF: strongswan.conf lines for the rust road warrior of
+# silentnosrc (the option that lets mobike-rs install routes, if needed).
 # BENCH_PERF=DIR (many only): perf profiles of both gateways during the roam
 # (DIR/perf.FLAVOUR.RUN.data; BENCH_PERF_ARGS, default "-F 2000 -g").
 # BENCH_CALLGRIND=DIR (many only): both gateways under valgrind's callgrind,
@@ -66,7 +74,7 @@ BREAK_MAX=${BENCH_BREAK_MAX:-10}
 RETURN_MAX=${BENCH_RETURN_MAX:-10}
 SETUP_MAX=${BENCH_SETUP_MAX:-300}
 ROAM_MAX=${BENCH_ROAM_MAX:-120}
-ONLY=${BENCH_ONLY:-break nat return silent natmap many}
+ONLY=${BENCH_ONLY:-break nat return silent silentnosrc natmap many}
 SETTLE=0.5 # seconds of traffic watched after it came back
 RUST_PREFERENCE="rw-a=100, rw-b=50" # the rust road warrior's, for the return
 SWITCH_BACK_DELAY_MS=500 # its default switch_back_delay, for the table
@@ -129,11 +137,15 @@ flavour_ok() {
 
 # rw_setup KEY FLAVOUR NAT RW_CONN_LINES [rw strongswan.conf lines...]: a
 # lab with a stock gateway and the road warrior in FLAVOUR, tunnel up,
-# traffic through it. PRE_TUNNEL, if set, is evaluated before the tunnel.
+# traffic through it. PRE_CHARON, if set, is evaluated before the charons
+# start, PRE_TUNNEL before the tunnel.
 rw_setup() {
 	local key=$1 flavour=$2 nat=$3 conn=$4
 	shift 4
 	lab_up "$key" "$nat" || { harness_fail "$key" "$flavour" "lab_up"; return 1; }
+	if [ -n "${PRE_CHARON:-}" ]; then
+		eval "$PRE_CHARON" || { harness_fail "$key" "$flavour" "lab: $PRE_CHARON"; return 1; }
+	fi
 	charon_start gw stock || { harness_fail "$key" "$flavour" "gw charon start"; return 1; }
 	charon_start rw "$flavour" "$@" || { harness_fail "$key" "$flavour" "rw charon start"; return 1; }
 	if [ -n "${PRE_TUNNEL:-}" ]; then eval "$PRE_TUNNEL"; fi
@@ -273,6 +285,22 @@ run_silent() {
 	PRE_TUNNEL=
 	[ "$(sa_field rw local)" = "198.18.1.2[4500]" ] || { harness_fail silent "$flavour" "rw not on rw-a: $(sa_field rw local)"; return 1; }
 	measure silent "$flavour" "$LAB_NS-rw" "$LAB_LAN" "$SILENT_MAX" 'bridge -n "$LAB_NS-rt" link set dev p-rwa state 0'
+}
+
+# 4b: the silent failure on a host without source routing (issue 24): rw's
+# first interface, rw-ar, on its own segment routed by rt, keeps the more
+# specific route to the gateway; nothing routes by source address, so the
+# kernel sends anything to the gateway out of rw-ar unless told the
+# interface. rt black-holes rw-ar's path; rw-ar stays up.
+run_silentnosrc() {
+	local flavour=$1 conf=""
+	[ "$flavour" = rust ] && conf=${BENCH_NOSRC_RW_CONF:-}
+	PRE_CHARON='lab_rwa_routed nosrc && lab_rw_laptop'
+	rw_setup silentnosrc "$flavour" "" "" "dpd_delay = 5s" ${conf:+"$conf"} || { PRE_CHARON=; return 1; }
+	PRE_CHARON=
+	[ -z "$(lab_source_rules rw)" ] || { harness_fail silentnosrc "$flavour" "rw has source rules: $(lab_source_rules rw)"; return 1; }
+	[ "$(sa_field rw local)" = "198.18.3.2[4500]" ] || { harness_fail silentnosrc "$flavour" "rw not on rw-ar: $(sa_field rw local)"; return 1; }
+	measure silentnosrc "$flavour" "$LAB_NS-rw" "$LAB_LAN" "$SILENT_MAX" 'lab_blackhole_rwa'
 }
 
 # 5: rw behind the NAT from the start, idle: only gw's LAN pings rw's
@@ -474,6 +502,11 @@ for run in $(seq 1 "$RUNS"); do
 			run_silent "$flavour"
 			cleanup
 		fi
+		if want silentnosrc; then
+			lab_log "run $run/$RUNS $flavour: silent failure without a source rule"
+			run_silentnosrc "$flavour"
+			cleanup
+		fi
 		if want natmap; then
 			lab_log "run $run/$RUNS $flavour: NAT mapping change (dpd_delay 5s)"
 			run_natmap "$flavour" natmap 5s
@@ -611,7 +644,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), kernel $(uname -r), strongSwan $swan_version (Debian's charon, kernel-libipsec), library $(git describe --always --dirty 2>/dev/null || echo '?'); load average at the end $(cut -d ' ' -f 1-3 /proc/loadavg); total runtime $runtime."
 	echo
-	if want break || want nat || want return || want silent || want natmap; then
+	if want break || want nat || want return || want silent || want silentnosrc || want natmap; then
 		echo "Road warrior under test, gateway a stock charon (no library) in both columns. Outage: the longest gap between answered echoes (one every 10 ms through the tunnel, so 10 ms means nothing was lost), median / worst of $RUNS run(s); ratio: rust median / builtin median."
 		echo
 		echo "| scenario | builtin median / worst | rust median / worst | ratio |"
@@ -623,6 +656,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 			row return_esp "$RETURN_MAX" "return: rw-a's address added to gw's first ESP packet to it (rust: includes switch_back_delay $SWITCH_BACK_DELAY_MS ms)"
 		fi
 		want silent && row silent "$SILENT_MAX" "silent failure of rw-a's path, rw-b works (dpd_delay 5s)"
+		want silentnosrc && row silentnosrc "$SILENT_MAX" "the same without a source rule (rw-ar routed, keeps the more specific route; dpd_delay 5s)"
 		if want natmap; then
 			row natmap "$NAT_MAX" "NAT mapping change, idle road warrior (dpd_delay 5s)"
 			row natmap_nodpd "$NAT_MAX" "NAT mapping change, idle road warrior, no DPD (dpd_delay 0s; NAT keep-alive every 20 s, charon's default)"
