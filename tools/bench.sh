@@ -656,7 +656,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 			row return_esp "$RETURN_MAX" "return: rw-a's address added to gw's first ESP packet to it (rust: includes switch_back_delay $SWITCH_BACK_DELAY_MS ms)"
 		fi
 		want silent && row silent "$SILENT_MAX" "silent failure of rw-a's path, rw-b works (dpd_delay 5s)"
-		want silentnosrc && row silentnosrc "$SILENT_MAX" "the same without a source rule (rw-ar routed, keeps the more specific route; dpd_delay 5s)"
+		want silentnosrc && row silentnosrc "$SILENT_MAX" "silent failure of rw-a's path without a source rule (rw-ar routed, keeps the more specific route to gw; dpd_delay 5s)"
 		if want natmap; then
 			row natmap "$NAT_MAX" "NAT mapping change, idle road warrior (dpd_delay 5s)"
 			row natmap_nodpd "$NAT_MAX" "NAT mapping change, idle road warrior, no DPD (dpd_delay 0s; NAT keep-alive every 20 s, charon's default)"
