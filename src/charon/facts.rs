@@ -131,6 +131,11 @@ fn version_at_least(v: &str, min: [u32; 3]) -> bool {
     have >= min
 }
 
+/// charon's NAT-T port (its socket's, usually 4500; 0 before it is bound).
+pub(crate) fn natt_port() -> u16 {
+    fixed().natt_port
+}
+
 fn fixed() -> Fixed {
     static FIXED: OnceLock<Fixed> = OnceLock::new();
     if let Some(f) = FIXED.get() {
@@ -247,7 +252,7 @@ fn route_to_ip(dst: IpAddr) -> Option<IpAddr> {
 }
 
 /// The name of the interface `addr` is on (`get_interface`).
-fn interface_of(addr: IpAddr) -> Option<String> {
+pub(crate) fn interface_of(addr: IpAddr) -> Option<String> {
     let host = Host::new(SocketAddr::new(addr, 0))?;
     let mut name: *mut c_char = std::ptr::null_mut();
     // SAFETY: the kernel interface lives as long as charon; on success it

@@ -1,5 +1,6 @@
 //! The plugin's bus listener: an IKE_SA going away is forgotten by the
-//! registry, and the first CHILD_SA on a path the IKE_SA took while it had
+//! registry and releases its path route, a rekeyed one hands its path
+//! route to its successor ([`super::pathroute`]), and the first CHILD_SA on a path the IKE_SA took while it had
 //! no IPsec SAs has that path's return routability checked now (RFC 4555
 //! 3.7 allows the check right after the update; the core's memory says
 //! whether it is due).
@@ -30,8 +31,26 @@ unsafe extern "C" fn ike_state_change(
         if let Some(ike) = unsafe { IkeSa::from_raw(ike_sa) } {
             if state == sys::IKE_DESTROYING {
                 registry::forget(ike.unique_id());
+                super::pathroute::released(ike.unique_id());
             }
         }
+        true
+    })
+}
+
+unsafe extern "C" fn ike_rekey(
+    _this: *mut sys::listener_t,
+    old: *mut sys::ike_sa_t,
+    new: *mut sys::ike_sa_t,
+) -> bool {
+    super::boundary::catch("the listener (IKE_SA rekey)", true, || {
+        // SAFETY: charon shows both IKE_SAs for the call.
+        let (Some(old), Some(new)) = (unsafe { IkeSa::from_raw(old) }, unsafe {
+            IkeSa::from_raw(new)
+        }) else {
+            return true;
+        };
+        super::pathroute::rekeyed(old.unique_id(), new.unique_id());
         true
     })
 }
@@ -77,6 +96,7 @@ impl Listener {
         Box::new(Listener {
             listener: sys::listener_t {
                 ike_state_change: Some(ike_state_change),
+                ike_rekey: Some(ike_rekey),
                 child_updown: Some(child_updown),
                 ..Default::default()
             },

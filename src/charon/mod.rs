@@ -17,7 +17,8 @@
 //! - [`plugin`]: the plugin object, with the ABI [`guard`], the bus
 //!   [`listener`], the [`status`] socket, the [`liveness`] poller and the
 //!   kernel [`monitor`]; [`netlink`], [`iface`]: route and interface
-//!   lookups.
+//!   lookups; [`pathroute`]: checks and path routes through the
+//!   interface owning the local address (issue 24).
 pub mod boundary;
 pub mod daemon;
 pub mod entry;
@@ -32,6 +33,7 @@ pub mod liveness;
 pub mod monitor;
 pub mod netlink;
 pub mod object;
+pub mod pathroute;
 pub mod plugin;
 pub mod registry;
 pub mod status;

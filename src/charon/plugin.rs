@@ -17,7 +17,7 @@ use super::listener::Listener;
 use super::monitor::KernelMonitor;
 use super::object::call;
 use super::status::StatusSocket;
-use super::{boundary, guard, liveness, sys};
+use super::{boundary, guard, liveness, pathroute, sys};
 use crate::charon::registry;
 use crate::mobike::policy::{Mode, Policy};
 
@@ -58,6 +58,7 @@ impl Plugin {
             drop(r.monitor);
             liveness::stop();
             drop(r.status);
+            pathroute::unload();
             // SAFETY: added by start(); the bus lives as long as charon.
             unsafe {
                 call!(
@@ -178,6 +179,8 @@ unsafe extern "C" fn feature_cb(
             call!((*daemon::charon()).bus, add_listener, p.listener.as_ptr());
             let status = StatusSocket::start();
             liveness::start();
+            // what a crashed charon left behind, before any new one
+            pathroute::start();
             let monitor = KernelMonitor::start(MODE_RUST.load(Ordering::Relaxed));
             p.running = Some(Running { status, monitor });
         } else if !reg {
@@ -233,6 +236,10 @@ pub fn create() -> *mut sys::plugin_t {
         &format!("plugin loaded, MOBIKE tasks run in mode '{mode}'"),
     );
     configure();
+    // read once, at load: CAP_NET_RAW is kept now or never (charon drops
+    // its capabilities after loading the plugins)
+    let steering = pathroute::configure();
+    log(Group::Cfg, 1, &format!("path_routing: {}", steering.name()));
     Box::into_raw(p) as *mut sys::plugin_t
 }
 

@@ -489,11 +489,18 @@ unsafe fn host_of(
     (own.as_ref().map_or(std::ptr::null_mut(), Host::as_ptr), own)
 }
 
-/// Sends a copy of `packet` from `src` to `dst`.
+/// Sends a copy of `packet` from `src` to `dst`: through the interface
+/// owning `src` when the kernel would route it elsewhere
+/// ([`super::pathroute`]), else with charon's sender.
 ///
 /// # Safety
 /// `packet` is a valid packet_t.
 unsafe fn send_copy(packet: *mut sys::packet_t, src: Host, dst: Host) {
+    if let (Some(s), Some(d)) = (src.addr(), dst.addr()) {
+        if super::pathroute::send_steered(packet, s, d) {
+            return;
+        }
+    }
     let copy = call!(packet, clone);
     if copy.is_null() {
         return;
@@ -720,6 +727,12 @@ impl Task {
                 Action::UpdateHosts {
                     me, other, force, ..
                 } => {
+                    // the path route first: the IPsec SAs move with
+                    // update_hosts, and their traffic must not leave by
+                    // the dead interface in between
+                    if let (Some(l), Some(r)) = (me.or(ike.my_addr()), other.or(ike.other_addr())) {
+                        super::pathroute::before_move(ike.unique_id(), l.ip(), r.ip());
+                    }
                     let (me, _own_me) = host_of(*me, message);
                     let (other, _own_other) = host_of(*other, message);
                     let flags = match force {

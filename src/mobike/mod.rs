@@ -22,6 +22,7 @@ pub mod rekey;
 #[cfg(test)]
 mod sim;
 pub mod status;
+pub mod steer;
 pub mod task;
 pub mod trigger;
 

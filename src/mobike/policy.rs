@@ -196,6 +196,19 @@ pub const OPTIONS: &[OptionDoc] = &[
         reloaded: true,
         policy: true,
     },
+    OptionDoc {
+        name: "path_routing",
+        default: "routes",
+        empty: "",
+        summary: "`routes`: checks and a moved tunnel leave through the interface owning the address; `probe`: checks only; `off`",
+        text: &[
+            "On a host without a routing rule per source address, the kernel may route packets from a second local address out of the interface of the first one (a more specific route, or a default route of lower metric); when that path is silently dead, a check of the second address would never be answered (RFC 4555 section 3.10 expects each address pair to be tested on its own path). A pair is misrouted when `ip route get PEER from LOCAL` names another interface than the one that owns LOCAL.",
+            "`routes` (the default): a check (any MOBIKE request copy) on a misrouted pair is sent by the plugin itself from a raw UDP socket bound to the owning interface, with charon's IKE source port, bypassing IPsec policies; the answer arrives at charon's socket as usual. When the IKE_SA moves to a misrouted pair, the plugin first installs the rule `from LOCAL to PEER lookup 221` (priority 221) and the route to PEER in table 221 through the owning interface and its next hop (as the kernel answers for that interface), both of rtnetlink protocol 77, so the tunnel's outer traffic follows; they are removed when the IKE_SA moves again or goes away (a rekeyed IKE_SA keeps them) and when the plugin unloads, and every rule and route of protocol 77 is removed when the plugin starts (after a crash).",
+            "`probe`: only the checks leave through the owning interface; no rule or route is installed (the moved tunnel then leaves as the kernel routes it). `off`: everything as the kernel routes it. Any other value is logged and treated as `probe`. Unless `off`, charon keeps the capability CAP_NET_RAW. Read when charon starts.",
+        ],
+        reloaded: false,
+        policy: false,
+    },
 ];
 
 /// What one `preference` entry matches.
