@@ -34,6 +34,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteVia,
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -457,6 +458,21 @@ fn address(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
+/// The gateway of a route's attributes (`None`: on the link); of a
+/// multipath route, that of the next hop through `ifindex`.
+fn gateway_of(attrs: &[RouteAttribute], ifindex: u32) -> Option<IpAddr> {
+    attrs.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(g) => address(g),
+        RouteAttribute::Via(RouteVia::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        RouteAttribute::Via(RouteVia::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        RouteAttribute::MultiPath(hops) => hops
+            .iter()
+            .filter(|h| h.interface_index == ifindex)
+            .find_map(|h| gateway_of(&h.attributes, ifindex)),
+        _ => None,
+    })
+}
+
 /// What a datagram said about request `seq`.
 enum Answer {
     /// Not that request's (another's, garbage).
@@ -599,11 +615,7 @@ fn next_hop(key: PathKey, ifindex: u32) -> Option<Option<IpAddr>> {
         }
         for m in msgs {
             if let RouteNetlinkMessage::NewRoute(r) = m {
-                let gw = r.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Gateway(g) => address(g),
-                    _ => None,
-                });
-                return Some(gw);
+                return Some(gateway_of(&r.attributes, ifindex));
             }
         }
     }
@@ -838,6 +850,7 @@ pub fn start() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_packet_route::route::RouteNextHop;
 
     fn key(l: &str, p: &str) -> PathKey {
         PathKey {
@@ -924,6 +937,33 @@ mod tests {
         };
         assert!(g.header.flags.contains(RouteFlags::FibMatch));
         assert!(g.attributes.contains(&RouteAttribute::Oif(3)));
+    }
+
+    #[test]
+    fn the_gateway_is_read_from_a_route_or_its_next_hop_on_the_interface() {
+        let gw =
+            |s: &str| RouteAttribute::Gateway(RouteAddress::from(s.parse::<IpAddr>().unwrap()));
+        assert_eq!(
+            gateway_of(&[RouteAttribute::Oif(3), gw("198.18.2.1")], 3),
+            Some("198.18.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            gateway_of(&[RouteAttribute::Oif(3)], 3),
+            None,
+            "on the link"
+        );
+        let hop = |ix: u32, g: &str| {
+            let mut h = RouteNextHop::default();
+            h.interface_index = ix;
+            h.attributes = vec![gw(g)];
+            h
+        };
+        let multi = [RouteAttribute::MultiPath(vec![
+            hop(2, "198.18.1.254"),
+            hop(3, "198.18.2.1"),
+        ])];
+        assert_eq!(gateway_of(&multi, 3), Some("198.18.2.1".parse().unwrap()));
+        assert_eq!(gateway_of(&multi, 4), None);
     }
 
     #[test]
