@@ -458,19 +458,32 @@ fn address(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
-/// The gateway of a route's attributes (`None`: on the link); of a
-/// multipath route, that of the next hop through `ifindex`.
-fn gateway_of(attrs: &[RouteAttribute], ifindex: u32) -> Option<IpAddr> {
-    attrs.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(g) => address(g),
-        RouteAttribute::Via(RouteVia::Inet(v4)) => Some(IpAddr::V4(*v4)),
-        RouteAttribute::Via(RouteVia::Inet6(v6)) => Some(IpAddr::V6(*v6)),
-        RouteAttribute::MultiPath(hops) => hops
-            .iter()
-            .filter(|h| h.interface_index == ifindex)
-            .find_map(|h| gateway_of(&h.attributes, ifindex)),
-        _ => None,
-    })
+/// The next hop of a route through `ifindex`: `Some(None)` on the link,
+/// `Some(Some(gw))` via a gateway, `None` if the route does not leave
+/// through `ifindex` (IPv6 ignores RTA_OIF in a lookup with a source).
+/// Of a multipath route, the next hop through `ifindex`.
+fn hop_through(attrs: &[RouteAttribute], ifindex: u32) -> Option<Option<IpAddr>> {
+    let gateway = |attrs: &[RouteAttribute]| {
+        attrs.iter().find_map(|a| match a {
+            RouteAttribute::Gateway(g) => address(g),
+            RouteAttribute::Via(RouteVia::Inet(v4)) => Some(IpAddr::V4(*v4)),
+            RouteAttribute::Via(RouteVia::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+            _ => None,
+        })
+    };
+    for a in attrs {
+        match a {
+            RouteAttribute::Oif(i) if *i == ifindex => return Some(gateway(attrs)),
+            RouteAttribute::MultiPath(hops) => {
+                return hops
+                    .iter()
+                    .find(|h| h.interface_index == ifindex)
+                    .map(|h| gateway(&h.attributes));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// What a datagram said about request `seq`.
@@ -602,8 +615,8 @@ fn next_seq() -> u32 {
 /// The next hop towards `key.peer` through `ifindex`: `Some(None)` for a
 /// peer on the link, `None` if the kernel has no route through it.
 fn next_hop(key: PathKey, ifindex: u32) -> Option<Option<IpAddr>> {
-    // with the source first (policy rules count); IPv6 may refuse a
-    // source on a fib match: ask again without
+    // with the source first (policy rules count); IPv6 ignores the
+    // interface in a lookup with a source: ask again without
     for with_src in [true, false] {
         let seq = next_seq();
         let Some((msgs, code)) = transact(&next_hop_request(key, ifindex, with_src, seq), seq)
@@ -615,7 +628,9 @@ fn next_hop(key: PathKey, ifindex: u32) -> Option<Option<IpAddr>> {
         }
         for m in msgs {
             if let RouteNetlinkMessage::NewRoute(r) = m {
-                return Some(gateway_of(&r.attributes, ifindex));
+                if let Some(hop) = hop_through(&r.attributes, ifindex) {
+                    return Some(hop);
+                }
             }
         }
     }
@@ -940,17 +955,22 @@ mod tests {
     }
 
     #[test]
-    fn the_gateway_is_read_from_a_route_or_its_next_hop_on_the_interface() {
+    fn the_next_hop_is_read_only_from_a_route_through_the_interface() {
         let gw =
             |s: &str| RouteAttribute::Gateway(RouteAddress::from(s.parse::<IpAddr>().unwrap()));
         assert_eq!(
-            gateway_of(&[RouteAttribute::Oif(3), gw("198.18.2.1")], 3),
-            Some("198.18.2.1".parse().unwrap())
+            hop_through(&[RouteAttribute::Oif(3), gw("198.18.2.1")], 3),
+            Some(Some("198.18.2.1".parse().unwrap()))
         );
         assert_eq!(
-            gateway_of(&[RouteAttribute::Oif(3)], 3),
-            None,
+            hop_through(&[RouteAttribute::Oif(3)], 3),
+            Some(None),
             "on the link"
+        );
+        assert_eq!(
+            hop_through(&[RouteAttribute::Oif(2), gw("2001:db8:3::1")], 3),
+            None,
+            "another interface's route (IPv6 with a source)"
         );
         let hop = |ix: u32, g: &str| {
             let mut h = RouteNextHop::default();
@@ -962,8 +982,11 @@ mod tests {
             hop(2, "198.18.1.254"),
             hop(3, "198.18.2.1"),
         ])];
-        assert_eq!(gateway_of(&multi, 3), Some("198.18.2.1".parse().unwrap()));
-        assert_eq!(gateway_of(&multi, 4), None);
+        assert_eq!(
+            hop_through(&multi, 3),
+            Some(Some("198.18.2.1".parse().unwrap()))
+        );
+        assert_eq!(hop_through(&multi, 4), None);
     }
 
     #[test]
