@@ -116,7 +116,7 @@ pub fn configure() -> PathRouting {
     m
 }
 
-fn with_routes<R>(f: impl FnOnce(&mut PathRoutes) -> R) -> R {
+pub(crate) fn with_routes<R>(f: impl FnOnce(&mut PathRoutes) -> R) -> R {
     let mut g = ROUTES.lock().unwrap_or_else(|p| p.into_inner());
     f(g.get_or_insert_with(PathRoutes::new))
 }
