@@ -112,6 +112,60 @@ impl Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::charon::pathroute;
+    use crate::mobike::steer::{PairFacts, PathKey, PathRouting};
+
+    unsafe extern "C" fn fake_old_id(_this: *mut sys::ike_sa_t) -> u32 {
+        0xfeed_0301
+    }
+
+    unsafe extern "C" fn fake_new_id(_this: *mut sys::ike_sa_t) -> u32 {
+        0xfeed_0302
+    }
+
+    #[test]
+    fn a_rekeyed_ike_sa_hands_its_path_route_on_and_its_successor_releases_it() {
+        let mut old = sys::ike_sa_t {
+            get_unique_id: Some(fake_old_id),
+            ..Default::default()
+        };
+        let mut new = sys::ike_sa_t {
+            get_unique_id: Some(fake_new_id),
+            ..Default::default()
+        };
+        let key = PathKey {
+            local: "198.18.2.2".parse().unwrap(),
+            peer: "198.18.1.1".parse().unwrap(),
+        };
+        let misrouted = PairFacts {
+            owner: Some(3),
+            routed: Some(2),
+        };
+        // held as after a move (the route itself is the lab's to show)
+        pathroute::with_routes(|t| t.moved(0xfeed_0301, key, misrouted, PathRouting::Routes));
+        let mut l = Listener::new();
+        let this = l.as_ptr();
+        // SAFETY: our listener's methods with fake IKE_SAs that have what
+        // they read.
+        unsafe {
+            let rekey = (*this).ike_rekey.unwrap();
+            assert!(rekey(this, &mut old, &mut new));
+            assert!(rekey(this, std::ptr::null_mut(), &mut new));
+        }
+        pathroute::with_routes(|t| {
+            assert_eq!(t.held_by(0xfeed_0301), None);
+            assert_eq!(t.held_by(0xfeed_0302), Some(key));
+        });
+        // SAFETY: as above.
+        unsafe {
+            let f = (*this).ike_state_change.unwrap();
+            // the old IKE_SA goes: the route stays with the new one
+            assert!(f(this, &mut old, sys::IKE_DESTROYING));
+            assert!(pathroute::with_routes(|t| t.has(key)));
+            assert!(f(this, &mut new, sys::IKE_DESTROYING));
+        }
+        assert!(!pathroute::with_routes(|t| t.has(key)));
+    }
 
     unsafe extern "C" fn fake_unique_id(_this: *mut sys::ike_sa_t) -> u32 {
         0xfeed_0200

@@ -34,6 +34,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteVia,
 };
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -115,7 +116,7 @@ pub fn configure() -> PathRouting {
     m
 }
 
-fn with_routes<R>(f: impl FnOnce(&mut PathRoutes) -> R) -> R {
+pub(crate) fn with_routes<R>(f: impl FnOnce(&mut PathRoutes) -> R) -> R {
     let mut g = ROUTES.lock().unwrap_or_else(|p| p.into_inner());
     f(g.get_or_insert_with(PathRoutes::new))
 }
@@ -457,6 +458,34 @@ fn address(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
+/// The next hop of a route through `ifindex`: `Some(None)` on the link,
+/// `Some(Some(gw))` via a gateway, `None` if the route does not leave
+/// through `ifindex` (IPv6 ignores RTA_OIF in a lookup with a source).
+/// Of a multipath route, the next hop through `ifindex`.
+fn hop_through(attrs: &[RouteAttribute], ifindex: u32) -> Option<Option<IpAddr>> {
+    let gateway = |attrs: &[RouteAttribute]| {
+        attrs.iter().find_map(|a| match a {
+            RouteAttribute::Gateway(g) => address(g),
+            RouteAttribute::Via(RouteVia::Inet(v4)) => Some(IpAddr::V4(*v4)),
+            RouteAttribute::Via(RouteVia::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+            _ => None,
+        })
+    };
+    for a in attrs {
+        match a {
+            RouteAttribute::Oif(i) if *i == ifindex => return Some(gateway(attrs)),
+            RouteAttribute::MultiPath(hops) => {
+                return hops
+                    .iter()
+                    .find(|h| h.interface_index == ifindex)
+                    .map(|h| gateway(&h.attributes));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// What a datagram said about request `seq`.
 enum Answer {
     /// Not that request's (another's, garbage).
@@ -586,8 +615,8 @@ fn next_seq() -> u32 {
 /// The next hop towards `key.peer` through `ifindex`: `Some(None)` for a
 /// peer on the link, `None` if the kernel has no route through it.
 fn next_hop(key: PathKey, ifindex: u32) -> Option<Option<IpAddr>> {
-    // with the source first (policy rules count); IPv6 may refuse a
-    // source on a fib match: ask again without
+    // with the source first (policy rules count); IPv6 ignores the
+    // interface in a lookup with a source: ask again without
     for with_src in [true, false] {
         let seq = next_seq();
         let Some((msgs, code)) = transact(&next_hop_request(key, ifindex, with_src, seq), seq)
@@ -599,11 +628,9 @@ fn next_hop(key: PathKey, ifindex: u32) -> Option<Option<IpAddr>> {
         }
         for m in msgs {
             if let RouteNetlinkMessage::NewRoute(r) = m {
-                let gw = r.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Gateway(g) => address(g),
-                    _ => None,
-                });
-                return Some(gw);
+                if let Some(hop) = hop_through(&r.attributes, ifindex) {
+                    return Some(hop);
+                }
             }
         }
     }
@@ -838,6 +865,7 @@ pub fn start() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netlink_packet_route::route::RouteNextHop;
 
     fn key(l: &str, p: &str) -> PathKey {
         PathKey {
@@ -924,6 +952,41 @@ mod tests {
         };
         assert!(g.header.flags.contains(RouteFlags::FibMatch));
         assert!(g.attributes.contains(&RouteAttribute::Oif(3)));
+    }
+
+    #[test]
+    fn the_next_hop_is_read_only_from_a_route_through_the_interface() {
+        let gw =
+            |s: &str| RouteAttribute::Gateway(RouteAddress::from(s.parse::<IpAddr>().unwrap()));
+        assert_eq!(
+            hop_through(&[RouteAttribute::Oif(3), gw("198.18.2.1")], 3),
+            Some(Some("198.18.2.1".parse().unwrap()))
+        );
+        assert_eq!(
+            hop_through(&[RouteAttribute::Oif(3)], 3),
+            Some(None),
+            "on the link"
+        );
+        assert_eq!(
+            hop_through(&[RouteAttribute::Oif(2), gw("2001:db8:3::1")], 3),
+            None,
+            "another interface's route (IPv6 with a source)"
+        );
+        let hop = |ix: u32, g: &str| {
+            let mut h = RouteNextHop::default();
+            h.interface_index = ix;
+            h.attributes = vec![gw(g)];
+            h
+        };
+        let multi = [RouteAttribute::MultiPath(vec![
+            hop(2, "198.18.1.254"),
+            hop(3, "198.18.2.1"),
+        ])];
+        assert_eq!(
+            hop_through(&multi, 3),
+            Some(Some("198.18.2.1".parse().unwrap()))
+        );
+        assert_eq!(hop_through(&multi, 4), None);
     }
 
     #[test]
