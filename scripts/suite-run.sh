@@ -2,17 +2,22 @@
 # Run a program built for another suite's strongSwan (a unit test binary
 # linking that tree's libstrongswan/libcharon) chrooted in the suite's tree
 # (scripts/suite-root.sh), so that the loader finds that tree's libraries
-# in /usr/lib/ipsec. Cargo's runner for `make unit SUITE=trixie|sid`.
+# in /usr/lib/ipsec. Cargo's runner for `make unit SUITE=trixie|sid`. A
+# program that links neither (tests/exports.rs, which runs cargo and nm)
+# runs on the host as it is.
 #
 # Usage: scripts/suite-run.sh ROOT PROGRAM [ARGS...]
 # The repository (this script's parent) and the working directory are
-# bind-mounted at their own paths, with /proc and /dev, in a private mount
-# namespace: nothing stays mounted on the host. Needs root (chroot).
+# bind-mounted at their own paths, with /proc, /sys and /dev, in a private
+# mount namespace: nothing stays mounted on the host. Needs root (chroot).
 set -euo pipefail
 
 root=$(cd "${1:?usage: suite-run.sh ROOT PROGRAM [ARGS...]}" && pwd)
 shift
 [ $# -gt 0 ] || { echo "usage: suite-run.sh ROOT PROGRAM [ARGS...]" >&2; exit 2; }
+if ! readelf -d "$1" 2>/dev/null | grep -qE 'NEEDED.*\[lib(strongswan|charon)\.so'; then
+	exec "$@"
+fi
 if [ "$(id -u)" != 0 ]; then
 	echo "suite-run: needs root (chroot into $root)" >&2
 	exit 1
@@ -33,6 +38,7 @@ exec unshare -m --propagation private sh -c '
 	shift 3
 	mount -t proc proc "$root/proc"
 	mount --rbind /dev "$root/dev"
+	mount --rbind /sys "$root/sys"
 	mount -t tmpfs tmpfs "$root/tmp"
 	i=0
 	while [ "$i" -lt "$n" ]; do
