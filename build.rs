@@ -77,13 +77,13 @@ fn probe_headers(src: &std::path::Path) {
     // the declaration of a method pointer, up to its closing ");"
     let method = |text: &str, name: &str| -> String {
         let start = text
-            .find(&format!("(*{name})("))
+            .find(&format!("(*{name})"))
             .unwrap_or_else(|| panic!("no method {name} in strongSwan's headers"));
         let rest = &text[start..];
         rest[..rest.find(");").unwrap_or(rest.len())].to_owned()
     };
     println!("cargo:rustc-check-cfg=cfg(strongswan_peer_cfg_options)");
-    if peer_cfg.contains("(*has_option)(") && peer_cfg.contains("OPT_NO_MOBIKE") {
+    if peer_cfg.contains("(*has_option)") && peer_cfg.contains("OPT_NO_MOBIKE") {
         println!("cargo:rustc-cfg=strongswan_peer_cfg_options");
     } else {
         method(&peer_cfg, "use_mobike");
