@@ -3,20 +3,25 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Which strongSwan the library is built for: the installed Debian 12 charon
-# (bookworm, 5.9.8) or Debian 13's (trixie, 6.0.1, run from a debootstrap
-# tree). Each has its own configured source tree, target dir and packages.
+# (bookworm, 5.9.8), or that of a debootstrap tree of another suite: Debian
+# 13's (trixie, 6.0.1) or sid's (6.1.0). Each has its own configured source
+# tree, target dir and packages; a suite's unit tests run chrooted in its
+# tree (scripts/suite-run.sh), as they link its libstrongswan/libcharon.
 SUITE ?= bookworm
+SUITES := bookworm trixie sid
 ifeq ($(SUITE),bookworm)
 TREE_DIR := build/strongswan
 TARGET_DIR := target
 SWAN_LIBDIR := /usr/lib/ipsec
-else ifeq ($(SUITE),trixie)
-TREE_DIR := build/trixie/strongswan
-TARGET_DIR := target/trixie
-SWAN_ROOT := build/trixie/root
+UNIT_ENV :=
+else ifneq ($(filter $(SUITE),$(SUITES)),)
+TREE_DIR := build/$(SUITE)/strongswan
+TARGET_DIR := target/$(SUITE)
+SWAN_ROOT := build/$(SUITE)/root
 SWAN_LIBDIR := $(CURDIR)/$(SWAN_ROOT)/usr/lib/ipsec
+UNIT_ENV := CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$(CURDIR)/scripts/suite-run.sh $(CURDIR)/$(SWAN_ROOT)"
 else
-$(error SUITE must be bookworm or trixie)
+$(error SUITE must be one of $(SUITES))
 endif
 # The configured strongSwan tree (its path is the stamp's content).
 SRC_STAMP := $(TREE_DIR)/.tree
@@ -43,7 +48,7 @@ PGO_FLAGS =
 endif
 BUILD_ENV = $(BUILD_ENV_PLAIN) RUSTFLAGS="$(PGO_FLAGS)"
 
-.PHONY: all build trixie test unit adapter-memcheck interop memcheck abi-guard demo bench deps docs deb rpm package-test clean \
+.PHONY: all build trixie sid interop-sid unit-sid test unit adapter-memcheck interop memcheck abi-guard demo bench deps docs deb rpm package-test clean \
 	hostile hostile-lib fuzz interop-xfrm test-xfrm
 
 all: build
@@ -64,13 +69,13 @@ $(SRC_STAMP):
 	set -o pipefail; scripts/strongswan-src.sh $(TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
 endif
 
-ifeq ($(SUITE),trixie)
+ifneq ($(SWAN_ROOT),)
 $(SWAN_ROOT)/.mobike-rs-root:
-	scripts/trixie-root.sh $(SWAN_ROOT) >/dev/null
+	scripts/suite-root.sh $(SUITE) $(SWAN_ROOT) >/dev/null
 
 $(SRC_STAMP): $(SWAN_ROOT)/.mobike-rs-root
 	@mkdir -p $(TREE_DIR)
-	set -o pipefail; scripts/strongswan-src-trixie.sh $(SWAN_ROOT) $(TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
+	set -o pipefail; scripts/strongswan-src-suite.sh $(SUITE) $(SWAN_ROOT) $(TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
 endif
 
 $(PGO_PROFILE): $(SRC_STAMP) $(RUST_SOURCES) tools/pgo.sh
@@ -81,7 +86,7 @@ build: $(SRC_STAMP) $(PGO_DEP)
 	@ls -l $(TARGET_DIR)/release/libmobike_rs.so $(TARGET_DIR)/release/mobike-rs
 
 unit: $(SRC_STAMP) $(PGO_DEP)
-	$(BUILD_ENV) $(CARGO) test --release --workspace
+	$(BUILD_ENV) $(UNIT_ENV) $(CARGO) test --release --workspace
 
 interop: build
 	tests/interop.sh
@@ -136,7 +141,19 @@ fuzz:
 trixie:
 	$(MAKE) build SUITE=trixie
 
-test: build trixie unit adapter-memcheck fuzz interop interop-xfrm abi-guard hostile memcheck package-test
+# The library for sid's strongSwan 6.1.0, its interop scenarios (*@sid,
+# against 5.9.8 and 6.0.1 in both roles; `make interop` runs them too) and
+# its unit tests, chrooted in the sid tree.
+sid:
+	$(MAKE) build SUITE=sid
+
+interop-sid: build trixie sid
+	tests/interop-suite.sh sid
+
+unit-sid:
+	$(MAKE) unit SUITE=sid
+
+test: build trixie sid unit unit-sid adapter-memcheck fuzz interop interop-xfrm abi-guard hostile memcheck package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh
@@ -163,10 +180,11 @@ deb: build
 rpm: build
 	packaging/rpm.sh $(TARGET_DIR)/release $$(cat $(SRC_STAMP)) dist
 
-# Build both packages for both strongSwan versions, check them, install the
-# .deb for the installed charon and remove it again.
+# Build both packages for 5.9.8 and 6.0.1 and the .deb for 6.1.0 (sid),
+# check them, install the .deb for the installed charon and remove it again.
 package-test: deb rpm
 	$(MAKE) deb rpm SUITE=trixie
+	$(MAKE) deb SUITE=sid
 	tests/packaging.sh dist
 
 clean:

@@ -55,6 +55,45 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{rpath}");
 }
 
+/// Where the headers of the strongSwan built for differ in something the
+/// adapter calls, a cfg from a probe of the header itself (never from the
+/// version number, so a backport or a distribution patch is followed too);
+/// one adapter for every version, each difference decided at one place:
+///
+/// - `strongswan_peer_cfg_options`: peer_cfg_t has `has_option()` and
+///   `OPT_NO_MOBIKE` instead of `use_mobike()` (6.0.2 and later).
+/// - `strongswan_select_ts`: child_cfg_t's `get_traffic_selectors()` takes
+///   only the hosts to narrow to, the supplied selectors and the logging
+///   moved to `select_traffic_selectors()` (6.1.0 and later).
+fn probe_headers(src: &std::path::Path) {
+    let header = |rel: &str| {
+        let path = src.join(rel);
+        println!("cargo:rerun-if-changed={}", path.display());
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let peer_cfg = header("src/libcharon/config/peer_cfg.h");
+    let child_cfg = header("src/libcharon/config/child_cfg.h");
+    // the declaration of a method pointer, up to its closing ");"
+    let method = |text: &str, name: &str| -> String {
+        let start = text
+            .find(&format!("(*{name})"))
+            .unwrap_or_else(|| panic!("no method {name} in strongSwan's headers"));
+        let rest = &text[start..];
+        rest[..rest.find(");").unwrap_or(rest.len())].to_owned()
+    };
+    println!("cargo:rustc-check-cfg=cfg(strongswan_peer_cfg_options)");
+    if peer_cfg.contains("(*has_option)") && peer_cfg.contains("OPT_NO_MOBIKE") {
+        println!("cargo:rustc-cfg=strongswan_peer_cfg_options");
+    } else {
+        method(&peer_cfg, "use_mobike");
+    }
+    println!("cargo:rustc-check-cfg=cfg(strongswan_select_ts)");
+    if !method(&child_cfg, "get_traffic_selectors").contains("supplied") {
+        println!("cargo:rustc-cfg=strongswan_select_ts");
+    }
+}
+
 /// strongSwan's types, functions and globals the adapter (src/charon/) uses,
 /// generated from the configured tree with its config.h: with ME, every
 /// option and the exact version of the charon we load into. bindgen's
@@ -66,6 +105,13 @@ fn generate_bindings(src: &std::path::Path, config_h: &std::path::Path) {
     let config = std::fs::read_to_string(config_h).expect("config.h readable");
     // Debian builds charon with mediation; a build without it has other
     // layouts (the ABI guard compares it with the running charon)
+    // the version, apart from bindgen, for the plugin version's unit test
+    if let Some(v) = config.lines().find_map(|l| {
+        l.strip_prefix("#define VERSION \"")
+            .and_then(|r| r.strip_suffix('"'))
+    }) {
+        println!("cargo:rustc-env=MOBIKE_RS_SWAN_VERSION={v}");
+    }
     println!("cargo:rustc-check-cfg=cfg(strongswan_me)");
     if config
         .lines()
@@ -73,6 +119,7 @@ fn generate_bindings(src: &std::path::Path, config_h: &std::path::Path) {
     {
         println!("cargo:rustc-cfg=strongswan_me");
     }
+    probe_headers(src);
     let types = [
         "ike_sa_t",
         "ike_sa_id_t",
@@ -162,7 +209,14 @@ fn generate_bindings(src: &std::path::Path, config_h: &std::path::Path) {
     ] {
         b = b.allowlist_function(f);
     }
-    for v in ["charon", "lib", "dbg", "task_type_names", "VERSION"] {
+    for v in [
+        "charon",
+        "lib",
+        "dbg",
+        "task_type_names",
+        "debug_names",
+        "VERSION",
+    ] {
         b = b.allowlist_var(v);
     }
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));

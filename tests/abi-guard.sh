@@ -6,7 +6,9 @@
 # built-in MOBIKE (a break-before-make move in the lab) and log one error
 # that names both configurations. 2) The library built for the installed
 # 5.9.8 is preloaded into Debian 13's 6.0.1 charon: the same, naming both
-# versions.
+# versions. 3) The library built for 6.0.1 (trixie) in sid's 6.1.0 charon,
+# and 4) the one for 6.1.0 in 6.0.1's: the same. The error is logged in the
+# daemon's group [DMN], whose number every version shares.
 #
 # Usage: tests/abi-guard.sh   (needs root, the lab's tools and cargo)
 set -u
@@ -57,6 +59,8 @@ guard_case() {
 		tunnel_up || fail "tunnel setup: $(tail -n 3 "$LAB_DIR/initiate.out")"
 		ping_ok || fail "no traffic through the tunnel"
 		grep -qF "$want" "$LAB_DIR/rw/charon.log" || fail "rw did not log: $want"
+		grep -F "$want" "$LAB_DIR/rw/charon.log" | grep -qF '[DMN] mobike-rs: ABI guard' ||
+			fail "the guard's error is not in the [DMN] group: $(grep -F "$want" "$LAB_DIR/rw/charon.log")"
 		[ "$(grep -c 'mobike-rs: ABI guard' "$LAB_DIR/rw/charon.log")" = 1 ] ||
 			fail "the guard's error is not logged exactly once"
 		in_log rw 'peer supports MOBIKE' || fail "MOBIKE not negotiated by the built-in"
@@ -94,5 +98,25 @@ else
 	echo "SKIP abi-guard-other-version: no Debian 13 tree or no library (make build, make build SUITE=trixie)"
 	skipped=$((skipped + 1))
 fi
+# The libraries for two suite trees, each in the other's charon (from the
+# tree: rw's LAB_ROOT_rw, the library through LAB_ROOT_LIB).
+suite_case() { # NAME LIB_SUITE CHARON_SUITE
+	local name=$1 ls=$2 cs=$3 lroot=$PWD/build/$2/root croot=$PWD/build/$3/root
+	local llib=$PWD/target/$2/release/libmobike_rs.so lver cver
+	if [ -f "$lroot/.mobike-rs-root" ] && [ -x "$croot/usr/lib/ipsec/charon" ] &&
+		[ -f "$croot/.mobike-rs-root" ] && [ -f "$llib" ]; then
+		lver=$(cat "$lroot/.mobike-rs-root")
+		lver=${lver%%-*}
+		cver=$(cat "$croot/.mobike-rs-root")
+		cver=${cver%%-*}
+		guard_case "$name" "$llib" "$croot" \
+			"mobike-rs: ABI guard: this library was built for strongSwan $lver with mediation (ME) but runs in strongSwan $cver with mediation (ME)"
+	else
+		echo "SKIP abi-guard-$name: no $ls and $cs trees or no library for $ls (make build SUITE=$ls, make build SUITE=$cs)"
+		skipped=$((skipped + 1))
+	fi
+}
+suite_case trixie-in-sid trixie sid
+suite_case sid-in-trixie sid trixie
 echo "abi-guard: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

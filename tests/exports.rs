@@ -1,4 +1,5 @@
-//! The preloaded library must export exactly charon's two entry points:
+//! The preloaded library must export exactly charon's two entry points and
+//! the plugin version string (src/charon/entry.rs):
 //! anything else it exports could bind in place of a symbol of charon's.
 
 use std::process::Command;
@@ -31,5 +32,12 @@ fn library_exports_exactly_the_entry_points() {
         .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
         .collect();
     names.sort();
-    assert_eq!(names, ["ike_mobike_create", "mobike_rs_plugin_create"]);
+    assert_eq!(
+        names,
+        [
+            "ike_mobike_create",
+            "mobike_rs_plugin_create",
+            "mobike_rs_plugin_version"
+        ]
+    );
 }

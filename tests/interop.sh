@@ -67,6 +67,27 @@ SCENARIOS=(
 	"break rust@trixie stock"
 	"break stock rust@trixie"
 	"break rust rust@trixie"
+	"nat stock rust@trixie"
+	"nat rust rust@trixie"
+	"nat rust@trixie stock"
+	"negotiate stock rust@sid"
+	"negotiate rust rust@sid"
+	"negotiate rust@sid stock"
+	"break rust@sid stock"
+	"break stock rust@sid"
+	"break rust rust@sid"
+	"nat stock rust@sid"
+	"nat rust rust@sid"
+	"nat rust@sid stock"
+	"negotiate rust@trixie rust@sid"
+	"negotiate rust@sid rust@trixie"
+	"negotiate rust@sid stock@trixie"
+	"break rust@trixie rust@sid"
+	"break rust@sid rust@trixie"
+	"break rust@sid stock@trixie"
+	"nat rust@trixie rust@sid"
+	"nat rust@sid rust@trixie"
+	"nat rust@sid stock@trixie"
 )
 # Run by name only (`make interop` runs SCENARIOS, and `make test` is
 # time-bounded): the other pairings of issue 24's silent failure without a
@@ -105,10 +126,13 @@ XFRM_SCENARIOS=(
 	"transport46 rust stock"
 	"transport46 rust rust"
 )
-# FLAVOUR@trixie: Debian 13's charon (strongSwan 6.0.1) from the tree made
-# by `make build SUITE=trixie`, with the library built for it.
-TRIXIE_ROOT=${TRIXIE_ROOT:-$PWD/build/trixie/root}
-TRIXIE_LIB=${TRIXIE_LIB:-$PWD/target/trixie/release/libmobike_rs.so}
+# FLAVOUR@SUITE: the charon of another suite's tree, made by `make build
+# SUITE=...` (scripts/suite-root.sh), with the library built for it:
+# @trixie Debian 13's (strongSwan 6.0.1), @sid sid's (6.1.0). Each node can
+# run its own suite. SUITE_ROOT_<suite> and SUITE_LIB_<suite> override the
+# places.
+suite_root() { local v="SUITE_ROOT_$1"; echo "${!v:-$PWD/build/$1/root}"; }
+suite_lib() { local v="SUITE_LIB_$1"; echo "${!v:-$PWD/target/$1/release/libmobike_rs.so}"; }
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-$([ "$LAB_DATAPLANE" = xfrm ] && echo 2400 || echo 900)}
 
 fail() {
@@ -119,7 +143,7 @@ fail() {
 
 # Flavour checks: a rust instance ran the Rust core, a stock one did not.
 check_flavour() {
-	local node=$1 flavour=${2%@trixie}
+	local node=$1 flavour=${2%@*}
 	case "$flavour" in
 		rust) in_log "$node" 'mobike-rs: Rust core runs the MOBIKE task' ||
 			fail "$node: no MOBIKE task ran in the Rust core" ;;
@@ -130,13 +154,14 @@ check_flavour() {
 	esac
 }
 
-start_node() { # NODE FLAVOUR[@trixie] [strongswan.conf lines...]
-	local node=$1 flavour=$2
+start_node() { # NODE FLAVOUR[@SUITE] [strongswan.conf lines...]
+	local node=$1 flavour=$2 suite
 	shift 2
 	case "$flavour" in
-		*@trixie)
-			export "LAB_ROOT_$node=$TRIXIE_ROOT" LAB_ROOT_LIB=$TRIXIE_LIB
-			flavour=${flavour%@trixie}
+		*@*)
+			suite=${flavour#*@}
+			export "LAB_ROOT_$node=$(suite_root "$suite")" "LAB_ROOT_LIB_$node=$(suite_lib "$suite")"
+			flavour=${flavour%@*}
 			;;
 	esac
 	charon_start "$node" "$flavour" "$@"
@@ -1126,15 +1151,17 @@ for s in "${selected[@]}"; do
 		continue
 	fi
 	read -r kind rwf gwf <<<"$s"
-	case "$s" in
-		*@trixie*)
-			if [ ! -x "$TRIXIE_ROOT/usr/lib/ipsec/charon" ] || [ ! -f "$TRIXIE_LIB" ]; then
-				echo "SKIP $name: no Debian 13 tree or library for it (make build SUITE=trixie)"
-				skipped=$((skipped + 1))
-				continue
-			fi
-			;;
-	esac
+	missing=
+	for suite in $(grep -o '@[a-z]*' <<<"$s" | tr -d @ | sort -u); do
+		if [ ! -x "$(suite_root "$suite")/usr/lib/ipsec/charon" ] || [ ! -f "$(suite_lib "$suite")" ]; then
+			missing="no $suite tree or library for it (make build SUITE=$suite)"
+		fi
+	done
+	if [ -n "$missing" ]; then
+		echo "SKIP $name: $missing"
+		skipped=$((skipped + 1))
+		continue
+	fi
 	t0=$SECONDS
 	# A subshell per scenario: its trap removes its lab whatever happens,
 	# and `timeout` bounds it.

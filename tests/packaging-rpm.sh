@@ -247,7 +247,7 @@ done
 
 lib=$x/usr/lib64/strongswan/libmobike_rs.so
 syms=$(nm -D --defined-only "$lib" 2>/dev/null | awk '$2 ~ /^[TtWwDdBbRrVvi]$/ {print $3}' | sort | paste -sd' ')
-[ "$syms" = "ike_mobike_create mobike_rs_plugin_create" ] && ok "exports (ike_mobike_create mobike_rs_plugin_create only)" ||
+[ "$syms" = "ike_mobike_create mobike_rs_plugin_create mobike_rs_plugin_version" ] && ok "exports (the two entry points and the plugin version only)" ||
 	bad exports "library exports: $syms"
 needed=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | paste -sd' ')
 grep -qw libcharon.so.0 <<<"$needed" && ok "library-links (NEEDED: $needed)" ||

@@ -58,8 +58,8 @@ $(diff <(echo "$want") <(echo "$files"))"; return; }
 		{ bad deb-contents "the configuration is not a conffile"; return; }
 	dpkg-deb -x "$deb" "$work/x"
 	local syms
-	syms=$(nm -D --defined-only "$work/x/usr/lib/ipsec/libmobike_rs.so" | awk '$2 == "T" {print $3}' | sort | paste -sd' ')
-	[ "$syms" = "ike_mobike_create mobike_rs_plugin_create" ] || { bad deb-contents "library exports: $syms"; return; }
+	syms=$(nm -D --defined-only "$work/x/usr/lib/ipsec/libmobike_rs.so" | awk '$2 ~ /^[TtWwDdBbRrVvi]$/ {print $3}' | sort | paste -sd' ')
+	[ "$syms" = "ike_mobike_create mobike_rs_plugin_create mobike_rs_plugin_version" ] || { bad deb-contents "library exports: $syms"; return; }
 	readelf -d "$work/x/usr/lib/ipsec/libmobike_rs.so" | grep -q 'NEEDED.*libcharon.so.0' ||
 		{ bad deb-contents "library does not link libcharon"; return; }
 	grep -q '^ExecStart=/usr/lib/mobike-rs/charon-preload /usr/sbin/charon-systemd$' \
@@ -67,7 +67,7 @@ $(diff <(echo "$want") <(echo "$files"))"; return; }
 		{ bad deb-contents "strongswan.service drop-in does not preload charon-systemd"; return; }
 	grep -q '^ *load = yes' "$work/x/etc/strongswan.d/charon/mobike-rs.conf" ||
 		{ bad deb-contents "config does not load the plugin"; return; }
-	ok "deb-contents $(basename "$deb") (Depends pinned to strongSwan $swan, $(echo "$want" | wc -l) files, 2 exports)"
+	ok "deb-contents $(basename "$deb") (Depends pinned to strongSwan $swan, $(echo "$want" | wc -l) files, 3 exports)"
 }
 
 # Everything of the package, wherever it could be left.
@@ -139,16 +139,19 @@ run_installed() {
 		bad deb-run "see the lines above"
 }
 
-# Debian 13's build (make build SUITE=trixie): its metadata and contents.
-swan=$(swan_of build/trixie/strongswan/.tree)
-if [ -z "$swan" ]; then
-	skp deb-trixie "no Debian 13 build (make build SUITE=trixie)"
-elif [ -z "$(deb_of "$swan")" ]; then
-	bad deb-trixie "no strongswan-mobike-rs_*+sw${swan}_*.deb in $dist (make deb SUITE=trixie)"
-else
-	deb=$(deb_of "$swan")
-	deb_static
-fi
+# The builds for the suite trees (make deb SUITE=trixie, SUITE=sid): their
+# metadata and contents (each is installed only where its charon is).
+for suite in trixie sid; do
+	swan=$(swan_of build/$suite/strongswan/.tree)
+	if [ -z "$swan" ]; then
+		skp deb-$suite "no build for $suite (make build SUITE=$suite)"
+	elif [ -z "$(deb_of "$swan")" ]; then
+		bad deb-$suite "no strongswan-mobike-rs_*+sw${swan}_*.deb in $dist (make deb SUITE=$suite)"
+	else
+		deb=$(deb_of "$swan")
+		deb_static
+	fi
+done
 
 # The installed charon's build: contents, then install, run, purge.
 swan=$(swan_of build/strongswan/.tree)

@@ -20,20 +20,34 @@ pub fn lib() -> *mut sys::library_t {
     unsafe { sys::lib }
 }
 
-/// Debug groups from the headers built for (6.0.2 inserted one before CFG).
-#[derive(Clone, Copy, Debug)]
+/// Debug groups, by name. Their numbers are bindgen's, from the headers of
+/// the strongSwan built for (6.0.2 inserted DBG_WCH before DBG_CFG, moving
+/// every group after IKE by one), never written here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Group {
+    /// The daemon: DBG_DMN, group 0 in every version, so a line logged
+    /// there lands in DMN even in a charon of another version (the ABI
+    /// guard's refusal).
+    Dmn,
     Ike,
     Cfg,
+}
+
+impl Group {
+    /// The group's `debug_t` value in the headers built for.
+    pub fn value(self) -> sys::debug_t {
+        match self {
+            Group::Dmn => sys::DBG_DMN,
+            Group::Ike => sys::DBG_IKE,
+            Group::Cfg => sys::DBG_CFG,
+        }
+    }
 }
 
 /// A line in charon's log, prefixed "mobike-rs: "; level 1 (what an
 /// administrator acts on) or 2 (detail).
 pub fn log(group: Group, level: u8, text: &str) {
-    let group = match group {
-        Group::Ike => sys::DBG_IKE,
-        Group::Cfg => sys::DBG_CFG,
-    };
+    let group = group.value();
     // SAFETY: dbg is charon's logging hook, a C variadic taking a format
     // and its arguments; "%.*s" reads exactly len bytes of text.
     unsafe {
@@ -199,4 +213,24 @@ pub fn schedule_at_us(at_us: u64, work: impl FnOnce() + Send + 'static) {
 /// `job` is a fresh job the processor may take.
 pub unsafe fn queue_job(job: *mut sys::job_t) {
     call!((*lib()).processor, queue_job, job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The groups' numbers are those of the libstrongswan the tests run
+    /// with (its own name table; `make unit SUITE=...` runs them in the
+    /// suite's tree): with 6.0.2's DBG_WCH, CFG is one further on.
+    #[test]
+    fn debug_groups_are_those_of_the_library_built_for() {
+        for (group, name) in [(Group::Dmn, "DMN"), (Group::Ike, "IKE"), (Group::Cfg, "CFG")] {
+            // SAFETY: enum_to_name reads libstrongswan's static name table.
+            let n = unsafe { sys::enum_to_name(sys::debug_names, group.value() as c_int) };
+            assert!(!n.is_null(), "{group:?}: no name");
+            // SAFETY: a static NUL-terminated name.
+            assert_eq!(unsafe { CStr::from_ptr(n) }.to_str(), Ok(name));
+        }
+        assert_eq!(Group::Dmn.value(), 0);
+    }
 }

@@ -93,6 +93,48 @@ struct Fixed {
     kernel_requires_encap: bool,
 }
 
+/// Whether the peer config allows MOBIKE (swanctl's `mobike = yes`):
+/// `use_mobike()` up to 6.0.1, the option flag OPT_NO_MOBIKE from 6.0.2
+/// on (build.rs's probe of peer_cfg.h).
+///
+/// # Safety
+/// `peer_cfg` is a live peer_cfg_t.
+unsafe fn mobike_in_cfg(peer_cfg: *mut sys::peer_cfg_t) -> bool {
+    #[cfg(strongswan_peer_cfg_options)]
+    {
+        !call!(peer_cfg, has_option, sys::OPT_NO_MOBIKE)
+    }
+    #[cfg(not(strongswan_peer_cfg_options))]
+    {
+        call!(peer_cfg, use_mobike)
+    }
+}
+
+/// The traffic selectors `cfg` proposes for one side, dynamic ones not
+/// narrowed, nothing logged; a list the caller destroys (or NULL). 6.1.0
+/// took the supplied selectors and the logging out of
+/// get_traffic_selectors() (build.rs's probe of child_cfg.h).
+///
+/// # Safety
+/// `cfg` is a live child_cfg_t.
+unsafe fn config_ts(cfg: *mut sys::child_cfg_t, local: bool) -> *mut sys::linked_list_t {
+    #[cfg(strongswan_select_ts)]
+    {
+        call!(cfg, get_traffic_selectors, local, std::ptr::null_mut())
+    }
+    #[cfg(not(strongswan_select_ts))]
+    {
+        call!(
+            cfg,
+            get_traffic_selectors,
+            local,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            false
+        )
+    }
+}
+
 /// Whether a CHILD_SA of `ike` is in transport mode.
 fn transport_mode_children(ike: IkeSa) -> bool {
     // SAFETY: a checked-out IKE_SA; its CHILD_SAs are borrowed while the
@@ -387,7 +429,7 @@ impl SaFacts {
                 )
             };
             let peer_cfg = call!(p, get_peer_cfg);
-            let configured = peer_cfg.is_null() || call!(peer_cfg, use_mobike);
+            let configured = peer_cfg.is_null() || mobike_in_cfg(peer_cfg);
             (i, r, mp, op, fe, configured, call!(p, get_child_count))
         };
         SaFacts {
@@ -656,14 +698,7 @@ impl SaFacts {
                             } else {
                                 &mut self.remote_ts
                             };
-                            let l = call!(
-                                cfg,
-                                get_traffic_selectors,
-                                local,
-                                std::ptr::null_mut(),
-                                std::ptr::null_mut(),
-                                false
-                            );
+                            let l = config_ts(cfg, local);
                             if l.is_null() {
                                 continue;
                             }

@@ -139,9 +139,11 @@ pub fn check() -> bool {
     let ike_me: Option<String> = None;
     let me = running_me(child.as_deref(), ike_me.as_deref());
     let built = built_version();
+    // Both lines in DMN: its number is the same in every version, so the
+    // refusal is logged in the right group by a charon of any version.
     if version.as_deref() == Some(built.as_str()) && me == Some(BUILT_ME) {
         log(
-            Group::Cfg,
+            Group::Dmn,
             2,
             &format!(
                 "ABI guard: built for and running in strongSwan {built} {} mediation (ME)",
@@ -151,7 +153,7 @@ pub fn check() -> bool {
         return true;
     }
     log(
-        Group::Cfg,
+        Group::Dmn,
         1,
         &format!(
             "ABI guard: this library was built for strongSwan {built} {} mediation (ME) but \

@@ -370,7 +370,8 @@ EOF
 	local root_var="LAB_ROOT_$node" root
 	root=${!root_var:-}
 	if [ -n "$root" ]; then
-		run=$(chroot_cmd "$root" "$d" "$flavour" "$daemon") || return 1
+		local lib_var="LAB_ROOT_LIB_$node"
+		run=$(chroot_cmd "$root" "$d" "$flavour" "$daemon" "${!lib_var:-${LAB_ROOT_LIB:-}}") || return 1
 		# The tree's own swanctl (see swan) loads only plugins it has.
 		printf 'swanctl {\n\tload = %s\n}\n' "$LAB_ROOT_SWANCTL_LOAD" >>"$d/strongswan.conf"
 	fi
@@ -388,17 +389,18 @@ EOF
 	return 1
 }
 
-# chroot_cmd ROOT DIR FLAVOUR DAEMON: the shell command that runs the charon
-# of another distribution tree (LAB_ROOT_<node>, e.g. Debian 13's) inside
-# the node's private mount namespace. The tree gets the netns's /proc and
-# /sys, /dev, a tmpfs /run and /tmp, the node's directory at its own path
-# and, for rust/builtin, the library built for it (LAB_ROOT_LIB). Nothing
-# is mounted or written outside that namespace.
+# chroot_cmd ROOT DIR FLAVOUR DAEMON LIB: the shell command that runs the
+# charon of another distribution tree (LAB_ROOT_<node>, e.g. Debian 13's or
+# sid's) inside the node's private mount namespace. The tree gets the
+# netns's /proc and /sys, /dev, a tmpfs /run and /tmp, the node's directory
+# at its own path and, for rust/builtin, LIB, the library built for it
+# (LAB_ROOT_LIB_<node>, else LAB_ROOT_LIB: two nodes can run two suites).
+# Nothing is mounted or written outside that namespace.
 chroot_cmd() {
-	local root=$1 d=$2 flavour=$3 daemon=$4 lib=${LAB_ROOT_LIB:-} preload=""
+	local root=$1 d=$2 flavour=$3 daemon=$4 lib=${5:-} preload=""
 	case "$flavour" in
 		rust | builtin)
-			[ -n "$lib" ] || { lab_log "LAB_ROOT_LIB not set"; return 1; }
+			[ -n "$lib" ] || { lab_log "LAB_ROOT_LIB(_<node>) not set"; return 1; }
 			preload="LD_PRELOAD=/tmp/mobike-rs-lib/$(basename "$lib")"
 			;;
 	esac

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# A Debian 13 (trixie) tree with strongSwan 6.0.1's charon, for building
-# and testing the library for that strongSwan (docs/architecture.md).
-# The 6.0.1 charon runs from it with chroot inside a lab netns.
+# A Debian tree of another suite with its strongSwan's charon, for building
+# and testing the library for that strongSwan (docs/architecture.md):
+# trixie (Debian 13, 6.0.1) or sid (6.1.0). That charon runs from the tree
+# with chroot inside a lab netns.
 #
-# Usage: scripts/trixie-root.sh [DIR]   (default: build/trixie/root)
+# Usage: scripts/suite-root.sh SUITE [DIR]   (default: build/SUITE/root)
 # The mirror is the one the host's apt uses for its own suite (override
-# with DEBIAN_MIRROR). Idempotent (stamp DIR/.mobike-rs-root holds the
-# tree's libstrongswan version); prints the tree's path on its last line
-# of stdout.
+# with DEBIAN_MIRROR). sid's Release file can be older than its Valid-Until
+# on a snapshot mirror, so the tree's apt is told not to check that date.
+# Idempotent (stamp DIR/.mobike-rs-root holds the tree's libstrongswan
+# version); prints the tree's path on its last line of stdout.
 set -euo pipefail
 
 # host_mirror: the URI of the host's apt source for its own codename
@@ -34,7 +36,12 @@ host_mirror() {
 	}' /etc/apt/sources.list
 }
 
-root=${1:-build/trixie/root}
+suite=${1:?usage: suite-root.sh SUITE [DIR]}
+case "$suite" in
+trixie | sid) ;;
+*) echo "suite-root: unknown suite $suite (trixie or sid)" >&2; exit 2 ;;
+esac
+root=${2:-build/$suite/root}
 mkdir -p "$root"
 root=$(cd "$root" && pwd)
 stamp=$root/.mobike-rs-root
@@ -44,7 +51,7 @@ if [ -f "$stamp" ] && [ -x "$root/usr/lib/ipsec/charon" ]; then
 	exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-	echo "trixie-root: needs root (debootstrap, chroot)" >&2
+	echo "suite-root: needs root (debootstrap, chroot)" >&2
 	exit 1
 fi
 mirror=${DEBIAN_MIRROR:-$(host_mirror)}
@@ -53,8 +60,10 @@ if ! command -v debootstrap >/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >&2
 fi
 # Debian 12's debootstrap knows trixie by its symlink to sid's script.
-echo "trixie-root: debootstrap trixie from $mirror into $root" >&2
-debootstrap --variant=minbase trixie "$root" "$mirror" >&2
+echo "suite-root: debootstrap $suite from $mirror into $root" >&2
+debootstrap --variant=minbase "$suite" "$root" "$mirror" >&2
+# A snapshot's sid Release is past its Valid-Until: apt would refuse it.
+echo 'Acquire::Check-Valid-Until "false";' >"$root/etc/apt/apt.conf.d/99mobike-rs"
 # apt in the tree needs /proc and /dev; they are mounted in a private mount
 # namespace, so nothing stays mounted on the host, whatever happens.
 unshare -m --propagation private sh -c '
