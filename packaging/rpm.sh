@@ -36,7 +36,7 @@ crate=$(sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$top/Cargo.tom
 # build without it (make rpm: Fedora's strongSwan has no ME) says so in its
 # release: 1.sw<version>.nome.
 if grep -q '^#define ME\b' "$tree/config.h"; then swan_me=with nome=""; else swan_me=without nome=.nome; fi
-release=1.sw$swan$nome
+rpm_release=1.sw$swan$nome
 arch=$(rpm --eval '%{_arch}' 2>/dev/null || uname -m)
 
 work=$(mktemp -d)
@@ -48,7 +48,7 @@ piddir=$(sed -n 's/^piddir=//p' "$work/stage/usr/libexec/strongswan/charon-mobik
 
 sed -e "s|@CRATE_VERSION@|$crate|g" -e "s|@SWAN_VERSION@|$swan|g" \
 	-e "s|@SWAN_NEXT@|$next|g" -e "s|@SWAN_ME@|$swan_me|g" -e "s|@ARCH@|$arch|g" \
-	-e "s|@RELEASE@|$release|g" -e "s|@PIDDIR@|$piddir|g" -e "s|@STAGE@|$work/stage|g" \
+	-e "s|@RELEASE@|$rpm_release|g" -e "s|@PIDDIR@|$piddir|g" -e "s|@STAGE@|$work/stage|g" \
 	"$here/rpm/strongswan-mobike-rs.spec.in" >"$work/strongswan-mobike-rs.spec"
 if grep -n '@[A-Z_]*@' "$work/strongswan-mobike-rs.spec" >&2; then
 	echo "rpm.sh: unsubstituted @...@ word in the spec (above)" >&2
@@ -67,7 +67,7 @@ if ! rpmbuild -bb --quiet \
 	echo "rpm.sh: rpmbuild failed" >&2
 	exit 1
 fi
-name=strongswan-mobike-rs-$crate-$release.$arch.rpm
+name=strongswan-mobike-rs-$crate-$rpm_release.$arch.rpm
 [ -f "$work/top/RPMS/$arch/$name" ] || {
 	cat "$work/rpmbuild.log" >&2
 	echo "rpm.sh: rpmbuild did not produce $name" >&2
