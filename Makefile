@@ -61,7 +61,7 @@ deps:
 		libstrongswan-standard-plugins iproute2 iptables iputils-ping \
 		build-essential dpkg-dev pkg-config binutils ca-certificates rpm cpio \
 		debootstrap tcpdump valgrind python3 conntrack \
-		qemu-system-x86 busybox-static kmod libclang-dev
+		qemu-system-x86 busybox-static kmod libclang-dev libssl-dev
 
 ifeq ($(SUITE),bookworm)
 $(SRC_STAMP):
@@ -116,7 +116,7 @@ adapter-memcheck: $(SRC_STAMP)
 	$(BUILD_ENV) tests/adapter-memcheck.sh
 
 # A library built for another charon configuration is refused at runtime.
-abi-guard: build
+abi-guard: build build-nome
 	tests/abi-guard.sh
 
 # Test-only: the library built as a hostile MOBIKE peer (cargo feature
@@ -153,7 +153,7 @@ interop-sid: build trixie sid
 unit-sid:
 	$(MAKE) unit SUITE=sid
 
-test: build trixie sid unit unit-sid adapter-memcheck fuzz interop interop-xfrm abi-guard hostile memcheck package-test
+test: build trixie sid unit unit-sid adapter-memcheck fuzz interop interop-xfrm abi-guard interop-nome hostile memcheck package-test
 
 demo: $(if $(filter 0,$(shell id -u)),deps) build
 	tests/lab/demo.sh
@@ -176,9 +176,10 @@ docs: $(SRC_STAMP) $(PGO_DEP)
 deb: build
 	packaging/deb.sh $(TARGET_DIR)/release $$(cat $(SRC_STAMP)) dist
 
-# strongswan-mobike-rs-<version>-1.sw<strongSwan version>.<arch>.rpm in dist/
-rpm: build
-	packaging/rpm.sh $(TARGET_DIR)/release $$(cat $(SRC_STAMP)) dist
+# strongswan-mobike-rs-<version>-1.sw<strongSwan version>.nome.<arch>.rpm in
+# dist/: the build without mediation (build-nome), as Fedora's strongSwan.
+rpm: build-nome
+	packaging/rpm.sh $(NOME_TARGET_DIR)/release $$(cat $(NOME_STAMP)) dist
 
 # Build both packages for 5.9.8 and 6.0.1 and the .deb for 6.1.0 (sid),
 # check them, install the .deb for the installed charon and remove it again.
@@ -186,6 +187,38 @@ package-test: deb rpm
 	$(MAKE) deb rpm SUITE=trixie
 	$(MAKE) deb SUITE=sid
 	tests/packaging.sh dist
+
+# --- The build without mediation (no ME), as Fedora configures strongSwan ---
+# A copy of the suite's configured source, configured --disable-mediation
+# (scripts/strongswan-src-nome.sh; build/strongswan-nome for 5.9.8,
+# build/trixie/strongswan-nome for 6.0.1), and the library built from it
+# in its own target dir. `make rpm` packages this build only (release
+# 1.sw<version>.nome): Fedora's charon has no ME, Debian's has.
+# `make interop-nome` preloads it into a charon built from the same source
+# without mediation (tests/lab/nome-charon.sh builds that charon).
+NOME_TREE_DIR := $(dir $(TREE_DIR))strongswan-nome
+NOME_STAMP := $(NOME_TREE_DIR)/.tree
+NOME_TARGET_DIR := $(TARGET_DIR)/nome
+NOME_ENV = STRONGSWAN_SRC=$$(cat $(NOME_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
+	CARGO_TARGET_DIR=$(NOME_TARGET_DIR)
+
+.PHONY: build-nome nome interop-nome
+
+$(NOME_STAMP): $(SRC_STAMP) scripts/strongswan-src-nome.sh
+	@mkdir -p $(NOME_TREE_DIR)
+	set -o pipefail; scripts/strongswan-src-nome.sh $(SRC_STAMP) $(NOME_TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
+
+build-nome: $(NOME_STAMP)
+	$(NOME_ENV) $(CARGO) build --release --workspace
+	@ls -l $(NOME_TARGET_DIR)/release/libmobike_rs.so
+
+# Both suites' no-ME builds.
+nome:
+	$(MAKE) build-nome
+	$(MAKE) build-nome SUITE=trixie
+
+interop-nome: build build-nome
+	tests/interop-nome.sh
 
 clean:
 	$(CARGO) clean

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Build strongswan-mobike-rs-<version>-1.sw<strongSwan version>.<arch>.rpm
-# with the Fedora/RHEL layout, from the same files as the .deb
+# Build strongswan-mobike-rs-<version>-1.sw<strongSwan version>[.nome].<arch>.rpm
+# (.nome: built against a tree without mediation, as `make rpm` does) with
+# the Fedora/RHEL layout, from the same files as the .deb
 # (packaging/stage.sh rpm) and packaging/rpm/strongswan-mobike-rs.spec.in.
 # rpmbuild runs with a private %_topdir in a temporary directory.
 #
 # Usage: packaging/rpm.sh RELEASE_DIR STRONGSWAN_TREE OUTDIR
-#   RELEASE_DIR      holds libmobike_rs.so and mobike-rs (make build)
+#   RELEASE_DIR      holds libmobike_rs.so and mobike-rs (make build-nome)
 #   STRONGSWAN_TREE  the configured strongSwan source the library was built
 #                    against (its config.h gives the version)
 # Prints the path of the package.
@@ -31,8 +32,11 @@ esac
 next="${swan%.*}.$((${swan##*.} + 1))~"
 crate=$(sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' "$top/Cargo.toml" | head -n1)
 [ -n "$crate" ] || { echo "rpm.sh: no [package] version in Cargo.toml" >&2; exit 1; }
-# The charon struct layouts also depend on mediation (ME); say which.
-if grep -q '^#define ME\b' "$tree/config.h"; then swan_me=with; else swan_me=without; fi
+# The charon struct layouts also depend on mediation (ME); say which. A
+# build without it (make rpm: Fedora's strongSwan has no ME) says so in its
+# release: 1.sw<version>.nome.
+if grep -q '^#define ME\b' "$tree/config.h"; then swan_me=with nome=""; else swan_me=without nome=.nome; fi
+rpm_release=1.sw$swan$nome
 arch=$(rpm --eval '%{_arch}' 2>/dev/null || uname -m)
 
 work=$(mktemp -d)
@@ -44,7 +48,7 @@ piddir=$(sed -n 's/^piddir=//p' "$work/stage/usr/libexec/strongswan/charon-mobik
 
 sed -e "s|@CRATE_VERSION@|$crate|g" -e "s|@SWAN_VERSION@|$swan|g" \
 	-e "s|@SWAN_NEXT@|$next|g" -e "s|@SWAN_ME@|$swan_me|g" -e "s|@ARCH@|$arch|g" \
-	-e "s|@PIDDIR@|$piddir|g" -e "s|@STAGE@|$work/stage|g" \
+	-e "s|@RELEASE@|$rpm_release|g" -e "s|@PIDDIR@|$piddir|g" -e "s|@STAGE@|$work/stage|g" \
 	"$here/rpm/strongswan-mobike-rs.spec.in" >"$work/strongswan-mobike-rs.spec"
 if grep -n '@[A-Z_]*@' "$work/strongswan-mobike-rs.spec" >&2; then
 	echo "rpm.sh: unsubstituted @...@ word in the spec (above)" >&2
@@ -63,7 +67,7 @@ if ! rpmbuild -bb --quiet \
 	echo "rpm.sh: rpmbuild failed" >&2
 	exit 1
 fi
-name=strongswan-mobike-rs-$crate-1.sw$swan.$arch.rpm
+name=strongswan-mobike-rs-$crate-$rpm_release.$arch.rpm
 [ -f "$work/top/RPMS/$arch/$name" ] || {
 	cat "$work/rpmbuild.log" >&2
 	echo "rpm.sh: rpmbuild did not produce $name" >&2

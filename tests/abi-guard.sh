@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The ABI guard refuses a library built for another charon. 1) The library
-# is built with bindings generated from the installed strongSwan's source
-# configured WITHOUT mediation (ME), which changes charon's struct layouts,
-# and preloaded into the installed charon (built with ME). charon must keep working with its
-# built-in MOBIKE (a break-before-make move in the lab) and log one error
-# that names both configurations. 2) The library built for the installed
-# 5.9.8 is preloaded into Debian 13's 6.0.1 charon: the same, naming both
-# versions. 3) The library built for 6.0.1 (trixie) in sid's 6.1.0 charon,
-# and 4) the one for 6.1.0 in 6.0.1's: the same. The error is logged in the
-# daemon's group [DMN], whose number every version shares.
+# The ABI guard refuses a library built for another charon; charon must
+# keep working with its built-in MOBIKE (a break-before-make move in the
+# lab) and log one error that names both builds, in the daemon's group
+# [DMN], whose number every version shares. The cases:
+#   no-me          the 5.9.8 library built without mediation (ME; make
+#                  build-nome, as the .rpm) in the installed 5.9.8 charon,
+#                  built with ME: ME changes charon's struct layouts
+#   me-in-nome     the 5.9.8 library built with ME (make build) in a 5.9.8
+#                  charon built here without ME (tests/lab/nome-charon.sh)
+#   trixie-no-me   the 6.0.1 library without ME in Debian 13's 6.0.1 charon
+#   other-version  the 5.9.8 library in Debian 13's 6.0.1 charon
+#   trixie-in-sid  the 6.0.1 library in sid's 6.1.0 charon
+#   sid-in-trixie  the 6.1.0 library in Debian 13's 6.0.1 charon
 #
 # Usage: tests/abi-guard.sh   (needs root, the lab's tools and cargo)
 set -u
@@ -18,39 +21,37 @@ tree=$(cat build/strongswan/.tree 2>/dev/null)
 skip() { echo "SKIP abi-guard: $*"; echo "abi-guard: 0 passed, 0 failed, 1 skipped"; exit 0; }
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces)"
 [ -n "$tree" ] && [ -f "$tree/config.h" ] || skip "no configured strongSwan tree (make build)"
-for t in ip iptables charon swanctl ping nm cargo; do
+for t in ip iptables charon swanctl ping nm cargo make; do
 	[ "$t" = charon ] && { [ -x /usr/lib/ipsec/charon ] || skip "missing /usr/lib/ipsec/charon"; continue; }
 	command -v "$t" >/dev/null 2>&1 || skip "missing tool: $t"
 done
 
-# The mismatched build: same source, configured without --enable-mediation.
-other=build/abi-guard/strongswan
-if [ ! -f "$other/.configured" ]; then
-	rm -rf build/abi-guard
-	mkdir -p build/abi-guard
-	cp -a "$tree" "$other"
-	(cd "$other" && ./configure --disable-mediation --disable-gmp --disable-static --quiet) >/dev/null ||
-		{ echo "FAIL abi-guard: configure without mediation failed"; exit 1; }
-	touch "$other/.configured"
-fi
-grep -q '^#define ME ' "$other/config.h" && { echo "FAIL abi-guard: $other still defines ME"; exit 1; }
 grep -q '^#define ME ' "$tree/config.h" || skip "the installed strongSwan was not built with ME; this test needs it"
-STRONGSWAN_SRC=$(cd "$other" && pwd) CARGO_TARGET_DIR=target/abi-guard \
-	cargo build --release --lib --quiet 2>&1 | grep -v '^warning: mobike-rs' >&2
-lib=$PWD/target/abi-guard/release/libmobike_rs.so
-[ -f "$lib" ] || { echo "FAIL abi-guard: mismatched build failed"; exit 1; }
+# nome_lib [SUITE=...]: the library built without mediation (make
+# build-nome: the same source configured --disable-mediation); its path.
+nome_lib() {
+	local out
+	out=$(make -s build-nome "$@" 2>&1) || { printf '%s\n' "$out" | tail -n 5 >&2; return 1; }
+	[ "${1:-}" = SUITE=trixie ] && echo "$PWD/target/trixie/nome/release/libmobike_rs.so" ||
+		echo "$PWD/target/nome/release/libmobike_rs.so"
+}
+lib=$(nome_lib) && [ -f "$lib" ] || { echo "FAIL abi-guard: the build without mediation failed (make build-nome)"; exit 1; }
+grep -q '^#define ME ' "$(cat build/strongswan-nome/.tree)/config.h" &&
+	{ echo "FAIL abi-guard: build/strongswan-nome still defines ME"; exit 1; }
 
 . tests/lab/lib.sh
 passed=0 failed=0 skipped=0
 
-# guard_case NAME LIB ROOT WANT: charon (from ROOT, or the host's) with the
-# mismatched LIB as road warrior against a stock gateway. The plugin must
-# refuse with the error WANT once, and the built-in MOBIKE must still move.
+# guard_case NAME LIB ROOT WANT [CHARON]: charon (from ROOT, CHARON or the
+# host's) with the mismatched LIB as road warrior against a stock gateway.
+# The plugin must refuse with the error WANT once, and the built-in MOBIKE
+# must still move.
 guard_case() {
-	local name=$1 mlib=$2 root=$3 want=$4
+	local name=$1 mlib=$2 root=$3 want=$4 charon=${5:-}
 	(
 		export LAB_LIB=$mlib LAB_ROOT_LIB=$mlib
 		[ -n "$root" ] && export LAB_ROOT_rw=$root
+		[ -n "$charon" ] && export LAB_CHARON_rw=$charon
 		trap lab_down EXIT
 		fail() { echo "  FAILED CHECK: $*" >&2; show_logs; exit 1; }
 		lab_up guard || fail "lab setup"
@@ -87,16 +88,49 @@ version=$(sed -n 's/^#define VERSION "\(.*\)"/\1/p' "$tree/config.h")
 guard_case no-me "$lib" "" \
 	"mobike-rs: ABI guard: this library was built for strongSwan $version without mediation (ME) but runs in strongSwan $version with mediation (ME)"
 
-# The library for the installed 5.9.8 in Debian 13's 6.0.1 charon.
+# The library for Debian's charon (with ME) in a charon built here from the
+# same source without ME.
+if [ ! -f "$LAB_LIB" ]; then
+	echo "SKIP abi-guard-me-in-nome: no library built with ME: $LAB_LIB (make build)"
+	skipped=$((skipped + 1))
+else
+	set -o pipefail
+	nome_charon=$(tests/lab/nome-charon.sh build/strongswan-nome/.tree | tail -n 1)
+	rc=$?
+	set +o pipefail
+	if [ $rc = 77 ]; then
+		echo "SKIP abi-guard-me-in-nome: cannot build a charon without mediation here (see above)"
+		skipped=$((skipped + 1))
+	elif [ $rc != 0 ] || [ ! -x "$nome_charon" ]; then
+		echo "FAIL abi-guard-me-in-nome: building the charon without mediation failed (tests/lab/nome-charon.sh)"
+		failed=$((failed + 1))
+	else
+		guard_case me-in-nome "$LAB_LIB" "" \
+			"mobike-rs: ABI guard: this library was built for strongSwan $version with mediation (ME) but runs in strongSwan $version without mediation (ME)" \
+			"$nome_charon"
+	fi
+fi
+
+# Debian 13's 6.0.1 charon: the library for the installed 5.9.8, and the
+# one for 6.0.1 built without ME.
 troot=$PWD/build/trixie/root
 if [ -x "$troot/usr/lib/ipsec/charon" ] && [ -f "$troot/.mobike-rs-root" ] && [ -f "$LAB_LIB" ]; then
 	tver=$(cat "$troot/.mobike-rs-root")
 	tver=${tver%%-*}
 	guard_case other-version "$LAB_LIB" "$troot" \
 		"mobike-rs: ABI guard: this library was built for strongSwan $version with mediation (ME) but runs in strongSwan $tver with mediation (ME)"
+	if tlib=$(nome_lib SUITE=trixie) && [ -f "$tlib" ]; then
+		guard_case trixie-no-me "$tlib" "$troot" \
+			"mobike-rs: ABI guard: this library was built for strongSwan $tver without mediation (ME) but runs in strongSwan $tver with mediation (ME)"
+	else
+		echo "FAIL abi-guard-trixie-no-me: the 6.0.1 build without mediation failed (make build-nome SUITE=trixie)"
+		failed=$((failed + 1))
+	fi
 else
-	echo "SKIP abi-guard-other-version: no Debian 13 tree or no library (make build, make build SUITE=trixie)"
-	skipped=$((skipped + 1))
+	for c in other-version trixie-no-me; do
+		echo "SKIP abi-guard-$c: no Debian 13 tree or no library (make build, make build SUITE=trixie)"
+		skipped=$((skipped + 1))
+	done
 fi
 # The libraries for two suite trees, each in the other's charon (from the
 # tree: rw's LAB_ROOT_rw, the library through LAB_ROOT_LIB).

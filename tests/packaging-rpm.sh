@@ -7,15 +7,18 @@
 # the library exports exactly charon's two entry points.
 #
 # Usage: tests/packaging-rpm.sh DIST [TREE_STAMP]
-#   DIST        holds strongswan-mobike-rs-<version>-1.sw<strongSwan>.<arch>.rpm
+#   DIST        holds strongswan-mobike-rs-<version>-1.sw<strongSwan>[.nome].<arch>.rpm
 #   TREE_STAMP  file naming the configured strongSwan tree the package was
-#               built from (default build/strongswan/.tree; Debian 13's:
-#               build/trixie/strongswan/.tree)
+#               built from (default build/strongswan-nome/.tree, the build
+#               without mediation that `make rpm` packages; 6.0.1's:
+#               build/trixie/strongswan-nome/.tree). Without ME in its
+#               config.h the release ends in .nome and the description
+#               says "without mediation".
 # Prints PASS/FAIL/SKIP per check and a summary; exit status 1 if any failed.
 set -u
 cd "$(dirname "$0")/.."
 dist=${1:?usage: tests/packaging-rpm.sh DIST [TREE_STAMP]}
-stamp=${2:-build/strongswan/.tree}
+stamp=${2:-build/strongswan-nome/.tree}
 
 for t in rpm rpm2cpio cpio nm readelf; do
 	if ! command -v "$t" >/dev/null; then
@@ -29,6 +32,8 @@ if [ -z "$swan" ]; then
 	echo "SKIP rpm: no configured strongSwan tree in $stamp (make build)"
 	exit 0
 fi
+# A tree without mediation (ME): the .nome release.
+if grep -q '^#define ME\b' "$tree/config.h"; then nome="" me=with; else nome=.nome me=without; fi
 crate=$(sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 arch=$(rpm --eval '%{_arch}')
 next="${swan%.*}.$((${swan##*.} + 1))~"
@@ -42,9 +47,9 @@ summary() {
 	[ "$failed" = 0 ]
 }
 
-name=strongswan-mobike-rs-$crate-1.sw$swan.$arch.rpm
+name=strongswan-mobike-rs-$crate-1.sw$swan$nome.$arch.rpm
 if [ ! -f "$dist/$name" ]; then
-	bad package "no $name in $dist (make rpm$([ "$stamp" = build/strongswan/.tree ] || echo ' SUITE=trixie')); there: $(cd "$dist" 2>/dev/null && ls -- *.rpm 2>/dev/null | paste -sd' ')"
+	bad package "no $name in $dist (make rpm$(case "$stamp" in build/trixie/*) echo ' SUITE=trixie' ;; esac)); there: $(cd "$dist" 2>/dev/null && ls -- *.rpm 2>/dev/null | paste -sd' ')"
 	summary
 	exit
 fi
@@ -55,8 +60,11 @@ q() { rpm -qp --nosignature "$@" "$rpm" 2>/dev/null; }
 
 # --- metadata ---------------------------------------------------------------
 meta=$(q --qf '%{NAME} %{VERSION} %{RELEASE} %{ARCH} %{LICENSE}')
-want="strongswan-mobike-rs $crate 1.sw$swan $arch GPL-2.0-or-later"
+want="strongswan-mobike-rs $crate 1.sw$swan$nome $arch GPL-2.0-or-later"
 [ "$meta" = "$want" ] && ok "metadata ($meta)" || bad metadata "'$meta', expected '$want'"
+q --qf '%{DESCRIPTION}' | tr '\n' ' ' | grep -q "strongSwan $swan configured $me mediation" &&
+	ok "description (strongSwan $swan configured $me mediation)" ||
+	bad description "does not say 'strongSwan $swan configured $me mediation'"
 
 # --- files: names, modes, owners, flags (c = %config, n = noreplace,
 #     d = %doc, l = %license) ---------------------------------------------

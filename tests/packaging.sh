@@ -172,9 +172,10 @@ else
 fi
 
 if [ -x tests/packaging-rpm.sh ]; then
-	tests/packaging-rpm.sh "$dist" || failed=$((failed + 1))
-	if [ -n "$(swan_of build/trixie/strongswan/.tree)" ]; then
-		tests/packaging-rpm.sh "$dist" build/trixie/strongswan/.tree || failed=$((failed + 1))
+	# make rpm packages the builds without mediation (build-nome).
+	tests/packaging-rpm.sh "$dist" build/strongswan-nome/.tree || failed=$((failed + 1))
+	if [ -n "$(swan_of build/trixie/strongswan-nome/.tree)" ]; then
+		tests/packaging-rpm.sh "$dist" build/trixie/strongswan-nome/.tree || failed=$((failed + 1))
 	fi
 else
 	bad rpm "tests/packaging-rpm.sh is missing"

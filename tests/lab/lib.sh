@@ -320,17 +320,20 @@ lab_save() {
 # charon_start NODE FLAVOUR [extra strongswan.conf lines...]
 # FLAVOUR: stock | rust | builtin (library preloaded, mode = builtin) |
 #         installed (run $LAB_DAEMON, the package's wrapper, in mode rust)
+# LAB_CHARON_<node> runs another charon on that node (one built here,
+# tests/lab/nome-charon.sh), LAB_LIB_<node> preloads another library there.
 charon_start() {
 	local node=$1 flavour=$2
 	shift 2
-	local d="$LAB_DIR/$node" preload="" plugins="" daemon=/usr/lib/ipsec/charon
+	local charon_var="LAB_CHARON_$node" lib_var="LAB_LIB_$node"
+	local d="$LAB_DIR/$node" preload="" plugins="" daemon=${!charon_var:-/usr/lib/ipsec/charon}
 	local kernel="kernel-libipsec kernel-netlink"
 	# kernel-libipsec before kernel-netlink: this machine's kernel has no ESP.
 	[ "$LAB_DATAPLANE" = xfrm ] && kernel=kernel-netlink
 	mkdir -p "$d"
 	case "$flavour" in
 		rust | builtin)
-			preload="LD_PRELOAD=$LAB_LIB"
+			preload="LD_PRELOAD=${!lib_var:-$LAB_LIB}"
 			plugins=" mobike-rs"
 			;;
 		installed) # the package's wrapper preloads its library itself
