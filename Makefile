@@ -161,7 +161,10 @@ demo: $(if $(filter 0,$(shell id -u)),deps) build
 # builtin against rust MOBIKE in the lab, several runs each: a table of
 # outages and the gateway's cost under many roaming IKE_SAs, also written
 # to target/bench/results.md. Not part of `make test` (timings are not
-# assertions). BENCH_QUICK=1: one run each, 50 IKE_SAs.
+# assertions). BENCH_QUICK=1: one run each, 50 IKE_SAs. BENCH_XFRM=1
+# (default) adds the outage rows with the kernel's IPsec, builtin against
+# rust in one boot of the VM (tests/lab/vm.sh), as ratios; BENCH_XFRM=only
+# runs just those, BENCH_XFRM=0 skips them (tools/bench-xfrm.sh).
 bench: build
 	tools/bench.sh
 

@@ -9,6 +9,11 @@ bench-probe.py DEST SECONDS [SOURCE]
     Each answer is printed as ping -D prints it, "[epoch.micro] 64 bytes
     from DEST: icmp_seq=N", at its arrival; at the end (or on SIGTERM) the
     line "N packets transmitted, M received". Needs root (raw socket).
+
+The arrival time is the kernel's receive timestamp (SO_TIMESTAMPNS), not
+the time this process got to read the answer: in the emulated VM of the
+xfrm bench (TCG) the prober itself is often scheduled late, and on a loaded
+machine too. Without the timestamp, the time of reading.
 """
 import os
 import select
@@ -19,6 +24,7 @@ import sys
 import time
 
 INTERVAL = 0.01
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux, asm-generic
 
 
 def checksum(data):
@@ -44,6 +50,7 @@ def main(argv):
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     if len(argv) == 3:
         sock.bind((argv[2], 0))
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     ident = os.getpid() & 0xFFFF
     sent = received = 0
     out = sys.stdout
@@ -72,8 +79,12 @@ def main(argv):
         ready, _, _ = select.select([sock], [], [], timeout)
         if not ready:
             continue
-        data, addr = sock.recvfrom(2048)
+        data, ancillary, _, addr = sock.recvmsg(2048, socket.CMSG_SPACE(16))
         t = time.time()
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                sec, nsec = struct.unpack("@qq", value[:16])
+                t = sec + nsec / 1e9
         ihl = (data[0] & 0x0F) * 4
         kind, _, _, rid, seq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
         if kind == 0 and rid == ident and addr[0] == dest:

@@ -56,6 +56,10 @@
 # lines a roam runs (tools/callgrind-summary.py). Deterministic where the
 # CPU times are not; the times and CPU of such a run are not the benchmark's.
 # Use a few IKE_SAs: BENCH_SAS=100 BENCH_MANY_RUNS=2.
+# BENCH_XFRM=1 (default) | 0 | only: the outage rows again with the
+# kernel's IPsec in the VM of tests/lab/vm.sh (tools/bench-xfrm.sh: also
+# BENCH_XFRM_RUNS, BENCH_XFRM_ONLY, BENCH_XFRM_SCALE). BENCH_OUT_DIR
+# (target/bench): where results.md and the raw files go.
 set -u
 cd "$(dirname "$0")/.."
 . tests/lab/lib.sh
@@ -78,7 +82,9 @@ ONLY=${BENCH_ONLY:-break nat return silent silentnosrc natmap many}
 SETTLE=0.5 # seconds of traffic watched after it came back
 RUST_PREFERENCE="rw-a=100, rw-b=50" # the rust road warrior's, for the return
 SWITCH_BACK_DELAY_MS=500 # its default switch_back_delay, for the table
-OUT_DIR=target/bench
+WARM_TRIES=100 # 50 ms polls for the first 20 answers before an event
+LINK_SETTLE=0.5 # seconds for charon's reaction to a link coming up (return)
+OUT_DIR=${BENCH_OUT_DIR:-target/bench}
 RESULTS=$OUT_DIR/results.md
 RAW=$OUT_DIR/raw.txt # one line per measurement: KEY FLAVOUR VALUE
 
@@ -114,6 +120,8 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 record() { echo "$1 $2 $3" >>"$RAW"; }
+
+. tools/bench-xfrm.sh
 
 # harness_fail KEY FLAVOUR WHY: the scenario could not be set up or checked.
 harness_fail() {
@@ -157,29 +165,33 @@ rw_setup() {
 
 # measure KEY FLAVOUR NS DEST CAP EVENT [SOURCE]: probe DEST from NS,
 # wait for traffic, evaluate EVENT, wait until an answer arrives more than
-# 0.1 s after it (at most CAP seconds), watch SETTLE seconds more, record
-# the outage (ms) or "never". Sets M_T0 (the event's time) and M_PING.
+# 0.1 s after it ended (at most CAP seconds), watch SETTLE seconds more,
+# record the outage (ms) or "never". Sets M_T0 (the event's time) and
+# M_PING. After the event's end, not its start: in the VM (xfrm) iptables
+# and conntrack take longer than 0.1 s, and answers from before they took
+# effect would end the wait.
 measure() {
-	local key=$1 flavour=$2 ns=$3 dest=$4 cap=$5 event=$6 i t_end
+	local key=$1 flavour=$2 ns=$3 dest=$4 cap=$5 event=$6 i t_end after
 	shift 6
 	M_PING="$LAB_DIR/ping.$key.out"
 	pinger_start "$ns" "$dest" "$M_PING" $((cap + 10)) "$@"
-	for i in $(seq 1 100); do
+	for i in $(seq 1 "$WARM_TRIES"); do
 		[ "$(answers "$M_PING")" -ge 20 ] && break
 		sleep 0.05
 	done
 	[ "$(answers "$M_PING")" -ge 20 ] || { pinger_stop; harness_fail "$key" "$flavour" "no traffic before the event"; return 1; }
 	M_T0=$(now)
 	eval "$event" || { pinger_stop; harness_fail "$key" "$flavour" "event failed: $event"; return 1; }
+	after=$(awk -v t="$(now)" 'BEGIN { printf "%.6f", t + 0.1 }')
 	# Nothing to look for before 0.1 s, and the polling's processes would
 	# compete for the lab's CPUs with the move being measured.
 	sleep 0.1
 	for i in $(seq 1 $((cap * 20))); do
-		answered_after "$M_PING" "$(awk -v t="$M_T0" 'BEGIN { printf "%.6f", t + 0.1 }')" && break
+		answered_after "$M_PING" "$after" && break
 		[ "$(elapsed_ms "$M_T0")" -ge $((cap * 1000)) ] && break
 		sleep 0.05
 	done
-	if answered_after "$M_PING" "$(awk -v t="$M_T0" 'BEGIN { printf "%.6f", t + 0.1 }')"; then
+	if answered_after "$M_PING" "$after"; then
 		sleep "$SETTLE"
 		t_end=$(now)
 		pinger_stop
@@ -216,7 +228,7 @@ run_break_return() {
 	wait_for 'bridge -n "$LAB_NS-rt" link show dev p-rwa | grep -q "state forwarding"' &&
 		wait_for 'ip -n "$LAB_NS-rw" -o link show rw-a | grep -q "state UP"' ||
 		{ harness_fail return "$flavour" "rw-a's link did not come up"; return 1; }
-	sleep 0.5 # charon's own reaction to the link event (an address-less link) passes
+	sleep "$LINK_SETTLE" # charon's own reaction to the link event (an address-less link) passes
 	[ "$(sa_field rw local)" = "198.18.2.2[4500]" ] || { harness_fail return "$flavour" "rw left rw-b without an address on rw-a: $(sa_field rw local)"; return 1; }
 	# The first ESP packet the gateway sends to rw-a (not IKE: the UDP
 	# payload of ESP-in-UDP starts with a non-zero SPI).
@@ -224,7 +236,7 @@ run_break_return() {
 		'dst host 198.18.1.2 and ((udp port 4500 and udp[8:4] != 0) or ip proto 50)' \
 		>"$LAB_DIR/esp.out" 2>"$LAB_DIR/esp.err" &
 	TCPDUMP_PID=$!
-	for i in $(seq 1 100); do
+	for i in $(seq 1 "$WARM_TRIES"); do
 		grep -q 'listening on' "$LAB_DIR/esp.err" && break
 		sleep 0.05
 	done
@@ -248,7 +260,7 @@ measure_return() {
 	local flavour=$1 i t_end
 	M_PING="$LAB_DIR/ping.return.out"
 	pinger_start "$LAB_NS-rw" "$LAB_LAN" "$M_PING" $((RETURN_MAX + 10))
-	for i in $(seq 1 100); do
+	for i in $(seq 1 "$WARM_TRIES"); do
 		[ "$(answers "$M_PING")" -ge 20 ] && break
 		sleep 0.05
 	done
@@ -676,6 +688,7 @@ runtime=$(awk -v ms="$(elapsed_ms "$BENCH_START")" 'BEGIN { printf "%dm%02ds", m
 		many_row many_mem bytes "gw VmRSS per IKE_SA (growth over the setup / IKE_SAs)"
 		echo
 	fi
+	bench_xfrm_table
 	[ "$HARNESS_FAILED" = 0 ] || echo "Harness failures: see above; raw values in $RAW."
 } >"$RESULTS"
 echo
