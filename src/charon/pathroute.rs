@@ -50,6 +50,9 @@ pub const PROTOCOL: u8 = 77;
 /// (after kernel-libipsec's and kernel-netlink's table 220).
 pub const TABLE: u8 = 221;
 pub const PRIORITY: u32 = 221;
+/// NETLINK_GET_STRICT_CHK (linux/netlink.h): dump requests are checked,
+/// and their header filters a route dump.
+const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
 /// Linux capability CAP_NET_RAW (linux/capability.h).
 const CAP_NET_RAW: u32 = 13;
 /// IKE's non-ESP marker on the NAT-T port (RFC 3948 2.2).
@@ -560,6 +563,18 @@ fn open() -> Option<OwnedFd> {
 /// A dump is read to its end, at most [`MAX_DATAGRAMS`] datagrams.
 fn transact(req: &[u8], seq: u32) -> Option<(Vec<RouteNetlinkMessage>, i32)> {
     let fd = open()?;
+    if u16::from_ne_bytes([req[6], req[7]]) & NLM_F_DUMP != 0 {
+        // the kernel filters a route dump by the request's protocol
+        // (Linux 4.20 and later; before, everything comes and is
+        // filtered here, within MAX_DATAGRAMS)
+        let on: libc::c_int = 1;
+        let _ = setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_NETLINK,
+            NETLINK_GET_STRICT_CHK,
+            &on,
+        );
+    }
     if !super::netlink::send_to_kernel(fd.as_raw_fd(), req) {
         return None;
     }
@@ -829,6 +844,7 @@ pub fn remove_stale() -> usize {
         }
         let mut q = RouteMessage::default();
         q.header.address_family = fam;
+        q.header.protocol = RouteProtocol::Other(PROTOCOL);
         let seq = next_seq();
         let req = encode(
             RouteNetlinkMessage::GetRoute(q),
