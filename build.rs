@@ -69,8 +69,7 @@ fn probe_headers(src: &std::path::Path) {
     let header = |rel: &str| {
         let path = src.join(rel);
         println!("cargo:rerun-if-changed={}", path.display());
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
     let peer_cfg = header("src/libcharon/config/peer_cfg.h");
     let child_cfg = header("src/libcharon/config/child_cfg.h");
@@ -103,8 +102,6 @@ fn probe_headers(src: &std::path::Path) {
 fn generate_bindings(src: &std::path::Path, config_h: &std::path::Path) {
     println!("cargo:rerun-if-changed=src/charon/strongswan.h");
     let config = std::fs::read_to_string(config_h).expect("config.h readable");
-    // Debian builds charon with mediation; a build without it has other
-    // layouts (the ABI guard compares it with the running charon)
     // the version, apart from bindgen, for the plugin version's unit test
     if let Some(v) = config.lines().find_map(|l| {
         l.strip_prefix("#define VERSION \"")
@@ -112,6 +109,8 @@ fn generate_bindings(src: &std::path::Path, config_h: &std::path::Path) {
     }) {
         println!("cargo:rustc-env=MOBIKE_RS_SWAN_VERSION={v}");
     }
+    // Debian builds charon with mediation; a build without it has other
+    // layouts (the ABI guard compares it with the running charon)
     println!("cargo:rustc-check-cfg=cfg(strongswan_me)");
     if config
         .lines()

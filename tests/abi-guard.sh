@@ -12,6 +12,8 @@
 #   other-version  the 5.9.8 library in Debian 13's 6.0.1 charon
 #   trixie-in-sid  the 6.0.1 library in sid's 6.1.0 charon
 #   sid-in-trixie  the 6.1.0 library in Debian 13's 6.0.1 charon
+#   sid's charon loads the library for it from its plugin directory (the
+#   plugin version symbol matches) and refuses the one for 6.0.1 itself
 #
 # Usage: tests/abi-guard.sh   (needs root, the lab's tools and cargo)
 set -u
@@ -152,5 +154,63 @@ suite_case() { # NAME LIB_SUITE CHARON_SUITE
 }
 suite_case trixie-in-sid trixie sid
 suite_case sid-in-trixie sid trixie
+
+# charon's own check (6.0.3 and later): a plugin loaded from a file, not
+# preloaded, must export <name>_plugin_version equal to charon's VERSION.
+# sid's charon, in a netns of its own, with the plugin directory holding
+# the library for 6.1.0 (loads) or the one for 6.0.1 (refused by charon).
+plugin_from_file() { # ROOT LIB: charon's log lines about the plugin
+	local root=$1 lib=$2 w
+	w=$(mktemp -d)
+	[ -n "$root" ] && [ -d "$w" ] || return 1
+	cp -a "$root/usr/lib/ipsec/plugins" "$w/plugins"
+	cp "$lib" "$w/plugins/libstrongswan-mobike-rs.so"
+	cat >"$w/strongswan.conf" <<EOF
+charon {
+	load_modular = no
+	load = random nonce openssl pem pkcs1 x509 pubkey kernel-netlink socket-default mobike-rs
+	filelog { log { path = $w/charon.log
+		default = 1
+		lib = 2 } }
+	plugins { mobike-rs { status_socket = unix://$w/status.sock } }
+}
+EOF
+	# charon runs until timeout stops it; all mounts are the namespace's
+	timeout 5 unshare -m -n --propagation private sh -c "
+		mount -t proc proc $root/proc && mount --rbind /dev $root/dev &&
+		mount -t tmpfs tmpfs $root/run && mount -t tmpfs tmpfs $root/tmp &&
+		mkdir -p $root$w && mount --bind $w $root$w &&
+		mount --bind $w/plugins $root/usr/lib/ipsec/plugins &&
+		exec chroot $root env STRONGSWAN_CONF=$w/strongswan.conf /usr/lib/ipsec/charon" >/dev/null 2>&1
+	grep -E "plugin 'mobike-rs'|mobike-rs: plugin loaded" "$w/charon.log"
+	rm -rf "$w"
+}
+sroot=$PWD/build/sid/root
+slib=$PWD/target/sid/release/libmobike_rs.so
+tlib=$PWD/target/trixie/release/libmobike_rs.so
+if [ -x "$sroot/usr/lib/ipsec/charon" ] && [ -f "$slib" ] && [ -f "$tlib" ]; then
+	sver=$(cat "$sroot/.mobike-rs-root")
+	sver=${sver%%-*}
+	out=$(plugin_from_file "$sroot" "$slib")
+	if grep -q "plugin 'mobike-rs': loaded successfully" <<<"$out" && grep -q 'mobike-rs: plugin loaded' <<<"$out"; then
+		echo "PASS abi-guard-plugin-version (the library for $sver loaded from a file by $sver's charon)"
+		passed=$((passed + 1))
+	else
+		echo "FAIL abi-guard-plugin-version: the library for $sver not loaded from a file: $out"
+		failed=$((failed + 1))
+	fi
+	out=$(plugin_from_file "$sroot" "$tlib")
+	if grep -q "plugin 'mobike-rs': failed to load - plugin version .* doesn't match version $sver" <<<"$out" &&
+		! grep -q 'mobike-rs: plugin loaded' <<<"$out"; then
+		echo "PASS abi-guard-plugin-version-other (charon $sver refuses the library for trixie: ${out##*] })"
+		passed=$((passed + 1))
+	else
+		echo "FAIL abi-guard-plugin-version-other: charon $sver did not refuse the library for trixie: $out"
+		failed=$((failed + 1))
+	fi
+else
+	echo "SKIP abi-guard-plugin-version: no sid tree or no library for sid and trixie (make build SUITE=sid, SUITE=trixie)"
+	skipped=$((skipped + 1))
+fi
 echo "abi-guard: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

@@ -9,6 +9,7 @@
 #   negotiate, break-before-make, NAT   rw 5.9.8 stock     gw SUITE rust
 #   negotiate, break-before-make, NAT   rw 5.9.8 rust      gw SUITE rust
 #   negotiate, break-before-make, NAT   rw SUITE rust      gw 5.9.8 stock
+#   MOBIKE off in gw's connection       rw 5.9.8 rust      gw SUITE rust
 #   sid only:
 #   negotiate, break-before-make, NAT   rw 6.0.1 rust      gw 6.1.0 rust
 #   negotiate, break-before-make, NAT   rw 6.1.0 rust      gw 6.0.1 rust

@@ -61,6 +61,7 @@ SCENARIOS=(
 	"natmap rust rust"
 	"filter rust stock"
 	"filter stock rust"
+	"nomobike rust rust"
 	"negotiate stock rust@trixie"
 	"negotiate rust rust@trixie"
 	"negotiate rust@trixie stock"
@@ -70,6 +71,7 @@ SCENARIOS=(
 	"nat stock rust@trixie"
 	"nat rust rust@trixie"
 	"nat rust@trixie stock"
+	"nomobike rust rust@trixie"
 	"negotiate stock rust@sid"
 	"negotiate rust rust@sid"
 	"negotiate rust@sid stock"
@@ -79,6 +81,7 @@ SCENARIOS=(
 	"nat stock rust@sid"
 	"nat rust rust@sid"
 	"nat rust@sid stock"
+	"nomobike rust rust@sid"
 	"negotiate rust@trixie rust@sid"
 	"negotiate rust@sid rust@trixie"
 	"negotiate rust@sid stock@trixie"
@@ -362,6 +365,26 @@ scenario_nat() {
 	sa_raw gw | grep -q 'nat-remote=yes' || fail "gw does not know rw is behind a NAT" || return 1
 	lab_log "through the NAT: gateway sees $remote"
 	check_flavour rw "$rwf" && check_flavour gw "$gwf"
+}
+
+# MOBIKE switched off in the gateway's connection (swanctl `mobike = no`:
+# peer_cfg's use_mobike() up to 6.0.1, the option OPT_NO_MOBIKE from 6.0.2
+# on): the gateway does not agree to MOBIKE (RFC 4555 3.1), the tunnel
+# works, and the gateway's status says why.
+scenario_nomobike() {
+	local rwf=$1 gwf=$2 st
+	LAB_GW_MOBIKE=no setup "nomob" "$rwf" "$gwf" "" || return 1
+	! in_log rw 'peer supports MOBIKE' || fail "rw: MOBIKE negotiated although gw's connection has mobike = no" || return 1
+	case "$gwf" in
+		rust*)
+			st=$(status gw --json) || fail "mobike-rs status on gw failed: $st" || return 1
+			case "$st" in
+				*'"mobike":{"configured":false,"negotiated":false}'*) ;;
+				*) fail "gw status: $st" || return 1 ;;
+			esac
+			lab_log "gw: $(status gw | grep 'MOBIKE:')"
+			;;
+	esac
 }
 
 # d) the preferred interface comes back: prefer_best_path moves back.

@@ -224,7 +224,11 @@ mod tests {
     /// suite's tree): with 6.0.2's DBG_WCH, CFG is one further on.
     #[test]
     fn debug_groups_are_those_of_the_library_built_for() {
-        for (group, name) in [(Group::Dmn, "DMN"), (Group::Ike, "IKE"), (Group::Cfg, "CFG")] {
+        for (group, name) in [
+            (Group::Dmn, "DMN"),
+            (Group::Ike, "IKE"),
+            (Group::Cfg, "CFG"),
+        ] {
             // SAFETY: enum_to_name reads libstrongswan's static name table.
             let n = unsafe { sys::enum_to_name(sys::debug_names, group.value() as c_int) };
             assert!(!n.is_null(), "{group:?}: no name");

@@ -454,7 +454,7 @@ EOF
 connections {
 	rw {
 		pools = rwpool
-		mobike = yes
+		mobike = ${LAB_GW_MOBIKE:-yes}
 		local { auth = psk
 			id = gw.lab.test }
 		remote { auth = psk
