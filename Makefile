@@ -206,18 +206,23 @@ package-test: deb rpm
 NOME_TREE_DIR := $(dir $(TREE_DIR))strongswan-nome
 NOME_STAMP := $(NOME_TREE_DIR)/.tree
 NOME_TARGET_DIR := $(TARGET_DIR)/nome
+# (`make rpm PGO=1`: the profile trained with the suite's build.)
 NOME_ENV = STRONGSWAN_SRC=$$(cat $(NOME_STAMP)) STRONGSWAN_LIBDIR=$(SWAN_LIBDIR) \
-	CARGO_TARGET_DIR=$(NOME_TARGET_DIR)
+	CARGO_TARGET_DIR=$(NOME_TARGET_DIR) RUSTFLAGS="$(PGO_FLAGS)"
 
-.PHONY: build-nome nome interop-nome
+.PHONY: build-nome unit-nome nome interop-nome
 
 $(NOME_STAMP): $(SRC_STAMP) scripts/strongswan-src-nome.sh
 	@mkdir -p $(NOME_TREE_DIR)
 	set -o pipefail; scripts/strongswan-src-nome.sh $(SRC_STAMP) $(NOME_TREE_DIR) | tail -n 1 > $@.tmp && test -s $@.tmp && mv $@.tmp $@
 
-build-nome: $(NOME_STAMP)
+build-nome: $(NOME_STAMP) $(PGO_DEP)
 	$(NOME_ENV) $(CARGO) build --release --workspace
 	@ls -l $(NOME_TARGET_DIR)/release/libmobike_rs.so
+
+# The unit tests of the build without ME (its own cfg branches).
+unit-nome: $(NOME_STAMP) $(PGO_DEP)
+	$(NOME_ENV) $(CARGO) test --release --workspace
 
 # Both suites' no-ME builds.
 nome:

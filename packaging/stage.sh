@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the files of the strongswan-mobike-rs package into a staging tree,
 # with the paths of one distribution family. Used by `make deb` and
-# `make rpm`; both packages carry the same files.
+# `make rpm`; both packages carry the same files (the .rpm those of the
+# build without mediation, make build-nome).
 #
 # Usage: packaging/stage.sh deb|rpm DESTDIR LIBRARY CLI
 set -euo pipefail

@@ -6,7 +6,7 @@
 # path, compiled in: nothing of the host's ME charon is loaded). The copy's
 # config.h must be byte-identical to the tree's, so the library's bindings
 # and this charon agree on every layout. Cached: a second run with the same
-# config.h builds nothing.
+# config.h and this script unchanged builds nothing.
 #
 # The plugins built are those the lab loads (tests/lab/lib.sh) plus the
 # defaults that set nothing in config.h; openssl needs libssl-dev,
@@ -37,7 +37,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 inst=$out/inst
 charon=$inst/libexec/ipsec/charon
-key="$(sha256sum <"$tree/config.h" | cut -d' ' -f1) $(cat "$tree/.mobike-rs-configured" 2>/dev/null)"
+key="$(cat "$tree/config.h" "$0" | sha256sum | cut -d' ' -f1) $(cat "$tree/.mobike-rs-configured" 2>/dev/null)"
 if [ -x "$charon" ] && [ "$(cat "$out/.built" 2>/dev/null)" = "$key" ]; then
 	echo "$charon"
 	exit 0
