@@ -46,10 +46,15 @@ use crate::mobike::steer::{self, PairFacts, PathKey, PathRoutes, PathRouting, Ro
 
 /// rtnetlink protocol of our rules and routes (`ip rule/route ... proto 77`).
 pub const PROTOCOL: u8 = 77;
-/// The routing table of path routes, and the priority of their rules
-/// (after kernel-libipsec's and kernel-netlink's table 220).
+/// The routing table of path routes.
 pub const TABLE: u8 = 221;
-pub const PRIORITY: u32 = 221;
+/// The priority of their rules: before charon's `from all lookup 220`
+/// (kernel-netlink, kernel-libipsec), whose routes for the remote traffic
+/// selectors (a full tunnel: 0.0.0.0/0 through the first interface) would
+/// otherwise catch the outer packets to the peer. Our rule matches only
+/// from the chosen local address to the peer's, so inner traffic (from a
+/// virtual IP or the protected networks) never meets it.
+pub const PRIORITY: u32 = 219;
 /// NETLINK_GET_STRICT_CHK (linux/netlink.h): dump requests are checked,
 /// and their header filters a route dump.
 const NETLINK_GET_STRICT_CHK: libc::c_int = 12;
