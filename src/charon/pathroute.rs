@@ -787,31 +787,38 @@ pub fn before_move(sa: u32, local: IpAddr, peer: IpAddr) {
     }
     let key = PathKey { local, peer };
     let (facts, _) = pair_facts(local, peer);
-    let moved = with_routes(|t| t.moved(sa, key, facts, m));
-    if let Some(why) = moved.log {
-        log(Group::Ike, 1, &why);
-    }
-    apply(&moved.ops);
+    // applied under the table's lock: two IKE_SAs sharing a pair never
+    // see their install and removal reordered
+    with_routes(|t| {
+        let moved = t.moved(sa, key, facts, m);
+        if let Some(why) = moved.log {
+            log(Group::Ike, 1, &why);
+        }
+        apply(&moved.ops);
+    });
 }
 
 /// IKE_SA `old` was rekeyed into `new`: the path route goes with it.
 pub fn rekeyed(old: u32, new: u32) {
-    if let Some(op) = with_routes(|t| t.rekeyed(old, new)) {
-        apply(&[op]);
-    }
+    with_routes(|t| {
+        if let Some(op) = t.rekeyed(old, new) {
+            apply(&[op]);
+        }
+    });
 }
 
 /// IKE_SA `sa` is going: its path route goes unless another holds it.
 pub fn released(sa: u32) {
-    if let Some(op) = with_routes(|t| t.released(sa)) {
-        apply(&[op]);
-    }
+    with_routes(|t| {
+        if let Some(op) = t.released(sa) {
+            apply(&[op]);
+        }
+    });
 }
 
 /// The plugin unloads: every path route goes.
 pub fn unload() {
-    let ops = with_routes(|t| t.clear());
-    apply(&ops);
+    with_routes(|t| apply(&t.clear()));
 }
 
 /// Removes every rule and route of protocol [`PROTOCOL`] (what a crashed
