@@ -85,8 +85,9 @@ fn routed(buf: &[u8], seq: u32) -> Option<u32> {
     })
 }
 
-/// A NETLINK_ROUTE socket for lookups, with the receive timeout set.
-fn open_socket() -> Option<OwnedFd> {
+/// A NETLINK_ROUTE socket with the receive timeout set (lookups here,
+/// path route changes in pathroute.rs).
+pub(super) fn open_socket() -> Option<OwnedFd> {
     // SAFETY: plain socket(2); the descriptor is owned at once.
     let fd = unsafe {
         libc::socket(

@@ -64,8 +64,8 @@ const CAP_NET_RAW: u32 = 13;
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
 /// Largest IKE message copied (charon's MAX_PACKET).
 const MAX_DATAGRAM: usize = 10_000;
-/// Receive timeout per datagram and most datagrams read per request.
-const RECV_TIMEOUT_US: libc::suseconds_t = 200_000;
+/// Most datagrams read per request (each within netlink.rs's receive
+/// timeout).
 const MAX_DATAGRAMS: usize = 64;
 /// Most rules and routes removed at start (a dump is read in full, but
 /// only this many are acted on).
@@ -533,41 +533,13 @@ fn answers(buf: &[u8], seq: u32, out: &mut Vec<Answer>) {
     }
 }
 
-/// A fresh NETLINK_ROUTE socket (route and rule changes are rare: one per
-/// transaction, so no answer of another is ever read as ours).
-fn open() -> Option<OwnedFd> {
-    // SAFETY: plain socket(2); the descriptor is owned at once.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let timeout = libc::timeval {
-        tv_sec: 0,
-        tv_usec: RECV_TIMEOUT_US,
-    };
-    setsockopt(
-        fd.as_raw_fd(),
-        libc::SOL_SOCKET,
-        libc::SO_RCVTIMEO,
-        &timeout,
-    )
-    .ok()?;
-    Some(fd)
-}
-
 /// Sends `req` (request `seq`) and reads its answer: the messages, and
 /// the error code of its ACK (0) or error; `None` if no answer came.
 /// A dump is read to its end, at most [`MAX_DATAGRAMS`] datagrams.
 fn transact(req: &[u8], seq: u32) -> Option<(Vec<RouteNetlinkMessage>, i32)> {
-    let fd = open()?;
+    // a fresh socket: route and rule changes are rare (one per
+    // transaction), so no answer of another is ever read as ours
+    let fd = super::netlink::open_socket()?;
     if u16::from_ne_bytes([req[6], req[7]]) & NLM_F_DUMP != 0 {
         // the kernel filters a route dump by the request's protocol
         // (Linux 4.20 and later; before, everything comes and is
