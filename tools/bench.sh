@@ -496,7 +496,7 @@ want() { [[ " $ONLY " == *" $1 "* ]]; }
 [ -z "${BENCH_CALLGRIND:-}" ] || want many ||
 	die "BENCH_CALLGRIND profiles the many-roams part only: add many to BENCH_ONLY"
 
-echo "== make bench: $RUNS run(s) per scenario and flavour, $SAS IKE_SAs for the gateway part"
+[ -z "$ONLY" ] || echo "== make bench: $RUNS run(s) per scenario and flavour, $SAS IKE_SAs for the gateway part"
 for run in $(seq 1 "$RUNS"); do
 	for flavour in builtin rust; do
 		if want break || want return; then
