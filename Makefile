@@ -99,7 +99,8 @@ interop: build
 # `make test-xfrm` all of tests/interop.sh's XFRM_SCENARIOS.
 XFRM_CI := negotiate-rust-rust break-rust-stock break-stock-rust break-rust-rust \
 	nat-rust-stock nat-stock-rust nat-rust-rust v4to6-rust-rust v6to4-rust-rust \
-	rr-rust-rust xfrmif-rust-rust v4to6back-rust-rust transport46-rust-stock
+	rr-rust-rust xfrmif-rust-rust v4to6back-rust-rust transport46-rust-stock \
+	silentnosrc-rust-stock
 interop-xfrm: build
 	LAB_DATAPLANE=xfrm tests/interop.sh $(XFRM_CI)
 

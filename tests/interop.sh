@@ -128,6 +128,8 @@ XFRM_SCENARIOS=(
 	"xfrmif stock rust"
 	"transport46 rust stock"
 	"transport46 rust rust"
+	"silentnosrc rust stock"
+	"silentnosrc6 rust rust"
 )
 # FLAVOUR@SUITE: the charon of another suite's tree, made by `make build
 # SUITE=...` (scripts/suite-root.sh), with the library built for it:
@@ -1067,7 +1069,10 @@ silent_nosrc() {
 	[ "$(sa_field rw local)" = "${LAB_RW_A}[4500]" ] ||
 		fail "rw not on rw-ar before the failure: $(sa_field rw local)" || return 1
 	spis=$(sa_field rw spis)
+	if [ "$LAB_DATAPLANE" = xfrm ]; then kernel_before || return 1; fi
 	nosrc_move "$spis" "$rwf" || return 1
+	# the kernel's SAs and policies followed in place (same SPIs, no NAT)
+	if [ "$LAB_DATAPLANE" = xfrm ]; then kernel_after no || return 1; fi
 	# the IKE_SA goes: nothing of ours stays
 	swan rw --terminate --ike gw --timeout "$LAB_WAIT" >/dev/null 2>&1 ||
 		fail "swanctl --terminate --ike gw" || return 1
@@ -1120,10 +1125,16 @@ fi
 selected=("${SCENARIOS[@]}")
 if [ $# -gt 0 ]; then
 	selected=()
-	for s in "${SCENARIOS[@]}" "${EXTRA_SCENARIOS[@]}"; do
-		for want in "$@"; do
-			[ "$s" = "$want" ] || [ "${s// /-}" = "$want" ] && selected+=("$s")
+	for want in "$@"; do
+		found=0
+		for s in "${SCENARIOS[@]}" "${EXTRA_SCENARIOS[@]}"; do
+			if [ "$s" = "$want" ] || [ "${s// /-}" = "$want" ]; then
+				selected+=("$s")
+				found=1
+			fi
 		done
+		# a misspelt name must not pass as "0 passed, 0 failed"
+		[ $found = 1 ] || { echo "interop: no scenario '$want' (LAB_DATAPLANE=$LAB_DATAPLANE; tests/interop.sh -l lists them)" >&2; exit 2; }
 	done
 fi
 
